@@ -1,0 +1,270 @@
+"""Configuration dicts, URL/file opening with an on-disk cache, dynamic construction, logging, time format."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import importlib
+import io
+import os
+import re
+import sys
+import tempfile
+import time
+import urllib.parse
+from typing import Any, BinaryIO, Callable
+
+CACHE_DIR_ENV = "DNNLIB_CACHE_DIR"
+
+
+class EasyDict(dict):
+    """A dict whose items are also attributes: `d.lr == d['lr']`."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self[name] = value
+
+    def __delattr__(self, name: str) -> None:
+        del self[name]
+
+
+# ----------------------------------------------------------------------------
+# Logging and time.
+
+
+class Logger:
+    """Tees everything written to stdout/stderr into a log file (and still to the console).
+
+    Use as a context manager or call `close()`; the original streams are restored on close.
+    """
+
+    def __init__(self, file_name: str | None = None, file_mode: str = "w", should_flush: bool = True):
+        self.file = open(file_name, file_mode, encoding="utf-8") if file_name is not None else None
+        self.should_flush = should_flush
+        self.stdout = sys.stdout
+        self.stderr = sys.stderr
+        sys.stdout = self
+        sys.stderr = self
+
+    def __enter__(self) -> "Logger":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def write(self, text: str) -> int:
+        if len(text) == 0:
+            return 0
+        if self.file is not None:
+            self.file.write(text)
+        self.stdout.write(text)
+        if self.should_flush:
+            self.flush()
+        return len(text)
+
+    def flush(self) -> None:
+        if self.file is not None:
+            self.file.flush()
+        self.stdout.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.flush()
+        if sys.stdout is self:
+            sys.stdout = self.stdout
+        if sys.stderr is self:
+            sys.stderr = self.stderr
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+def format_time(seconds: float) -> str:
+    """Human-readable duration: `42s`, `3m 05s`, `2h 01m 09s`, `1d 02h 03m`."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 60 * 60:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 24 * 60 * 60:
+        return f"{s // 3600}h {(s // 60) % 60:02d}m {s % 60:02d}s"
+    return f"{s // 86400}d {(s // 3600) % 24:02d}h {(s // 60) % 60:02d}m"
+
+
+# ----------------------------------------------------------------------------
+# Construction of objects by dotted name (used by configuration dicts).
+
+
+def get_obj_by_name(name: str) -> Any:
+    """Resolve a dotted name such as `training.networks.Generator` to the object it names."""
+    parts = name.split(".")
+    for split in range(len(parts) - 1, 0, -1):
+        module_name = ".".join(parts[:split])
+        try:
+            obj = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name is not None and module_name.startswith(err.name):
+                continue  # This prefix is not a module; try a shorter one.
+            raise
+        try:
+            for attr in parts[split:]:
+                obj = getattr(obj, attr)
+        except AttributeError:
+            raise ValueError(f'"{name}": module "{module_name}" has no attribute "{".".join(parts[split:])}"') from None
+        return obj
+    if name in globals():
+        return globals()[name]
+    raise ValueError(f'Cannot find "{name}": give a dotted name such as "package.module.Name"')
+
+
+def call_func_by_name(*args: Any, func_name: str, **kwargs: Any) -> Any:
+    """Call the function named by `func_name` (dotted) with the given arguments."""
+    func = get_obj_by_name(func_name)
+    if not callable(func):
+        raise ValueError(f'"{func_name}" is not callable')
+    return func(*args, **kwargs)
+
+
+def construct_class_by_name(*args: Any, class_name: str, **kwargs: Any) -> Any:
+    """Construct an instance of the class named by `class_name` (dotted)."""
+    return call_func_by_name(*args, func_name=class_name, **kwargs)
+
+
+# ----------------------------------------------------------------------------
+# URLs and the download cache.
+
+
+def make_cache_dir_path(*paths: str) -> str:
+    """Path inside the cache folder: `$DNNLIB_CACHE_DIR`, else `~/.cache/dnnlib`, else `<tmp>/.cache/dnnlib`."""
+    if os.environ.get(CACHE_DIR_ENV):
+        return os.path.join(os.environ[CACHE_DIR_ENV], *paths)
+    for home_var in ("HOME", "USERPROFILE"):
+        if os.environ.get(home_var):
+            return os.path.join(os.environ[home_var], ".cache", "dnnlib", *paths)
+    return os.path.join(tempfile.gettempdir(), ".cache", "dnnlib", *paths)
+
+
+def is_url(obj: Any, allow_file_urls: bool = False) -> bool:
+    """True for strings of the form `scheme://...` (file:// only if `allow_file_urls`)."""
+    if not isinstance(obj, str) or re.match(r"^[a-z]+://", obj) is None:
+        return False
+    return allow_file_urls or not obj.startswith("file://")
+
+
+def file_url_to_path(url: str) -> str:
+    """`file:///a/b` -> `/a/b` (a `/` before a Windows drive letter is dropped)."""
+    path = urllib.parse.unquote(urllib.parse.urlparse(url).path)
+    if re.match(r"^/[a-zA-Z]:", path):
+        path = path[1:]
+    return path
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^0-9a-zA-Z\-._]", "_", name)
+
+
+def url_cache_path(url: str, cache_dir: str, name: str | None = None) -> str:
+    """Where the download of `url` lives in the cache: `<cache_dir>/<md5(url)>_<name>` (name: the URL's file name)."""
+    url_md5 = hashlib.md5(url.encode("utf-8")).hexdigest()
+    if name is None:
+        name = os.path.basename(urllib.parse.urlparse(url).path) or "download"
+    return os.path.join(cache_dir, f"{url_md5}_{_safe_name(name)}")
+
+
+class DownloadError(OSError):
+    """A URL could not be fetched; the message says where the file may be placed by hand."""
+
+
+def _download(url: str, num_attempts: int, verbose: bool) -> tuple[bytes, str | None]:
+    import requests  # Imported lazily: only needed for http(s).
+
+    last_error: Exception | None = None
+    for attempt in range(num_attempts):
+        try:
+            with requests.Session() as session:
+                with session.get(url, timeout=60) as res:
+                    res.raise_for_status()
+                    if len(res.content) == 0:
+                        raise OSError("empty response")
+                    name = None
+                    disposition = res.headers.get("Content-Disposition", "")
+                    match = re.search(r'filename="?([^";]+)"?', disposition)
+                    if match:
+                        name = match.group(1)
+                    return res.content, name
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:  # noqa: BLE001 - any failure is retried, then reported once.
+            last_error = err
+            if isinstance(err, requests.exceptions.HTTPError) and err.response is not None and 400 <= err.response.status_code < 500:
+                break  # Client errors do not get better by retrying.
+            if verbose and attempt + 1 < num_attempts:
+                print(f"Retrying {url} ({attempt + 1}/{num_attempts}): {err}", file=sys.stderr)
+            time.sleep(min(2.0**attempt, 10.0) * 0.1)
+    raise DownloadError(str(last_error) if last_error else "unknown error")
+
+
+def open_url(
+    url: str,
+    cache_dir: str | None = None,
+    num_attempts: int = 10,
+    verbose: bool = True,
+    return_filename: bool = False,
+    cache: bool = True,
+) -> BinaryIO | str:
+    """Open a URL (http, https, file) or a local path for binary reading, downloading through a cache.
+
+    http(s) files are cached as `<cache_dir>/<md5(url)>_<name>`, with `cache_dir` defaulting to
+    `make_cache_dir_path('downloads')` (set `DNNLIB_CACHE_DIR` to move it). A cached copy is used without
+    touching the network, so a file placed there by hand makes an offline machine work.
+    Returns an open binary file, or its local path when `return_filename=True`.
+    """
+    if not isinstance(url, str) or not url:
+        raise ValueError(f"open_url expects a path or URL string, got {url!r}")
+    if not is_url(url, allow_file_urls=True):
+        path = os.path.expanduser(url)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f'No such file: "{path}"')
+        return path if return_filename else open(path, "rb")
+    if url.startswith("file://"):
+        path = file_url_to_path(url)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f'No such file: "{path}" (from {url})')
+        return path if return_filename else open(path, "rb")
+
+    if return_filename and not cache:
+        raise ValueError("open_url: return_filename=True needs cache=True")
+    cache_dir = cache_dir if cache_dir is not None else make_cache_dir_path("downloads")
+    if cache:
+        url_md5 = hashlib.md5(url.encode("utf-8")).hexdigest()
+        matches = glob.glob(os.path.join(glob.escape(cache_dir), f"{url_md5}_*"))
+        matches = [m for m in matches if ".tmp-" not in m]
+        if len(matches) == 1:
+            return matches[0] if return_filename else open(matches[0], "rb")
+
+    try:
+        data, name = _download(url, num_attempts, verbose)
+    except DownloadError as err:
+        expected = url_cache_path(url, cache_dir)
+        raise DownloadError(
+            f"Cannot download {url} ({err}). Offline? Place the file by hand at {expected} "
+            f"(cache folder set by ${CACHE_DIR_ENV}), or pass a local path instead of the URL."
+        ) from None
+
+    if cache:
+        os.makedirs(cache_dir, exist_ok=True)
+        path = url_cache_path(url, cache_dir, name)
+        tmp_path = f"{path}.tmp-{os.getpid()}"
+        with open(tmp_path, "wb") as f:
+            f.write(data)
+        os.replace(tmp_path, path)  # Atomic: a crash never leaves a partial file under the final name.
+        if return_filename:
+            return path
+    return io.BytesIO(data)

@@ -1,0 +1,1 @@
+"""PyTorch helpers: shape checks, samplers, parameter copies, training statistics, custom op builds."""
