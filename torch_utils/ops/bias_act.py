@@ -1,0 +1,184 @@
+"""Fused bias + activation + gain + clamp (spec §1.5).
+
+* `'ref'`: plain differentiable PyTorch ops (gradients of every order), any device and dtype.
+* `'cuda'`: the kernel in `bias_act.cu` (CUDA tensors, when the plugin builds; else `'ref'`), float32
+  internal math, first- and second-order gradients through custom autograd Functions.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+import dnnlib
+from torch_utils.ops._plugins import check_impl, cuda_plugin
+
+# Activation table. `func(x, alpha)` is the reference formula; `cuda_idx` selects it in the kernel; `ref` says
+# whether the CUDA gradient reads the input x + b ('x'), the output y ('y': relu/lrelu slope from the output
+# sign) or neither; `has_2nd_grad` says whether the derivative depends on x (second derivative not zero a.e.).
+activation_funcs: dict[str, dnnlib.EasyDict] = {
+    "linear": dnnlib.EasyDict(func=lambda x, alpha: x, def_alpha=0, def_gain=1, cuda_idx=1, ref="", has_2nd_grad=False),
+    "relu": dnnlib.EasyDict(
+        func=lambda x, alpha: F.relu(x), def_alpha=0, def_gain=math.sqrt(2), cuda_idx=2, ref="y", has_2nd_grad=False
+    ),
+    "lrelu": dnnlib.EasyDict(
+        func=lambda x, alpha: F.leaky_relu(x, alpha), def_alpha=0.2, def_gain=math.sqrt(2), cuda_idx=3, ref="y", has_2nd_grad=False
+    ),
+    "tanh": dnnlib.EasyDict(func=lambda x, alpha: torch.tanh(x), def_alpha=0, def_gain=1, cuda_idx=4, ref="x", has_2nd_grad=True),
+    "sigmoid": dnnlib.EasyDict(
+        func=lambda x, alpha: torch.sigmoid(x), def_alpha=0, def_gain=1, cuda_idx=5, ref="x", has_2nd_grad=True
+    ),
+    "elu": dnnlib.EasyDict(func=lambda x, alpha: F.elu(x), def_alpha=0, def_gain=1, cuda_idx=6, ref="x", has_2nd_grad=True),
+    "selu": dnnlib.EasyDict(func=lambda x, alpha: F.selu(x), def_alpha=0, def_gain=1, cuda_idx=7, ref="x", has_2nd_grad=True),
+    "softplus": dnnlib.EasyDict(
+        func=lambda x, alpha: F.softplus(x), def_alpha=0, def_gain=1, cuda_idx=8, ref="x", has_2nd_grad=True
+    ),
+    "swish": dnnlib.EasyDict(
+        func=lambda x, alpha: torch.sigmoid(x) * x, def_alpha=0, def_gain=math.sqrt(2), cuda_idx=9, ref="x", has_2nd_grad=True
+    ),
+}
+
+
+def bias_act(
+    x: torch.Tensor,
+    b: torch.Tensor | None = None,
+    dim: int = 1,
+    act: str = "linear",
+    alpha: float | None = None,
+    gain: float | None = None,
+    clamp: float | None = None,
+    impl: str = "cuda",
+) -> torch.Tensor:
+    """`clamp(act(x + b, alpha) * gain, -clamp, clamp)`, `b` `[x.shape[dim]]` broadcast along axis `dim`.
+
+    `alpha`/`gain` None mean the activation's defaults (`activation_funcs[act].def_alpha/def_gain`); the gain
+    is skipped when exactly 1 and `clamp=None` disables clamping. Output: shape and dtype of `x`.
+    """
+    check_impl(impl)
+    if not isinstance(x, torch.Tensor):
+        raise ValueError(f"bias_act input must be a tensor, got {type(x).__name__}")
+    if act not in activation_funcs:
+        raise ValueError(f"unknown activation {act!r}; choose one of {', '.join(activation_funcs)}")
+    if not -x.ndim <= dim < max(x.ndim, 1):
+        raise ValueError(f"dim={dim} is out of range for a {x.ndim}-D input")
+    dim = dim % x.ndim if x.ndim else 0
+    if b is not None and (not isinstance(b, torch.Tensor) or b.ndim != 1 or b.shape[0] != x.shape[dim]):
+        raise ValueError(f"bias must be a 1-D tensor of length x.shape[{dim}] = {x.shape[dim]}, got {getattr(b, 'shape', b)}")
+    if clamp is not None and not clamp >= 0:
+        raise ValueError(f"clamp must be None or >= 0, got {clamp}")
+    spec = activation_funcs[act]
+    alpha = float(alpha if alpha is not None else spec.def_alpha)
+    gain = float(gain if gain is not None else spec.def_gain)
+    clamp = float(clamp if clamp is not None else -1)
+    if act == "linear" and gain == 1 and clamp < 0 and b is None:
+        return x
+    plugin = cuda_plugin(impl, x, "bias_act")
+    if plugin is not None:
+        return _bias_act_cuda(plugin, x, b, dim, spec, alpha, gain, clamp)
+    return _bias_act_ref(x, b, dim, spec.func, alpha, gain, clamp)
+
+
+def _bias_act_ref(
+    x: torch.Tensor, b: torch.Tensor | None, dim: int, func: Callable, alpha: float, gain: float, clamp: float
+) -> torch.Tensor:
+    """Reference path in the spec's order: bias, activation, gain (unless 1), clamp (unless < 0)."""
+    if b is not None:
+        x = x + b.reshape([-1 if i == dim else 1 for i in range(x.ndim)])
+    x = func(x, alpha)
+    if gain != 1:
+        x = x * gain
+    if clamp >= 0:
+        x = x.clamp(-clamp, clamp)
+    return x
+
+
+# ----------------------------------------------------------------------------
+# CUDA path. The kernel call `plugin.bias_act(x, b, xref, yref, grad, dim, act, alpha, gain, clamp)` gives
+#   grad=0: y = clamp(act(x + b) * gain)
+#   grad=1: x * gain * act'(xref + b) * [|yref| < clamp]     (x is the incoming gradient dy)
+#   grad=2: x * gain * act''(xref + b) * [|yref| < clamp]    (the derivative of grad=1 w.r.t. xref, times x)
+# Empty tensors stand for unused b/xref/yref; without a clamp (clamp < 0) yref only gives the relu/lrelu sign.
+
+
+def _bias_act_cuda(plugin, x, b, dim, spec, alpha, gain, clamp) -> torch.Tensor:
+    # Layout and dtype are fixed outside the Functions, so that the tensors they save are their own inputs
+    # (saved copies made inside would be cut off from the graph and lose the second-order terms).
+    x = x.contiguous()
+    b = b.to(x.dtype).contiguous() if b is not None else None  # the kernel reads b in x's dtype
+    return _BiasActCuda.apply(x, b, _CudaArgs(plugin, dim, spec, alpha, gain, clamp))
+
+
+class _CudaArgs:
+    """Constant arguments of one bias_act call, shared by the forward and both gradient Functions."""
+
+    def __init__(self, plugin, dim: int, spec: dnnlib.EasyDict, alpha: float, gain: float, clamp: float):
+        self.plugin, self.dim, self.spec = plugin, dim, spec
+        self.alpha, self.gain, self.clamp = alpha, gain, clamp
+
+    def kernel(self, x, b, xref, yref, grad: int) -> torch.Tensor:
+        empty = x.new_empty([0])
+        return self.plugin.bias_act(
+            x,
+            b if b is not None else empty,
+            xref if xref is not None else empty,
+            yref if yref is not None else empty,
+            grad,
+            self.dim,
+            self.spec.cuda_idx,
+            self.alpha,
+            self.gain,
+            self.clamp,
+        )
+
+    def reduce_bias(self, dx: torch.Tensor) -> torch.Tensor:
+        """`db`: `dx` summed over every axis except `dim`."""
+        return dx.sum([i for i in range(dx.ndim) if i != self.dim])
+
+
+class _BiasActCuda(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, b, args):  # type: ignore[override]
+        y = args.kernel(x, b, None, None, 0)
+        needs_x = args.spec.ref == "x"
+        needs_y = args.spec.ref == "y" or args.clamp >= 0
+        xref = x if needs_x else None
+        ctx.save_for_backward(xref, b if needs_x else None, y if needs_y else None)
+        ctx.args = args
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):  # type: ignore[override]
+        xref, b, yref = ctx.saved_tensors
+        args = ctx.args
+        dx = _BiasActCudaGrad.apply(dy.contiguous(), xref, b, yref, args)
+        db = args.reduce_bias(dx) if ctx.needs_input_grad[1] else None
+        return dx, db, None
+
+
+class _BiasActCudaGrad(torch.autograd.Function):
+    """`dx = dy * G(x + b, y)`: linear in `dy`, and depends on x only for activations with `has_2nd_grad`."""
+
+    @staticmethod
+    def forward(ctx, dy, x, b, y, args):  # type: ignore[override]
+        dx = args.kernel(dy, b, x, y, 1)
+        ctx.save_for_backward(dy if args.spec.has_2nd_grad else None, x, b, y)
+        ctx.args = args
+        return dx
+
+    @staticmethod
+    def backward(ctx, d_dx):  # type: ignore[override]
+        dy, x, b, y = ctx.saved_tensors
+        args = ctx.args
+        d_dx = d_dx.contiguous()
+        d_dy = _BiasActCudaGrad.apply(d_dx, x, b, y, args) if ctx.needs_input_grad[0] else None
+        d_x = d_b = None
+        if args.spec.has_2nd_grad and (ctx.needs_input_grad[1] or ctx.needs_input_grad[2]):
+            d_x = args.kernel(d_dx * dy, b, x, y, 2)
+            d_b = args.reduce_bias(d_x) if ctx.needs_input_grad[2] else None
+        return d_dy, d_x, d_b, None, None
+
+
+__all__ = ["activation_funcs", "bias_act"]
