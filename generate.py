@@ -1,0 +1,178 @@
+"""Generate images with a trained generator (`G_ema` of a network pickle).
+
+Examples:
+
+    python generate.py --outdir=out --seeds=0-3,7 --network=network-snapshot.pkl
+    python generate.py --outdir=out --seeds=0-9 --class=2 --trunc=0.7 --network=https://example.com/net.pkl
+    python generate.py --outdir=out --projected-w=projected_w.npz --network=net.pkl
+
+Writes `seed0000.png` ... (or `proj00.png` ... for projected ws). Latents: z = RandomState(seed).randn(1, z_dim).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import uuid
+
+import click
+import numpy as np
+import PIL.Image
+import torch
+
+import legacy
+from training.networks import Generator
+
+IMAGE_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def parse_range(text: str) -> list[int]:
+    """Parse a seed list like '0-3,7' into [0, 1, 2, 3, 7] (ranges are inclusive)."""
+    seeds = []
+    for part in text.split(","):
+        part = part.strip()
+        match = re.fullmatch(r"(\d+)-(\d+)", part)
+        if match:
+            lo, hi = int(match.group(1)), int(match.group(2))
+            if lo > hi:
+                raise ValueError(f"empty range {part!r}: write it low-high")
+            seeds.extend(range(lo, hi + 1))
+        elif re.fullmatch(r"\d+", part):
+            seeds.append(int(part))
+        else:
+            raise ValueError(f"{part!r} is not a seed or a range; use e.g. '0-3,7'")
+    if any(seed >= 2**32 for seed in seeds):
+        raise ValueError("seeds must be below 2**32")
+    return seeds
+
+
+class SeedList(click.ParamType):
+    """click parameter type for `parse_range` lists."""
+
+    name = "seeds"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        try:
+            return parse_range(value)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> CUDA when available else CPU; 'cuda' must be available."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise click.UsageError("--device=cuda but no CUDA device is available; use --device=cpu or auto")
+    return torch.device(name)
+
+
+def to_uint8_images(img: torch.Tensor) -> np.ndarray:
+    """[N, C, H, W] images in [-1, 1] -> [N, H, W, C] uint8 (x * 127.5 + 128, clamped, truncated)."""
+    img = (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    return img.cpu().numpy()
+
+
+def save_image(pixels: np.ndarray, path: str) -> None:
+    """Save a [H, W, C] uint8 image as PNG atomically (temp file + os.replace)."""
+    channels = pixels.shape[2]
+    if channels not in IMAGE_MODES:
+        raise click.ClickException(f"cannot save images with {channels} channels as PNG (supported: 1, 3, 4)")
+    image = PIL.Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels, IMAGE_MODES[channels])
+    tmp_path = f"{path}.{uuid.uuid4().hex}.tmp"
+    try:
+        image.save(tmp_path, format="PNG")
+        os.replace(tmp_path, path)
+    finally:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+
+
+def class_label(G: torch.nn.Module, class_idx: int | None, device: torch.device) -> torch.Tensor:
+    """The [1, c_dim] label: one-hot at `class_idx` for a conditional G, zeros otherwise."""
+    label = torch.zeros([1, G.c_dim], device=device)
+    if G.c_dim == 0:
+        if class_idx is not None:
+            print(f"warn: --class={class_idx} ignored when running on an unconditional network")
+        return label
+    if class_idx is None:
+        raise click.UsageError("Must specify class label with --class when using a conditional network")
+    if not 0 <= class_idx < G.c_dim:
+        raise click.UsageError(f"--class={class_idx} is out of range: the network has classes 0-{G.c_dim - 1}")
+    label[:, class_idx] = 1
+    return label
+
+
+def load_generator(network_pkl: str, device: torch.device) -> torch.nn.Module:
+    """`G_ema` of a network pickle, in eval mode on `device`; a ClickException if it cannot be read."""
+    print(f'Loading networks from "{network_pkl}"...')
+    try:
+        G = legacy.load_network_pkl_from_url(network_pkl)["G_ema"]
+    except (OSError, ValueError, pickle.UnpicklingError) as error:
+        raise click.ClickException(f'cannot load network "{network_pkl}": {error}') from None
+    if not isinstance(G, Generator):
+        raise click.ClickException(f'"{network_pkl}": G_ema is a {type(G).__name__}, not a Generator')
+    return G.eval().requires_grad_(False).to(device)
+
+
+@click.command()
+@click.option("--network", "network_pkl", help="Network pickle path or URL", required=True, metavar="PATH")
+@click.option("--seeds", type=SeedList(), help="List of random seeds, e.g. 0-3,7")
+@click.option("--trunc", "truncation_psi", type=float, help="Truncation psi", default=1, show_default=True)
+@click.option("--class", "class_idx", type=int, help="Class label (required for conditional networks)")
+@click.option("--noise-mode", help="Noise mode", type=click.Choice(["const", "random", "none"]), default="const",
+              show_default=True)
+@click.option("--projected-w", help="Projection result file (.npz with w [n, num_ws, w_dim])", metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False))
+@click.option("--outdir", help="Where to save the output images", required=True, metavar="DIR")
+@click.option("--device", "device_name", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="Where to run the generator")
+def generate_images(
+    network_pkl: str,
+    seeds: list[int] | None,
+    truncation_psi: float,
+    class_idx: int | None,
+    noise_mode: str,
+    projected_w: str | None,
+    outdir: str,
+    device_name: str,
+) -> None:
+    """Generate images using a pretrained network pickle."""
+    if projected_w is None and not seeds:
+        raise click.UsageError("--seeds option is required when not using --projected-w")
+    device = resolve_device(device_name)
+    G = load_generator(network_pkl, device)
+    os.makedirs(outdir, exist_ok=True)
+
+    if projected_w is not None:
+        if seeds:
+            print("warn: --seeds is ignored when using --projected-w")
+        print(f'Generating images from projected W "{projected_w}"')
+        try:
+            ws = np.load(projected_w)["w"]
+        except (OSError, KeyError, ValueError) as error:
+            raise click.UsageError(f"--projected-w must be an .npz file holding 'w': {error}") from None
+        if ws.ndim != 3 or ws.shape[1:] != (G.num_ws, G.w_dim):
+            raise click.UsageError(f"--projected-w holds w of shape {ws.shape}; expected [n, {G.num_ws}, {G.w_dim}]")
+        ws = torch.tensor(ws, device=device, dtype=torch.float32)
+        with torch.no_grad():
+            for idx, w in enumerate(ws):
+                img = G.synthesis(w.unsqueeze(0), noise_mode=noise_mode)
+                save_image(to_uint8_images(img)[0], os.path.join(outdir, f"proj{idx:02d}.png"))
+        return
+
+    label = class_label(G, class_idx, device)
+    for idx, seed in enumerate(seeds):
+        print(f"Generating image for seed {seed} ({idx}/{len(seeds)}) ...")
+        z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).to(device)
+        torch.manual_seed(seed)  # Makes --noise-mode=random reproducible.
+        with torch.no_grad():
+            img = G(z, label, truncation_psi=truncation_psi, noise_mode=noise_mode)
+        save_image(to_uint8_images(img)[0], os.path.join(outdir, f"seed{seed:04d}.png"))
+
+
+if __name__ == "__main__":
+    generate_images()

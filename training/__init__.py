@@ -1,0 +1,1 @@
+"""Training package: networks, losses, the training loop, datasets, augmentation and checkpoints."""

@@ -1,0 +1,306 @@
+"""Network pickles: atomic writing, and reading that never executes code from the file.
+
+Snapshots are standard pickles of a dict (`G`, `D`, `G_ema`, `augment_pipe`, `training_set_kwargs`, ...), so
+`pickle.load(f)['G_ema']` works wherever this package is importable. `safe_load` reads the same files, and the
+original's files (spec `data-and-tools.md` §9), with a restricted unpickler: every global the file names is
+looked up in an allow-list (this project's network and augmentation classes, local re-implementations of the
+tensor/storage/NumPy reconstruction functions, `collections.OrderedDict`, `dnnlib.EasyDict`, sets, ...).
+Anything else is refused with `pickle.UnpicklingError` naming the global as `module.name`; nothing from the
+file is imported or run. Storage bytes are decoded locally (never through `torch.load`).
+"""
+
+from __future__ import annotations
+
+import collections
+import importlib
+import io
+import os
+import pickle
+import struct
+import uuid
+from typing import Any, BinaryIO, Callable, NamedTuple
+
+import numpy as np
+import torch
+
+import dnnlib
+
+# Modules whose torch.nn.Module classes may appear in snapshots. Their constructors only allocate tensors, so
+# even a constructor call forged by a pickle runs no file, process or network code. Extend with care.
+SAFE_CLASS_MODULES = (
+    "training.networks",
+    "training.networks_layers",
+    "training.networks_generator",
+    "training.networks_discriminator",
+    "training.augment",
+)
+TORCH_CONTAINERS = ("ModuleList", "ModuleDict", "Sequential", "ParameterList", "ParameterDict")
+LEGACY_STORAGE_MAGIC = 0x1950A86A20F9469CFC6C
+LEGACY_STORAGE_VERSION = 1001
+STORAGE_DTYPES = {
+    "FloatStorage": torch.float32,
+    "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16,
+    "DoubleStorage": torch.float64,
+    "LongStorage": torch.int64,
+    "IntStorage": torch.int32,
+    "ShortStorage": torch.int16,
+    "CharStorage": torch.int8,
+    "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool,
+}
+NUMERIC_NUMPY_KINDS = "biufc"
+DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RuntimeError, struct.error)
+
+
+def save_network_pkl(path: str | os.PathLike, data: dict) -> None:
+    """Pickle `data` (a snapshot dict) to `path` atomically: a temp file in the same folder, then os.replace.
+
+    Modules should be on the CPU, in eval mode and without hooks (as the training loop stores them).
+    """
+    if not isinstance(data, dict):
+        raise ValueError(f"a network pickle holds a dict, got {type(data).__name__}")
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp_path = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp_path, "xb") as f:
+            pickle.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+# ----------------------------------------------------------------------------
+# Local stand-ins for the reconstruction functions named in pickles.
+
+
+class DecodedStorage:
+    """A storage read from a legacy `torch.save` byte string: a 1-D tensor of its elements."""
+
+    def __init__(self, data: torch.Tensor):
+        self.data = data
+
+
+class _StorageType(str):
+    """Stand-in for a `torch.<Type>Storage` global inside a storage byte string: its name."""
+
+
+class StorageReference(NamedTuple):
+    """The persistent id of a storage in a legacy stream: type name, key and element count."""
+
+    type_name: str
+    key: str
+    numel: int
+
+
+class _StorageUnpickler(pickle.Unpickler):
+    """Reads the pickles of a legacy storage stream: only storage-type globals and storage persistent ids."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if module == "torch" and name in STORAGE_DTYPES:
+            return _StorageType(name)
+        raise pickle.UnpicklingError(f"refusing to load global '{module}.{name}' inside a tensor storage")
+
+    def persistent_load(self, pid: Any) -> StorageReference:
+        if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"):
+            raise pickle.UnpicklingError(f"unsupported persistent id in a tensor storage: {pid!r:.200}")
+        storage_type, key, _location, numel = pid[1:5]
+        view = pid[5] if len(pid) == 6 else None
+        if not isinstance(storage_type, _StorageType) or not isinstance(key, str) or not isinstance(numel, int):
+            raise pickle.UnpicklingError(f"malformed storage reference: {pid!r:.200}")
+        if view is not None:
+            raise pickle.UnpicklingError("storage views are not supported")
+        return StorageReference(str(storage_type), key, numel)
+
+
+def load_legacy_storage(data: bytes) -> DecodedStorage:
+    """Decode the legacy `torch.save` serialization of one storage (spec `data-and-tools.md` §9.4).
+
+    Layout: five protocol-2 pickles (magic, version 1001, system info, the storage reference, the key list),
+    then per key: an int64 element count and the little-endian element bytes.
+    """
+    if not isinstance(data, (bytes, bytearray)):
+        raise pickle.UnpicklingError(f"tensor storage must be bytes, got {type(data).__name__}")
+    f = io.BytesIO(data)
+    if _StorageUnpickler(f).load() != LEGACY_STORAGE_MAGIC:
+        raise pickle.UnpicklingError("tensor storage has a wrong magic number")
+    if _StorageUnpickler(f).load() != LEGACY_STORAGE_VERSION:
+        raise pickle.UnpicklingError("tensor storage has an unsupported format version")
+    sys_info = _StorageUnpickler(f).load()
+    if not isinstance(sys_info, dict) or not sys_info.get("little_endian", True):
+        raise pickle.UnpicklingError("big-endian tensor storages are not supported")
+    reference = _StorageUnpickler(f).load()
+    keys = _StorageUnpickler(f).load()
+    if not (isinstance(reference, StorageReference) and keys == [reference.key] and reference.numel >= 0):
+        raise pickle.UnpicklingError("malformed tensor storage header: expected exactly one storage")
+    dtype = STORAGE_DTYPES[reference.type_name]
+    (stored_numel,) = struct.unpack("<q", f.read(8))
+    nbytes = reference.numel * torch.empty([], dtype=dtype).element_size()
+    raw = f.read(nbytes)
+    if stored_numel != reference.numel or len(raw) != nbytes or f.read(1):
+        raise pickle.UnpicklingError("tensor storage size does not match its header")
+    data = torch.frombuffer(bytearray(raw), dtype=torch.uint8) if raw else torch.empty([0], dtype=torch.uint8)
+    return DecodedStorage(data.view(dtype))
+
+
+def rebuild_tensor(
+    storage: DecodedStorage,
+    storage_offset: int,
+    size: tuple,
+    stride: tuple,
+    requires_grad: bool = False,
+    backward_hooks: Any = None,
+    metadata: Any = None,
+) -> torch.Tensor:
+    """Stand-in for `torch._utils._rebuild_tensor_v2`: a strided view of a decoded storage."""
+    if not isinstance(storage, DecodedStorage):
+        raise pickle.UnpicklingError(f"tensor data must be a storage, got {type(storage).__name__}")
+    if backward_hooks or metadata:
+        raise pickle.UnpicklingError("tensors with backward hooks or metadata are not supported")
+    tensor = storage.data.as_strided(tuple(size), tuple(stride), int(storage_offset))
+    if requires_grad:
+        tensor.requires_grad_(True)
+    return tensor
+
+
+def rebuild_parameter(data: torch.Tensor, requires_grad: bool, backward_hooks: Any, state: Any = None) -> Any:
+    """Stand-in for `torch._utils._rebuild_parameter` (and `_with_state` without extra attributes)."""
+    if not isinstance(data, torch.Tensor):
+        raise pickle.UnpicklingError(f"parameter data must be a tensor, got {type(data).__name__}")
+    if backward_hooks or state:
+        raise pickle.UnpicklingError("parameters with hooks or extra attributes are not supported")
+    return torch.nn.Parameter(data, requires_grad=bool(requires_grad))
+
+
+def numpy_dtype(code: Any, align: bool = False, copy: bool = True) -> np.dtype:
+    """Stand-in for `numpy.dtype`: plain numeric dtypes only (always a fresh copy, which BUILD may modify)."""
+    if not isinstance(code, str):
+        raise pickle.UnpicklingError(f"refusing NumPy dtype {code!r:.100}")
+    dtype = np.dtype(code, bool(align), True)
+    if dtype.kind not in NUMERIC_NUMPY_KINDS or dtype.hasobject:
+        raise pickle.UnpicklingError(f"refusing non-numeric NumPy dtype {code!r}")
+    return dtype
+
+
+def numpy_scalar(dtype: np.dtype, data: bytes) -> np.generic:
+    """Stand-in for `numpy.core.multiarray.scalar`: a numeric scalar from its raw bytes."""
+    if not isinstance(dtype, np.dtype) or dtype.kind not in NUMERIC_NUMPY_KINDS or dtype.hasobject:
+        raise pickle.UnpicklingError("refusing a non-numeric NumPy scalar")
+    if not isinstance(data, bytes) or len(data) != dtype.itemsize:
+        raise pickle.UnpicklingError("malformed NumPy scalar")
+    return np.frombuffer(data, dtype=dtype)[0].copy()
+
+
+def numpy_reconstruct(cls: Any, shape: Any, dtype_code: Any) -> np.ndarray:
+    """Stand-in for `numpy.core.multiarray._reconstruct`: an empty ndarray that BUILD then fills."""
+    if cls is not np.ndarray:
+        raise pickle.UnpicklingError("only plain NumPy arrays are supported")
+    return np.ndarray.__new__(np.ndarray, shape, dtype_code)
+
+
+def numpy_frombuffer(buffer: Any, dtype: np.dtype, shape: tuple, order: str) -> np.ndarray:
+    """Stand-in for `numpy._core.numeric._frombuffer` (arrays in protocol-5 pickles): numeric dtypes only."""
+    if not isinstance(dtype, np.dtype) or dtype.kind not in NUMERIC_NUMPY_KINDS or dtype.hasobject:
+        raise pickle.UnpicklingError("refusing a non-numeric NumPy array")
+    if order not in ("C", "F"):
+        raise pickle.UnpicklingError(f"malformed NumPy array order {order!r}")
+    return np.frombuffer(buffer, dtype=dtype).reshape(shape, order=order).copy(order="K")
+
+
+def latin1_encode(text: str, encoding: str = "utf-8") -> bytes:
+    """Stand-in for `_codecs.encode` (protocol-2 bytes): latin-1 text to bytes only."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1")
+
+
+SAFE_GLOBALS: dict[tuple[str, str], Any] = {
+    ("collections", "OrderedDict"): collections.OrderedDict,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("__builtin__", "set"): set,
+    ("__builtin__", "frozenset"): frozenset,
+    ("_codecs", "encode"): latin1_encode,
+    ("torch._utils", "_rebuild_tensor_v2"): rebuild_tensor,
+    ("torch._utils", "_rebuild_parameter"): rebuild_parameter,
+    ("torch._utils", "_rebuild_parameter_with_state"): rebuild_parameter,
+    ("torch.storage", "_load_from_bytes"): load_legacy_storage,
+    ("torch", "device"): torch.device,
+    ("numpy", "dtype"): numpy_dtype,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy.core.multiarray", "scalar"): numpy_scalar,
+    ("numpy._core.multiarray", "scalar"): numpy_scalar,
+    ("numpy.core.multiarray", "_reconstruct"): numpy_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): numpy_reconstruct,
+    ("numpy.core.numeric", "_frombuffer"): numpy_frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): numpy_frombuffer,
+    ("dnnlib.util", "EasyDict"): dnnlib.EasyDict,
+    ("dnnlib", "EasyDict"): dnnlib.EasyDict,
+}
+
+
+def _project_module_class(module: str, name: str) -> type | None:
+    """The `torch.nn.Module` subclass `module.name` if `module` is one of SAFE_CLASS_MODULES, else None."""
+    if module not in SAFE_CLASS_MODULES or not name.isidentifier() or name.startswith("_"):
+        return None
+    obj = getattr(importlib.import_module(module), name, None)
+    if isinstance(obj, type) and issubclass(obj, torch.nn.Module) and obj.__module__ == module:
+        return obj
+    return None
+
+
+class SafeUnpickler(pickle.Unpickler):
+    """Unpickler that admits only allow-listed globals (see the module docstring) and no persistent ids.
+
+    `extra_globals` maps `(module, name)` to the object to use, e.g. the original's persistent-object hook.
+    """
+
+    def __init__(self, file: BinaryIO, extra_globals: dict[tuple[str, str], Callable] | None = None):
+        super().__init__(file)
+        self.extra_globals = extra_globals or {}
+
+    def find_class(self, module: str, name: str) -> Any:
+        key = (module, name)
+        if key in self.extra_globals:
+            return self.extra_globals[key]
+        if key in SAFE_GLOBALS:
+            return SAFE_GLOBALS[key]
+        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
+            return getattr(torch, name)
+        if module == "torch.nn.modules.container" and name in TORCH_CONTAINERS:
+            return getattr(torch.nn, name)
+        if module.startswith("dnnlib.tflib"):
+            raise pickle.UnpicklingError(
+                f"'{module}.{name}': TensorFlow network pickles are not supported by this project; "
+                "use a PyTorch network pickle"
+            )
+        cls = _project_module_class(module, name)
+        if cls is not None:
+            return cls
+        raise pickle.UnpicklingError(
+            f"refusing to load global '{module}.{name}': not on the allow-list of safe network pickle contents"
+        )
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise pickle.UnpicklingError("persistent ids are not allowed in network pickles")
+
+
+def safe_load(f: BinaryIO, extra_globals: dict[tuple[str, str], Callable] | None = None) -> Any:
+    """Unpickle one object from the binary file `f` with `SafeUnpickler`.
+
+    Every failure to decode (refused global, truncated or corrupt data) raises `pickle.UnpicklingError`.
+    """
+    try:
+        return SafeUnpickler(f, extra_globals).load()
+    except pickle.UnpicklingError:
+        raise
+    except EOFError:
+        raise pickle.UnpicklingError("the network pickle is truncated (unexpected end of file)") from None
+    except DECODE_ERRORS as error:
+        raise pickle.UnpicklingError(f"corrupt network pickle ({type(error).__name__}: {error})") from None
