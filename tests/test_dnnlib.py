@@ -133,3 +133,21 @@ def test_logger_tees_stdout_and_stderr(tmp_path, capsys):
 )
 def test_format_time(seconds, text):
     assert util.format_time(seconds) == text
+
+
+def test_progress_bar_renders_counts_and_stays_silent_off_terminal():
+    import io
+
+    from dnnlib.progress import ProgressBar
+
+    silent = io.StringIO()
+    with ProgressBar(10, desc="x", stream=silent) as bar:
+        bar.update(4)
+    assert silent.getvalue() == ""  # StringIO is not a terminal.
+    shown = io.StringIO()
+    with ProgressBar(10, desc="convert", stream=shown, enabled=True, min_interval=0) as bar:
+        bar.update(4)
+        assert "4/10  40%" in bar.render() and "[############" in bar.render()
+        bar.update(6)
+    text = shown.getvalue()
+    assert text.endswith("\n") and "10/10 100%" in text and "convert" in text

@@ -1,0 +1,45 @@
+"""Shared test fixtures: the reference-data folder and a tiny labelled image dataset."""
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import PIL.Image
+import pytest
+
+# `../shared/reference` beside the repository (override with $SHARED_DIR). Missing data fails loudly:
+# every reference file must be reproduced by a test.
+SHARED_DIR = Path(os.environ.get("SHARED_DIR", Path(__file__).resolve().parents[1].parent / "shared"))
+REFERENCE_DIR = SHARED_DIR / "reference"
+
+
+@pytest.fixture(scope="session")
+def reference_dir() -> Path:
+    if not REFERENCE_DIR.is_dir():
+        pytest.fail(f"Reference data not found at {REFERENCE_DIR}: set SHARED_DIR to the folder holding reference/")
+    return REFERENCE_DIR
+
+
+def make_image_zip(path: Path, num_images: int = 32, resolution: int = 16, channels: int = 3, num_classes: int = 2,
+                   seed: int = 0) -> Path:
+    """A zip dataset of smooth random images with int class labels (dataset.json), as dataset_tool writes it."""
+    rng = np.random.default_rng(seed)
+    labels = []
+    with zipfile.ZipFile(path, "w") as zf:
+        for idx in range(num_images):
+            low = rng.uniform(0, 255, size=[4, 4, channels])
+            img = np.kron(low, np.ones([resolution // 4, resolution // 4, 1])).astype(np.uint8)
+            pil = PIL.Image.fromarray(img[:, :, 0] if channels == 1 else img)
+            fname = f"{idx // 1000:05d}/img{idx:08d}.png"
+            with zf.open(fname, "w") as f:
+                pil.save(f, format="png")
+            labels.append([fname, int(idx % num_classes) if num_classes else 0])
+        zf.writestr("dataset.json", json.dumps({"labels": labels if num_classes else None}))
+    return path
+
+
+@pytest.fixture
+def tiny_zip(tmp_path) -> Path:
+    return make_image_zip(tmp_path / "tiny16.zip")
