@@ -1,0 +1,105 @@
+"""The AdaptiveMix discriminator call: any feature extractor F and head J, mixed as in the authors' release.
+
+`features_fn(x)` may return a tensor or a tuple `(feature, *extras)`; only `feature` is mixed, the extras
+(e.g. StyleGAN2's 4x4 skip image) travel unchanged to `head_fn((feature, *extras), c)` (or
+`head_fn(feature, c)` for a plain tensor).
+
+Release behaviour (one call, N images x):
+    pi, lam = draw_mix(N)                        # torch CPU randperm, then NumPy Beta(alpha, alpha)
+    x_hat   = lam * x + (1 - lam) * x[pi]
+    f_hat   = F(x_hat);  f_a = F(x);  f_b = f_a[pi]   # 2 F passes (the release makes 3: F(x[pi]) again)
+    m       = lam * f_a + (1 - lam) * f_b
+    t       = m + eps,   eps ~ N(0, noise_std^2)  (drawn on the CPU generator)
+    logits  = J(m, extras_a) + J(f_hat, extras_hat)
+F is per-sample, so gathering f_b = f_a[pi] gives the release's values to float rounding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from .mixing import MixDraw, draw_mix, mix, mix_pair, shrinkage_loss
+
+FeaturesFn = Callable[[torch.Tensor], Any]
+HeadFn = Callable[[Any, Any], torch.Tensor]
+
+
+@dataclass
+class MixedCallResult:
+    """What one mixed discriminator call returns."""
+
+    logits: torch.Tensor  # [N, 1]: J(mixed features) + J(F(mixed input)).
+    feat_hat: torch.Tensor  # [N, ...]: F(mixed input).
+    target: torch.Tensor  # [N, ...]: mixed features plus noise (part of the graph; detach for a stop-gradient).
+    draw: MixDraw
+
+
+def _split(features: Any) -> tuple[torch.Tensor, tuple]:
+    if isinstance(features, torch.Tensor):
+        return features, ()
+    feature, *extras = features
+    return feature, tuple(extras)
+
+
+def _join(feature: torch.Tensor, extras: tuple) -> Any:
+    return (feature, *extras) if extras else feature
+
+
+class AdaptiveMixDiscriminatorCall:
+    """Mixed discriminator call and shrinkage term of the AdaptiveMix release.
+
+    Args:
+        noise_std: standard deviation sigma of the Gaussian noise added to the target (release: 0.05).
+        alpha: Beta(alpha, alpha) parameter of the mixing weight (release: 1, i.e. uniform).
+        distance: shrinkage distance, see `mixing.shrinkage_loss` (release: 'cosine').
+        stop_gradient: detach the target inside the shrinkage term (release: True).
+    """
+
+    def __init__(self, noise_std: float = 0.05, alpha: float = 1.0, distance: str = "cosine", stop_gradient: bool = True):
+        if noise_std < 0:
+            raise ValueError(f"AdaptiveMix noise_std must be >= 0, got {noise_std}")
+        shrinkage_loss(torch.zeros(1, 1), torch.zeros(1, 1), distance)  # Validates the name early.
+        self.noise_std = float(noise_std)
+        self.alpha = float(alpha)
+        self.distance = distance
+        self.stop_gradient = stop_gradient
+
+    def __call__(self, features_fn: FeaturesFn, head_fn: HeadFn, x: torch.Tensor, c: Any) -> MixedCallResult:
+        draw = draw_mix(x.shape[0], self.alpha)
+        x_hat = mix(x, draw)
+        feat_hat, extras_hat = _split(features_fn(x_hat))
+        feat_a, extras_a = _split(features_fn(x))
+        feat_mix = mix(feat_a, draw)
+        target = self._noisy(feat_mix)
+        logits = head_fn(_join(feat_mix, extras_a), c) + head_fn(_join(feat_hat, extras_hat), c)
+        return MixedCallResult(logits=logits, feat_hat=feat_hat, target=target, draw=draw)
+
+    def _noisy(self, feat_mix: torch.Tensor) -> torch.Tensor:
+        """`feat_mix + eps`, eps ~ N(0, noise_std^2) drawn on torch's CPU generator (as released), float32."""
+        noise = torch.randn(feat_mix.shape, dtype=torch.float32) * self.noise_std
+        return feat_mix + noise.to(feat_mix.device, feat_mix.dtype)
+
+    def cross_shrinkage(
+        self, features_fn: FeaturesFn, x_a: torch.Tensor, feat_a: torch.Tensor, x_b: torch.Tensor, feat_b: torch.Tensor
+    ) -> torch.Tensor:
+        """The paper's variant: mix each x_a[i] with x_b[perm[i]] (e.g. reals with fakes), per-sample term [N].
+
+        `feat_a`/`feat_b` are the mixable features F already computed for x_a/x_b, so only the mixed batch
+        costs an F pass. The noise is added to the target mixture (for a symmetric distance this equals
+        the paper's noise on F(x_hat) in distribution).
+        """
+        if x_a.shape != x_b.shape:
+            raise ValueError(f"AdaptiveMix cross mixing needs equal batches, got {tuple(x_a.shape)} and {tuple(x_b.shape)}")
+        draw = draw_mix(x_a.shape[0], self.alpha)
+        perm = draw.perm.to(x_a.device)
+        feat_hat, _ = _split(features_fn(mix_pair(x_a, x_b[perm], draw.lam)))
+        target = self._noisy(mix_pair(feat_a, feat_b[perm], draw.lam))
+        return self.shrinkage(MixedCallResult(logits=torch.empty(0), feat_hat=feat_hat, target=target, draw=draw))
+
+    def shrinkage(self, result: MixedCallResult) -> torch.Tensor:
+        """Per-sample shrinkage term [N] of a mixed call."""
+        target = result.target.detach() if self.stop_gradient else result.target
+        return shrinkage_loss(result.feat_hat, target, self.distance)

@@ -1,0 +1,200 @@
+"""Train a StyleGAN2-ADA-style GAN, optionally with AdaptiveMix, ADA and APA.
+
+Examples:
+    python train.py --outdir=runs --data=afhqcat5k.zip --gpus=8 --aug=ada --adaptivemix=1
+    python train.py --outdir=runs --data=fmnist32.zip --cfg=tiny --kimg=20 --adaptivemix=1 --device=cpu
+    python train.py --outdir=runs --resume=latest          # continue the newest run exactly
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import click
+import torch
+
+import dnnlib
+from training import run_state
+from training.options import AUGPIPE_CHOICES, CFG_CHOICES, build_training_options, next_run_dir, parse_comma_list
+
+
+class CommaList(click.ParamType):
+    name = "list"
+
+    def convert(self, value, param, ctx):
+        return value if isinstance(value, list) else parse_comma_list(value)
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise click.UsageError("--device=cuda: no CUDA GPU is available; use --device=cpu (or auto)")
+    return device
+
+
+def subprocess_fn(rank: int, args: dnnlib.EasyDict, temp_dir: str) -> None:
+    """Entry point of every training process: logging, torch.distributed, then the loop."""
+    from training import training_loop
+
+    log = dnnlib.util.Logger(file_name=os.path.join(args.run_dir, "log.txt"), file_mode="a", should_flush=True)
+    try:
+        device = torch.device(args.device)
+        if args.num_gpus > 1:
+            backend = "nccl" if device.type == "cuda" else "gloo"
+            if "RANK" in os.environ and "WORLD_SIZE" in os.environ:  # Launched by torchrun (one or more machines).
+                torch.distributed.init_process_group(backend=backend, init_method="env://")
+            else:
+                init_file = os.path.abspath(os.path.join(temp_dir, ".torch_distributed_init"))
+                torch.distributed.init_process_group(backend=backend, init_method=f"file://{init_file}", rank=rank,
+                                                     world_size=args.num_gpus)
+        if device.type == "cuda":
+            local_rank = int(os.environ.get("LOCAL_RANK", rank))
+            torch.cuda.set_device(local_rank)
+            device = torch.device("cuda", local_rank)
+        sync_device = device if args.num_gpus > 1 else None
+        from torch_utils import training_stats
+
+        training_stats.init_multiprocessing(rank=rank, sync_device=sync_device)
+        training_loop.training_loop(rank=rank, **dict(args, device=device))
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        log.close()
+
+
+def launch(args: dnnlib.EasyDict) -> None:
+    """Run in-process (1 process), under torchrun (rank from the environment), or spawn --gpus processes."""
+    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        args.num_gpus = int(os.environ["WORLD_SIZE"])
+        subprocess_fn(int(os.environ["RANK"]), args, temp_dir="")
+        return
+    with tempfile.TemporaryDirectory() as temp_dir:
+        if args.num_gpus == 1:
+            subprocess_fn(0, args, temp_dir)
+        else:
+            torch.multiprocessing.spawn(fn=subprocess_fn, args=(args, temp_dir), nprocs=args.num_gpus)
+
+
+def exact_resume_options(resume: str, outdir: str, kimg: float | None) -> dnnlib.EasyDict:
+    """Options to continue a run exactly: from `latest` (newest state in --outdir), a state file or a run dir."""
+    if resume == "latest":
+        state_path = run_state.find_latest_state(outdir)
+        if state_path is None:
+            raise click.UsageError(f"--resume=latest: no training-state-*.pt in any run under --outdir={outdir}")
+    elif os.path.isdir(resume):
+        state_path = run_state.latest_state_in_run(resume)
+        if state_path is None:
+            raise click.UsageError(f"--resume={resume}: that run directory has no training-state-*.pt yet")
+    else:
+        state_path = resume
+    run_dir = os.path.dirname(os.path.abspath(state_path))
+    options_path = os.path.join(run_dir, "training_options.json")
+    if not os.path.isfile(options_path):
+        raise click.UsageError(f"--resume={resume}: {options_path} is missing; is {run_dir} a run directory?")
+    with open(options_path, "rt", encoding="utf-8") as f:
+        args = dnnlib.EasyDict(json.load(f))
+    args.run_dir = run_dir
+    args.resume_state = state_path
+    args.pop("resume_pkl", None)
+    if kimg is not None:
+        args.total_kimg = kimg
+    return args
+
+
+def is_exact_resume(resume: str | None) -> bool:
+    return resume is not None and (resume == "latest" or resume.endswith(".pt") or os.path.isdir(resume))
+
+
+@click.command(context_settings=dict(help_option_names=["-h", "--help"]))
+@click.pass_context
+# General options.
+@click.option("--outdir", help="Where to save the results", required=True, metavar="DIR")
+@click.option("--gpus", help="Number of GPUs (processes) to use [default: 1]", type=int, metavar="INT")
+@click.option("--snap", help="Snapshot interval [default: 50 ticks]", type=int, metavar="INT")
+@click.option("--metrics", help='Comma-separated list or "none" [default: fid50k_full on GPU, none on CPU]', type=CommaList())
+@click.option("--seed", help="Random seed [default: 0]", type=int, metavar="INT")
+@click.option("-n", "--dry-run", help="Print training options and exit", is_flag=True)
+@click.option("--device", help="Where to train [default: auto]", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+# Dataset.
+@click.option("--data", help="Training data (directory or zip)", metavar="PATH")
+@click.option("--cond", help="Train conditional model based on dataset labels [default: false]", type=bool, metavar="BOOL")
+@click.option("--subset", help="Train with only N images [default: all]", type=int, metavar="INT")
+@click.option("--mirror", help="Enable dataset x-flips [default: false]", type=bool, metavar="BOOL")
+# Base configuration.
+@click.option("--cfg", help="Base config [default: auto]", type=click.Choice(CFG_CHOICES))
+@click.option("--gamma", help="Override R1 gamma", type=float)
+@click.option("--kimg", help="Override training duration (thousands of images)", type=float, metavar="KIMG")
+@click.option("--batch", help="Override batch size", type=int, metavar="INT")
+@click.option("--tick", help="Override kimg per status line (tick)", type=float, metavar="KIMG")
+# Augmentation.
+@click.option("--aug", help="Augmentation mode [default: ada]", type=click.Choice(["noaug", "ada", "fixed"]))
+@click.option("--p", help="Augmentation probability for --aug=fixed", type=float)
+@click.option("--target", help="ADA target value for --aug=ada", type=float)
+@click.option("--augpipe", help="Augmentation pipeline [default: bgc]", type=click.Choice(AUGPIPE_CHOICES))
+@click.option("--apa", help="Adaptive pseudo augmentation (Deceive D) [default: false]", type=bool, metavar="BOOL", default=False)
+@click.option("--apa-target", help="APA target value for --apa=1 [default: 0.6]", type=float)
+# AdaptiveMix.
+@click.option("--adaptivemix", help="Enable adaptivemix for the discriminator inputs [default: false]", type=bool, metavar="BOOL")
+@click.option("--noise_std", "noise_std", help="inhibition parameter: std of the AdaptiveMix target noise [default: 0.05]", type=float)
+@click.option("--adaptivemix-variant", help="release: authors' StyleGAN2 code; paper: reals mixed with fakes, L2 [default: release]",
+              type=click.Choice(["release", "paper"]), default="release")
+@click.option("--adaptivemix-weight", help="Weight of the AdaptiveMix shrinkage term [default: 1]", type=float, default=1.0)
+# Transfer learning and resume.
+@click.option("--resume", help="latest | training-state .pt | run dir (exact) | network pkl, URL or name (transfer)", metavar="PKL")
+@click.option("--freezed", help="Freeze-D [default: 0 layers]", type=int, metavar="INT")
+# Performance.
+@click.option("--fp32", help="Disable mixed-precision training", type=bool, metavar="BOOL")
+@click.option("--nhwc", help="Use NHWC memory format with FP16", type=bool, metavar="BOOL")
+@click.option("--nobench", help="Disable cuDNN benchmarking", type=bool, metavar="BOOL")
+@click.option("--allow-tf32", help="Allow PyTorch to use TF32 internally", type=bool, metavar="BOOL")
+@click.option("--workers", help="Override number of DataLoader workers", type=int, metavar="INT")
+@click.option("--deterministic", help="Deterministic algorithms (exactly reproducible on CPU) [default: false]", type=bool, metavar="BOOL")
+def main(ctx, outdir, dry_run, device, resume, kimg, **config_kwargs):
+    """Train a GAN using the techniques of StyleGAN2-ADA, with AdaptiveMix and APA."""
+    device = resolve_device(device)
+    if is_exact_resume(resume):
+        args = exact_resume_options(resume, outdir, kimg)
+        print(f'Continuing run "{args.run_dir}" from "{args.resume_state}"')
+    else:
+        if config_kwargs["data"] is None:
+            raise click.UsageError("--data is required (a dataset zip or folder made with dataset_tool.py)")
+        if config_kwargs["metrics"] is None:
+            config_kwargs["metrics"] = ["fid50k_full"] if device == "cuda" else []
+        config_kwargs = {k: v for k, v in config_kwargs.items() if v is not None}
+        args, desc = build_training_options(outdir=outdir, resume=resume, kimg=kimg, device=device, **config_kwargs)
+        args.run_dir = next_run_dir(outdir, desc)
+    args.device = device
+
+    print("\nTraining options:")
+    print(json.dumps(args, indent=2))
+    print()
+    print(f"Output directory:   {args.run_dir}")
+    print(f"Training data:      {args.training_set_kwargs.path}")
+    print(f"Training duration:  {args.total_kimg} kimg")
+    print(f"Number of GPUs:     {args.num_gpus}")
+    print(f"Device:             {device}")
+    print(f"Number of images:   {args.training_set_kwargs.max_size}")
+    print(f"Image resolution:   {args.training_set_kwargs.resolution}")
+    print(f"Conditional model:  {args.training_set_kwargs.use_labels}")
+    print(f"Dataset x-flips:    {args.training_set_kwargs.xflip}")
+    print(f"AdaptiveMix:        {'adaptivemix_kwargs' in args}")
+    print()
+    if dry_run:
+        print("Dry run; exiting.")
+        return
+    if "resume_state" not in args:
+        print("Creating output directory...")
+        os.makedirs(args.run_dir)
+        saved = {k: v for k, v in args.items() if k != "device"}
+        with open(os.path.join(args.run_dir, "training_options.json"), "wt", encoding="utf-8") as f:
+            json.dump(saved, f, indent=2)
+    print("Launching processes...")
+    torch.multiprocessing.set_start_method("spawn", force=True)
+    launch(args)
+
+
+if __name__ == "__main__":
+    main()

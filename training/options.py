@@ -1,0 +1,308 @@
+"""train.py option processing: validation, presets (`--cfg`), run description and the loop's keyword arguments.
+
+`build_training_options(...)` mirrors StyleGAN2-ADA's `train.py` (spec `training.md` §3.2) step by step and
+adds this project's options (AdaptiveMix, APA, devices, the `tiny` preset, exact resume). Every problem is
+raised as a `click.UsageError` whose one-line message names the option and the fix.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+import click
+
+import dnnlib
+
+RESUME_SPECS = {
+    name: "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/transfer-learning-source-nets/" + file
+    for name, file in {
+        "ffhq256": "ffhq-res256-mirror-paper256-noaug.pkl",
+        "ffhq512": "ffhq-res512-mirror-stylegan2-noaug.pkl",
+        "ffhq1024": "ffhq-res1024-mirror-stylegan2-noaug.pkl",
+        "celebahq256": "celebahq-res256-mirror-paper256-kimg100000-ada-target0.5.pkl",
+        "lsundog256": "lsundog-res256-paper256-kimg100000-noaug.pkl",
+    }.items()
+}
+
+# ref_gpus, kimg, mb, mbstd, fmaps, lrate, gamma, ema, ramp, map (spec §3.3), plus the CPU demo preset `tiny`.
+CFG_SPECS = {
+    "paper256": dict(ref_gpus=8, kimg=25000, mb=64, mbstd=8, fmaps=0.5, lrate=0.0025, gamma=1, ema=20, ramp=None, map=8),
+    "paper512": dict(ref_gpus=8, kimg=25000, mb=64, mbstd=8, fmaps=1, lrate=0.0025, gamma=0.5, ema=20, ramp=None, map=8),
+    "paper1024": dict(ref_gpus=8, kimg=25000, mb=32, mbstd=4, fmaps=1, lrate=0.002, gamma=2, ema=10, ramp=None, map=8),
+    "stylegan2": dict(ref_gpus=8, kimg=25000, mb=32, mbstd=4, fmaps=1, lrate=0.002, gamma=10, ema=10, ramp=None, map=8),
+    "cifar": dict(ref_gpus=2, kimg=100000, mb=64, mbstd=32, fmaps=1, lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2),
+}
+CFG_CHOICES = ["auto", "stylegan2", "paper256", "paper512", "paper1024", "cifar", "tiny"]
+# The tiny preset: small, fast networks that learn something in minutes on a CPU.
+TINY = dict(mb=16, mbstd=4, channel_base=4096, channel_max=128, z_dim=128, w_dim=128, map=2, lrate=0.0025, ema=1.0,
+            ramp=0.05, kimg=50, kimg_per_tick=0.5)
+AUGPIPE_CHOICES = ["blit", "geom", "color", "filter", "noise", "cutout", "bg", "bgc", "bgcf", "bgcfn", "bgcfnc"]
+
+
+def auto_preset(res: int, gpus: int) -> dict[str, Any]:
+    """The `auto` preset's formulas for a dataset resolution and GPU count."""
+    mb = max(min(gpus * min(4096 // res, 32), 64), gpus)
+    return dict(ref_gpus=gpus, kimg=25000, mb=mb, mbstd=min(mb // gpus, 4), fmaps=1 if res >= 512 else 0.5,
+                lrate=0.002 if res >= 1024 else 0.0025, gamma=0.0002 * (res**2) / mb, ema=mb * 10 / 32, ramp=0.05, map=2)
+
+
+def parse_comma_list(value: str | None) -> list[str]:
+    if value is None or value.lower() in ("", "none"):
+        return []
+    return value.split(",")
+
+
+def _error(message: str) -> click.UsageError:
+    return click.UsageError(message)
+
+
+def probe_dataset(data: str) -> tuple[dnnlib.EasyDict, str, Any]:
+    """training_set_kwargs for `data`, its description name, and the dataset (one-line error on failure)."""
+    kwargs = dnnlib.EasyDict(class_name="training.dataset.ImageFolderDataset", path=data, use_labels=True, max_size=None, xflip=False)
+    try:
+        dataset = dnnlib.util.construct_class_by_name(**kwargs)
+        kwargs.resolution = dataset.resolution
+        kwargs.use_labels = dataset.has_labels
+        kwargs.max_size = len(dataset)
+    except (OSError, ValueError) as err:
+        raise _error(f"--data: {err}") from None
+    return kwargs, dataset.name, dataset
+
+
+def build_training_options(
+    outdir: str, data: str, gpus: int = 1, snap: int = 50, metrics: list[str] | None = None, seed: int = 0,
+    cond: bool = False, subset: int | None = None, mirror: bool = False, cfg: str = "auto", gamma: float | None = None,
+    kimg: float | None = None, batch: int | None = None, aug: str | None = None, p: float | None = None,
+    target: float | None = None, augpipe: str | None = None, resume: str | None = None, freezed: int = 0,
+    fp32: bool = False, nhwc: bool = False, nobench: bool = False, allow_tf32: bool = False, workers: int | None = None,
+    adaptivemix: bool | None = None, noise_std: float | None = None, adaptivemix_variant: str = "release",
+    adaptivemix_weight: float = 1.0, apa: bool = False, apa_target: float | None = None, device: str = "cpu",
+    tick: float | None = None, deterministic: bool = False,
+) -> tuple[dnnlib.EasyDict, str]:
+    """Validate the options and return (keyword arguments of `training_loop`, run description)."""
+    args = dnnlib.EasyDict()
+    if gpus < 1 or gpus & (gpus - 1):
+        raise _error("--gpus must be a power of two")
+    args.num_gpus = gpus
+    if snap < 1:
+        raise _error("--snap must be at least 1")
+    args.image_snapshot_ticks = args.network_snapshot_ticks = snap
+    args.metrics = _check_metrics(metrics if metrics is not None else [])
+    args.random_seed = seed
+
+    args.training_set_kwargs, desc, _dataset = probe_dataset(data)
+    args.data_loader_kwargs = dnnlib.EasyDict(pin_memory=(device == "cuda"), num_workers=3, prefetch_factor=2)
+    if cond:
+        if not args.training_set_kwargs.use_labels:
+            raise _error("--cond=True requires labels specified in dataset.json")
+        desc += "-cond"
+    else:
+        args.training_set_kwargs.use_labels = False
+    if subset is not None:
+        max_size = args.training_set_kwargs.max_size
+        if not 1 <= subset <= max_size:
+            raise _error(f"--subset must be between 1 and {max_size}")
+        desc += f"-subset{subset}"
+        if subset < max_size:
+            args.training_set_kwargs.max_size = subset
+            args.training_set_kwargs.random_seed = seed
+    if mirror:
+        desc += "-mirror"
+        args.training_set_kwargs.xflip = True
+
+    res = args.training_set_kwargs.resolution
+    desc += f"-{cfg}" + (str(gpus) if cfg == "auto" else "")
+    _apply_preset(args, cfg, res, gpus)
+    if cfg == "cifar":
+        args.loss_kwargs.pl_weight = 0
+        args.loss_kwargs.style_mixing_prob = 0
+        args.D_kwargs.architecture = "orig"
+
+    if gamma is not None:
+        if gamma < 0:
+            raise _error("--gamma must be non-negative")
+        desc += f"-gamma{gamma:g}"
+        args.loss_kwargs.r1_gamma = gamma
+    if kimg is not None:
+        if not kimg > 0:
+            raise _error("--kimg must be positive (thousands of real images to train for)")
+        desc += f"-kimg{kimg:g}"
+        args.total_kimg = kimg
+    if batch is not None:
+        if not (batch >= 1 and batch % gpus == 0):
+            raise _error("--batch must be at least 1 and divisible by --gpus")
+        desc += f"-batch{batch}"
+        args.batch_size = batch
+        args.batch_gpu = batch // gpus
+    if tick is not None:
+        if not tick > 0:
+            raise _error("--tick must be positive (kimg between status lines)")
+        args.kimg_per_tick = tick
+
+    desc += _apply_augmentation(args, aug, p, target, augpipe)
+    desc += _apply_apa(args, apa, apa_target)
+    _apply_adaptivemix(args, adaptivemix, noise_std, adaptivemix_variant, adaptivemix_weight)
+    desc += _apply_resume(args, resume)
+
+    if freezed < 0:
+        raise _error("--freezed must be non-negative")
+    if freezed > 0:
+        desc += f"-freezed{freezed}"
+        args.D_kwargs.block_kwargs.freeze_layers = freezed
+    if fp32:
+        args.G_kwargs.synthesis_kwargs.num_fp16_res = args.D_kwargs.num_fp16_res = 0
+        args.G_kwargs.synthesis_kwargs.conv_clamp = args.D_kwargs.conv_clamp = None
+    if nhwc:
+        args.G_kwargs.synthesis_kwargs.fp16_channels_last = args.D_kwargs.block_kwargs.fp16_channels_last = True
+    if nobench:
+        args.cudnn_benchmark = False
+    if allow_tf32:
+        args.allow_tf32 = True
+    if workers is not None:
+        if workers < 1:
+            raise _error("--workers must be at least 1")
+        args.data_loader_kwargs.num_workers = workers
+    args.device = device
+    if deterministic:
+        args.deterministic = True
+    return args, desc
+
+
+def _check_metrics(metrics: list[str]) -> list[str]:
+    if not metrics:
+        return []
+    from metrics import metric_main
+
+    invalid = [m for m in metrics if not metric_main.is_valid_metric(m)]
+    if invalid:
+        valid = ", ".join(metric_main.list_valid_metrics())
+        raise _error(f"--metrics: unknown metric {invalid[0]!r}; choose from: none, {valid}")
+    return metrics
+
+
+def _apply_preset(args: dnnlib.EasyDict, cfg: str, res: int, gpus: int) -> None:
+    if cfg == "tiny":
+        spec = dict(TINY, ref_gpus=gpus, gamma=0.0002 * (res**2) / TINY["mb"], fmaps=None)
+    elif cfg == "auto":
+        spec = auto_preset(res, gpus)
+    else:
+        spec = CFG_SPECS[cfg]
+    channel_base = spec.get("channel_base") or int(spec["fmaps"] * 32768)
+    channel_max = spec.get("channel_max", 512)
+    z_dim, w_dim = spec.get("z_dim", 512), spec.get("w_dim", 512)
+    args.G_kwargs = dnnlib.EasyDict(class_name="training.networks.Generator", z_dim=z_dim, w_dim=w_dim,
+                                    mapping_kwargs=dnnlib.EasyDict(num_layers=spec["map"]),
+                                    synthesis_kwargs=dnnlib.EasyDict(channel_base=channel_base, channel_max=channel_max,
+                                                                     num_fp16_res=4, conv_clamp=256))
+    args.D_kwargs = dnnlib.EasyDict(class_name="training.networks.Discriminator", block_kwargs=dnnlib.EasyDict(),
+                                    mapping_kwargs=dnnlib.EasyDict(), epilogue_kwargs=dnnlib.EasyDict(mbstd_group_size=spec["mbstd"]),
+                                    channel_base=channel_base, channel_max=channel_max, num_fp16_res=4, conv_clamp=256)
+    args.G_opt_kwargs = dnnlib.EasyDict(class_name="torch.optim.Adam", lr=spec["lrate"], betas=[0, 0.99], eps=1e-8)
+    args.D_opt_kwargs = dnnlib.EasyDict(class_name="torch.optim.Adam", lr=spec["lrate"], betas=[0, 0.99], eps=1e-8)
+    args.loss_kwargs = dnnlib.EasyDict(class_name="training.loss.StyleGAN2Loss", r1_gamma=spec["gamma"])
+    args.total_kimg = spec["kimg"]
+    args.batch_size = spec["mb"]
+    args.batch_gpu = spec["mb"] // spec["ref_gpus"]
+    args.ema_kimg = spec["ema"]
+    args.ema_rampup = spec["ramp"]
+    if "kimg_per_tick" in spec:
+        args.kimg_per_tick = spec["kimg_per_tick"]
+
+
+def _apply_augmentation(args: dnnlib.EasyDict, aug: str | None, p: float | None, target: float | None, augpipe: str | None) -> str:
+    desc = ""
+    if aug is None:
+        aug = "ada"
+    else:
+        desc += f"-{aug}"
+    if aug == "ada":
+        args.ada_target = 0.6
+    elif aug == "fixed":
+        if p is None:
+            raise _error("--aug=fixed requires specifying --p")
+    elif aug != "noaug":
+        raise _error(f"--aug={aug} not supported")
+    if p is not None:
+        if aug != "fixed":
+            raise _error("--p can only be specified with --aug=fixed")
+        if not 0 <= p <= 1:
+            raise _error("--p must be between 0 and 1")
+        desc += f"-p{p:g}"
+        args.augment_p = p
+    if target is not None:
+        if aug != "ada":
+            raise _error("--target can only be specified with --aug=ada")
+        if not 0 <= target <= 1:
+            raise _error("--target must be between 0 and 1")
+        desc += f"-target{target:g}"
+        args.ada_target = target
+    if augpipe is not None and aug == "noaug":
+        raise _error("--augpipe cannot be specified with --aug=noaug")
+    augpipe = augpipe if augpipe is not None else "bgc"
+    if augpipe != "bgc":
+        desc += f"-{augpipe}"
+    if aug != "noaug":
+        from training.augment import AUGPIPE_PRESETS
+
+        args.augment_kwargs = dnnlib.EasyDict(class_name="training.augment.AugmentPipe", **AUGPIPE_PRESETS[augpipe])
+    return desc
+
+
+def _apply_apa(args: dnnlib.EasyDict, apa: bool, apa_target: float | None) -> str:
+    if not apa:
+        if apa_target is not None:
+            raise _error("--apa-target can only be specified with --apa=1")
+        return ""
+    target = 0.6 if apa_target is None else apa_target
+    if not 0 <= target <= 1:
+        raise _error("--apa-target must be between 0 and 1")
+    args.apa_kwargs = dnnlib.EasyDict(target=target, interval=4, kimg=500)
+    return "-apa" + (f"-apatarget{target:g}" if apa_target is not None else "")
+
+
+def _apply_adaptivemix(args: dnnlib.EasyDict, adaptivemix: bool | None, noise_std: float | None, variant: str, weight: float) -> None:
+    if not adaptivemix:
+        if noise_std is not None:
+            raise _error("--noise_std needs --adaptivemix=1")
+        return
+    noise_std = 0.05 if noise_std is None else noise_std
+    if noise_std < 0:
+        raise _error("--noise_std must be non-negative")
+    if weight < 0:
+        raise _error("--adaptivemix-weight must be non-negative")
+    distance = "cosine" if variant == "release" else "l2"
+    args.adaptivemix_kwargs = dnnlib.EasyDict(noise_std=noise_std, alpha=1.0, distance=distance,
+                                              stop_gradient=(variant == "release"), variant=variant, weight=weight)
+
+
+def _apply_resume(args: dnnlib.EasyDict, resume: str | None) -> str:
+    """Transfer learning from a network pickle (exact resume from a training state is handled by train.py)."""
+    if resume is None:
+        return ""
+    if resume == "noresume":
+        return "-noresume"
+    if resume in RESUME_SPECS:
+        args.resume_pkl = RESUME_SPECS[resume]
+        desc = f"-resume{resume}"
+    else:
+        args.resume_pkl = resume
+        desc = "-resumecustom"
+    args.ada_kimg = 100
+    args.ema_rampup = None
+    if "apa_kwargs" in args:
+        args.apa_kwargs.kimg = 100
+    return desc
+
+
+def next_run_dir(outdir: str, desc: str) -> str:
+    """`<outdir>/<id:05d>-<desc>` with id one above the highest existing numbered subdirectory."""
+    prev_ids = []
+    if os.path.isdir(outdir):
+        for name in os.listdir(outdir):
+            match = re.match(r"^\d+", name)
+            if match and os.path.isdir(os.path.join(outdir, name)):
+                prev_ids.append(int(match.group()))
+    run_id = max(prev_ids, default=-1) + 1
+    return os.path.join(outdir, f"{run_id:05d}-{desc}")

@@ -1,0 +1,95 @@
+"""Exact resume: the training-state file written beside every network snapshot, and RNG state capture.
+
+A state file `training-state-NNNNNN.pt` holds everything a run needs to continue as if never stopped:
+G, D and G_ema weights, optimizer moments, augmentation/APA controller state, the path-length mean,
+counters (cur_nimg, cur_tick, batch_idx), and each rank's RNG states. It is a plain dict of tensors and
+Python scalars, loaded with `torch.load(weights_only=True)` (no code from the file runs), and written
+atomically (temp file + rename), so a run killed at any moment leaves either the old or the new file.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import random
+import re
+from typing import Any
+
+import numpy as np
+import torch
+
+STATE_PREFIX = "training-state-"
+STATE_FORMAT_VERSION = 1
+
+
+def state_file_name(cur_nimg: int) -> str:
+    return f"{STATE_PREFIX}{cur_nimg // 1000:06d}.pt"
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """This process's torch (CPU and CUDA), NumPy and Python RNG states as plain tensors/scalars."""
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    return dict(
+        torch_cpu=torch.get_rng_state(),
+        torch_cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        numpy=dict(name=np_name, keys=torch.from_numpy(np_keys.astype(np.int64)), pos=int(np_pos),
+                   has_gauss=int(np_has_gauss), cached_gaussian=float(np_gauss)),
+        python=dict(version=py_version, state=torch.tensor(py_state, dtype=torch.int64), gauss=py_gauss),
+    )
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Inverse of `capture_rng_state`."""
+    torch.set_rng_state(state["torch_cpu"])
+    if state["torch_cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["torch_cuda"])
+    npst = state["numpy"]
+    np.random.set_state((npst["name"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["cached_gaussian"]))
+    pyst = state["python"]
+    random.setstate((pyst["version"], tuple(int(v) for v in pyst["state"].tolist()), pyst["gauss"]))
+
+
+def save_training_state(path: str, state: dict[str, Any]) -> None:
+    """Write `state` to `path` atomically."""
+    tmp_path = f"{path}.tmp-{os.getpid()}"
+    torch.save(dict(state, format_version=STATE_FORMAT_VERSION), tmp_path)
+    os.replace(tmp_path, path)
+
+
+def load_training_state(path: str) -> dict[str, Any]:
+    """Read a training-state file without executing code from it."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f'Cannot read training state "{path}": {err}. Pass another state file or a run directory.') from None
+    if not isinstance(state, dict) or state.get("format_version") != STATE_FORMAT_VERSION:
+        raise ValueError(f'"{path}" is not a training-state file of this version; resume from a snapshot .pkl instead')
+    return state
+
+
+def _kimg_of(path: str) -> int:
+    match = re.search(rf"{STATE_PREFIX}(\d+)\.pt$", path)
+    return int(match.group(1)) if match else -1
+
+
+def latest_state_in_run(run_dir: str) -> str | None:
+    """The training-state file with the most kimg in one run directory, or None."""
+    paths = glob.glob(os.path.join(glob.escape(run_dir), f"{STATE_PREFIX}*.pt"))
+    return max(paths, key=_kimg_of) if paths else None
+
+
+def find_latest_state(outdir: str) -> str | None:
+    """The newest training-state file under `outdir`: the highest-numbered run that has one, most kimg."""
+    if not os.path.isdir(outdir):
+        return None
+    runs = []
+    for name in os.listdir(outdir):
+        match = re.match(r"^\d+", name)
+        if match and os.path.isdir(os.path.join(outdir, name)):
+            runs.append((int(match.group()), name))
+    for _run_id, name in sorted(runs, reverse=True):
+        path = latest_state_in_run(os.path.join(outdir, name))
+        if path is not None:
+            return path
+    return None
