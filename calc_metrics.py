@@ -1,0 +1,181 @@
+"""Calculate quality metrics for a network snapshot (spec/data-and-tools.md §7).
+
+Examples:
+    python calc_metrics.py --network=runs/00000-x/network-snapshot-000100.pkl --metrics=fid50k_full,kid50k_full
+    python calc_metrics.py --network=net.pkl --data=fmnist32.zip --detector=fmnist-detector.pt --metrics=fid50k_full,is50k
+
+Results are printed as JSON lines and appended to `metric-<name>.jsonl` beside the snapshot when it sits in
+a training run directory (one that holds `training_options.json`).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import tempfile
+
+import click
+import torch
+
+import dnnlib
+import legacy
+from metrics import detectors, metric_main, metric_utils
+from torch_utils import misc
+
+# ----------------------------------------------------------------------------
+# Checks and option resolution.
+
+
+def parse_metric_list(text: str) -> list[str]:
+    """'a,b' -> ['a', 'b']; 'none' or '' -> []. Unknown names raise click.UsageError listing the valid ones."""
+    if text is None or text.strip().lower() in ("", "none"):
+        return []
+    metrics = [m.strip() for m in text.split(",") if m.strip()]
+    if any(not metric_main.is_valid_metric(m) for m in metrics):
+        raise click.UsageError("\n".join(["--metrics can only contain the following values:"] + metric_main.list_valid_metrics()))
+    return metrics
+
+
+def resolve_dataset_kwargs(data: str | None, mirror: bool | None, training_set_kwargs: dict | None, G: torch.nn.Module) -> dnnlib.EasyDict:
+    """Dataset kwargs from --data or the snapshot's training_set_kwargs, fitted to G (resolution, labels)."""
+    if data is not None:
+        dataset_kwargs = dnnlib.EasyDict(class_name="training.dataset.ImageFolderDataset", path=data)
+    elif training_set_kwargs is not None:
+        dataset_kwargs = dnnlib.EasyDict(copy.deepcopy(training_set_kwargs))
+    else:
+        raise click.UsageError("Could not look up dataset options; please specify --data")
+    dataset_kwargs.resolution = G.img_resolution
+    dataset_kwargs.use_labels = G.c_dim != 0
+    if mirror is not None:
+        dataset_kwargs.xflip = mirror
+    return dataset_kwargs
+
+
+def check_dataset(dataset_kwargs: dict, G: torch.nn.Module) -> None:
+    """Raise click.UsageError when the dataset is missing or does not match G's resolution, channels or labels."""
+    path = dataset_kwargs.get("path")
+    if path is not None and not os.path.exists(path):
+        raise click.UsageError(f'--data: "{path}" does not exist; give a dataset zip or folder made by dataset_tool.py')
+    try:
+        dataset = dnnlib.util.construct_class_by_name(**dict(dataset_kwargs, resolution=None))
+        channels, height, width = dataset.image_shape
+        label_dim = dataset.label_dim
+    except (OSError, ValueError, KeyError) as err:
+        raise click.UsageError(f'--data: cannot read dataset "{path}": {err}') from None
+    if (height, width) != (G.img_resolution, G.img_resolution) or channels != G.img_channels:
+        raise click.UsageError(
+            f"--data: dataset images are {width}x{height} with {channels} channel(s) but the network makes "
+            f"{G.img_resolution}x{G.img_resolution} with {G.img_channels}; use a dataset of the same resolution and channels"
+        )
+    if G.c_dim != 0 and label_dim != G.c_dim:
+        raise click.UsageError(f"--data: the network is conditional with {G.c_dim} classes but the dataset has {label_dim} label dimensions; use the labelled training dataset")
+
+
+def find_run_dir(network_pkl: str) -> str | None:
+    """The snapshot's directory if it is a training run directory (holds training_options.json)."""
+    if not os.path.isfile(network_pkl):
+        return None
+    run_dir = os.path.dirname(os.path.abspath(network_pkl))
+    return run_dir if os.path.isfile(os.path.join(run_dir, "training_options.json")) else None
+
+
+# ----------------------------------------------------------------------------
+# Per-process evaluation.
+
+
+def subprocess_fn(rank: int, args: dnnlib.EasyDict, temp_dir: str) -> None:
+    """Evaluate every metric in process `rank` of `args.num_gpus` (CUDA device `rank`, or CPU without CUDA)."""
+    use_cuda = torch.cuda.is_available()
+    if args.num_gpus > 1:
+        init_file = os.path.abspath(os.path.join(temp_dir, ".torch_distributed_init"))
+        backend = "nccl" if use_cuda else "gloo"
+        torch.distributed.init_process_group(backend=backend, init_method=f"file://{init_file}", rank=rank, world_size=args.num_gpus)
+    device = torch.device("cuda", rank) if use_cuda else torch.device("cpu")
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+    G = copy.deepcopy(args.G).eval().requires_grad_(False).to(device)
+    if rank == 0 and args.verbose:
+        z = torch.zeros([1, G.z_dim], device=device)
+        c = torch.zeros([1, G.c_dim], device=device)
+        misc.print_module_summary(G, [z, c])
+
+    for metric in args.metrics:
+        if rank == 0 and args.verbose:
+            print(f"Calculating {metric}...")
+        progress = metric_utils.ProgressMonitor(verbose=args.verbose)
+        result_dict = metric_main.calc_metric(
+            metric=metric, G=G, dataset_kwargs=args.dataset_kwargs, num_gpus=args.num_gpus, rank=rank, device=device,
+            progress=progress, detector=args.detector, detector_dir=args.detector_dir, num_images=args.num_images,
+        )
+        if rank == 0:
+            metric_main.report_metric(result_dict, run_dir=args.run_dir, snapshot_pkl=args.network_pkl)
+        if rank == 0 and args.verbose:
+            print()
+    if rank == 0 and args.verbose:
+        print("Exiting...")
+    if args.num_gpus > 1:
+        torch.distributed.destroy_process_group()
+
+
+# ----------------------------------------------------------------------------
+# Command line.
+
+
+_HELP = "Calculate quality metrics for a previous training run or a pretrained network pickle.\n\n\b\nMetrics:\n" + "\n".join(
+    f"  {name:<12s} {metric_main.metric_help(name)}" for name in metric_main.list_valid_metrics()
+)
+
+
+@click.command(help=_HELP)
+@click.option("--network", "network_pkl", help="Network pickle filename or URL", metavar="PATH", required=True)
+@click.option("--metrics", "metrics_text", help="Comma-separated list of metrics, or 'none'", metavar="LIST", default="fid50k_full", show_default=True)
+@click.option("--data", help="Dataset to evaluate against  [default: the snapshot's training set]", metavar="PATH")
+@click.option("--mirror", help="Whether the dataset was augmented with x-flips during training  [default: from the snapshot]", type=bool, metavar="BOOL")
+@click.option("--gpus", "num_gpus", help="Number of processes (one per GPU; CPU processes without CUDA)", type=int, default=1, show_default=True, metavar="INT")
+@click.option("--detector", help="Feature detector file or URL used by every metric instead of its default (e.g. a domain detector)", metavar="PATH")
+@click.option("--detector-dir", help=f"Folder of local detector copies  [default: ${detectors.DETECTOR_DIR_ENV}]", metavar="DIR")
+@click.option("--num-images", help="Cap the real/generated image counts (quick checks; not comparable with 50k results)", type=int, metavar="INT")
+@click.option("--verbose", help="Print progress and details", type=bool, default=True, show_default=True, metavar="BOOL")
+def calc_metrics(network_pkl, metrics_text, data, mirror, num_gpus, detector, detector_dir, num_images, verbose):
+    metrics = parse_metric_list(metrics_text)
+    if num_gpus < 1:
+        raise click.UsageError("--gpus must be at least 1")
+    if torch.cuda.is_available() and num_gpus > torch.cuda.device_count():
+        raise click.UsageError(f"--gpus={num_gpus} but only {torch.cuda.device_count()} CUDA device(s) are visible")
+    if num_images is not None and num_images < 1:
+        raise click.UsageError("--num-images must be at least 1")
+    if not (dnnlib.util.is_url(network_pkl, allow_file_urls=True) or os.path.isfile(network_pkl)):
+        raise click.UsageError("--network must point to a file or URL")
+    if detector is not None and not dnnlib.util.is_url(detector, allow_file_urls=True) and not os.path.isfile(detector):
+        raise click.UsageError(f'--detector: no such file "{detector}"')
+
+    if verbose:
+        print(f'Loading network from "{network_pkl}"...')
+    with dnnlib.util.open_url(network_pkl, verbose=verbose) as f:
+        network_dict = legacy.load_network_pkl(f)
+    G = network_dict["G_ema"]
+
+    dataset_kwargs = resolve_dataset_kwargs(data, mirror, network_dict.get("training_set_kwargs"), G)
+    check_dataset(dataset_kwargs, G)
+    if verbose:
+        print("Dataset options:")
+        print(json.dumps(dataset_kwargs, indent=2))
+
+    args = dnnlib.EasyDict(
+        G=G, metrics=metrics, dataset_kwargs=dataset_kwargs, num_gpus=num_gpus, verbose=verbose, network_pkl=network_pkl,
+        run_dir=find_run_dir(network_pkl), detector=detector, detector_dir=detector_dir, num_images=num_images,
+    )
+    if verbose:
+        print("Launching processes...")
+    with tempfile.TemporaryDirectory() as temp_dir:
+        if num_gpus == 1:
+            subprocess_fn(rank=0, args=args, temp_dir=temp_dir)
+        else:
+            torch.multiprocessing.spawn(fn=subprocess_fn, args=(args, temp_dir), nprocs=num_gpus)
+
+
+if __name__ == "__main__":
+    calc_metrics()

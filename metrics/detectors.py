@@ -1,0 +1,142 @@
+"""Feature detectors for the metrics: locating, loading and caching them.
+
+A detector is named by a URL or a local path and may be one of three kinds of file:
+* a TorchScript archive (the original's `inception-2015-12-05.pt` and `vgg16.pt`), loaded with
+  `torch.jit.load` unchanged. This executes a TorchScript graph (not Python code), as the original does;
+* the converted FID Inception weights `pt_inception-2015-12-05-6726825d.pth` (a plain tensor dict), run
+  by the native `metrics.inception.InceptionV3FID`;
+* a domain detector file made by `python -m metrics.domain_detector` (plain tensors + config).
+The last two are read with `torch.load(weights_only=True)`. All of them are called as
+`detector(images, **detector_kwargs)` with the keyword arguments of spec/metrics.md §3.
+
+Downloads go through `dnnlib.util.open_url` (cached). A folder of local copies can be named with
+`$GAN_DETECTOR_DIR` or the `detector_dir` argument (`--detector-dir`): a URL whose file name is found there
+is read from there and never downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.parse
+import warnings
+import zipfile
+
+import torch
+
+import dnnlib
+from metrics import domain_classifier
+from metrics.inception import InceptionV3FID
+
+_METRICS_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics"
+INCEPTION_URL = f"{_METRICS_URL}/inception-2015-12-05.pt"
+VGG16_URL = f"{_METRICS_URL}/vgg16.pt"
+NATIVE_INCEPTION_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
+DETECTOR_DIR_ENV = "GAN_DETECTOR_DIR"
+
+
+class DetectorUnavailableError(OSError):
+    """A detector file could not be found or downloaded; the message says where to put it."""
+
+
+def resolve_detector_dir(detector_dir: str | None = None) -> str | None:
+    """The folder of local detector copies: the argument, else `$GAN_DETECTOR_DIR`, else None."""
+    return detector_dir or os.environ.get(DETECTOR_DIR_ENV) or None
+
+
+def file_name(url_or_path: str) -> str:
+    """The file name part of a URL or path, e.g. `vgg16.pt`."""
+    if dnnlib.util.is_url(url_or_path, allow_file_urls=True):
+        return os.path.basename(urllib.parse.urlparse(url_or_path).path)
+    return os.path.basename(url_or_path)
+
+
+def detector_name(url_or_path: str) -> str:
+    """Short name used in cache file names: the file stem, e.g. `inception-2015-12-05`."""
+    return os.path.splitext(file_name(url_or_path))[0]
+
+
+def locate(url_or_path: str, detector_dir: str | None = None, verbose: bool = False) -> str:
+    """Local file name of a detector: a path as given; a URL from the detector folder, else the download cache.
+
+    Raises DetectorUnavailableError naming the file, the URL and where to put a copy when it cannot be had.
+    """
+    if not dnnlib.util.is_url(url_or_path):
+        try:
+            return dnnlib.util.open_url(url_or_path, return_filename=True)
+        except FileNotFoundError:
+            raise DetectorUnavailableError(f'Detector file not found: "{url_or_path}"') from None
+    local_dir = resolve_detector_dir(detector_dir)
+    name = file_name(url_or_path)
+    if local_dir is not None and os.path.isfile(os.path.join(local_dir, name)):
+        return os.path.join(local_dir, name)
+    try:
+        return dnnlib.util.open_url(url_or_path, return_filename=True, verbose=verbose)
+    except OSError as err:
+        where = local_dir or f"a folder named by ${DETECTOR_DIR_ENV} or --detector-dir"
+        raise DetectorUnavailableError(
+            f'Detector "{name}" is not available: cannot download {url_or_path} ({type(err).__name__}). '
+            f"Download it on a machine with internet access and put it in {where}, "
+            f"or use a local detector with --detector=PATH (see docs/metrics.md)."
+        ) from None
+
+
+def detector_identity(url_or_path: str, detector_dir: str | None = None) -> str:
+    """What identifies a detector's outputs in cache keys: the URL for a URL, the sha256 of the file otherwise."""
+    if dnnlib.util.is_url(url_or_path):
+        return url_or_path
+    digest = hashlib.sha256()
+    with open(locate(url_or_path, detector_dir), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def _is_torchscript(filename: str) -> bool:
+    if not zipfile.is_zipfile(filename):
+        return False
+    with zipfile.ZipFile(filename) as archive:
+        return any(n.endswith("/constants.pkl") or "/code/" in n for n in archive.namelist())
+
+
+def load_detector_file(filename: str, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """Load one detector file (any of the three kinds) in eval mode on `device`."""
+    if _is_torchscript(filename):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*torch.jit.load.* is deprecated", category=DeprecationWarning)
+            return torch.jit.load(filename, map_location="cpu").eval().to(device)
+    try:
+        obj = torch.load(filename, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any unreadable file gets the same one-line explanation.
+        raise ValueError(f'"{filename}" is not a detector file (neither TorchScript nor a weights-only tensor dict): {err}') from None
+    if domain_classifier.is_file_dict(obj):
+        model = domain_classifier.from_file_dict(obj)
+    elif isinstance(obj, dict) and "Mixed_7c.branch_pool.conv.weight" in obj and "fc.weight" in obj:
+        model = InceptionV3FID()
+        model.load_state_dict(obj)
+    else:
+        raise ValueError(f'"{filename}" is not a detector file: expected TorchScript, the FID Inception weights, or a domain detector')
+    return model.eval().requires_grad_(False).to(device)
+
+
+_detector_cache: dict[tuple[str, str | None, str], torch.nn.Module] = {}
+
+
+def get_detector(
+    url_or_path: str,
+    device: torch.device | str = "cpu",
+    detector_dir: str | None = None,
+    num_gpus: int = 1,
+    rank: int = 0,
+    verbose: bool = False,
+) -> torch.nn.Module:
+    """Load a detector once per (source, device); with several processes rank 0 loads (downloads) first."""
+    key = (url_or_path, resolve_detector_dir(detector_dir), str(device))
+    if key not in _detector_cache:
+        if num_gpus > 1 and rank != 0:
+            torch.distributed.barrier()
+        filename = locate(url_or_path, detector_dir, verbose=verbose and rank == 0)
+        _detector_cache[key] = load_detector_file(filename, device)
+        if num_gpus > 1 and rank == 0:
+            torch.distributed.barrier()
+    return _detector_cache[key]

@@ -1,0 +1,23 @@
+"""Frechet Inception Distance (Heusel et al. 2017), spec/metrics.md §5."""
+
+from __future__ import annotations
+
+from metrics import detectors, formulas, metric_utils
+
+
+def compute_fid(opts: metric_utils.MetricOptions, max_real: int | None, num_gen: int) -> float:
+    """FID between the real dataset (first max_real images; None = all) and num_gen generated images.
+
+    Uses Inception pool3 features unless opts.detector overrides it. Ranks other than 0 return NaN.
+    """
+    detector_url = opts.detector_for(detectors.INCEPTION_URL)
+    detector_kwargs = dict(return_features=True)
+    mu_real, sigma_real = metric_utils.compute_feature_stats_for_dataset(
+        opts, detector_url, detector_kwargs, max_items=opts.capped(max_real), capture_mean_cov=True
+    ).get_mean_cov()
+    mu_gen, sigma_gen = metric_utils.compute_feature_stats_for_generator(
+        opts, detector_url, detector_kwargs, capture_mean_cov=True, max_items=opts.capped(num_gen)
+    ).get_mean_cov()
+    if opts.rank != 0:
+        return float("nan")
+    return formulas.fid_from_stats(mu_real, sigma_real, mu_gen, sigma_gen)

@@ -1,0 +1,191 @@
+"""Metric registry, evaluation and reporting (spec/metrics.md §1-§2).
+
+The training loop and calc_metrics.py share this code path:
+    result = metric_main.calc_metric('fid50k_full', G=G_ema, dataset_kwargs=..., num_gpus=..., rank=..., device=...)
+    metric_main.report_metric(result, run_dir=run_dir, snapshot_pkl=snapshot_pkl)   # rank 0
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+import dnnlib
+from metrics import frechet_inception_distance, inception_score, kernel_inception_distance, metric_utils, ppl, precision_recall
+
+_metric_dict: dict[str, Callable[[metric_utils.MetricOptions], dict[str, float]]] = {}
+_metric_help: dict[str, str] = {}
+
+
+def register_metric(help_text: str):
+    """Decorator adding fn(opts) -> {result key: value} to the registry under fn's name."""
+
+    def decorator(fn):
+        _metric_dict[fn.__name__] = fn
+        _metric_help[fn.__name__] = help_text
+        return fn
+
+    return decorator
+
+
+def is_valid_metric(metric: str) -> bool:
+    return metric in _metric_dict
+
+
+def list_valid_metrics() -> list[str]:
+    """Metric names in registry order."""
+    return list(_metric_dict.keys())
+
+
+def metric_help(metric: str) -> str:
+    return _metric_help[metric]
+
+
+def calc_metric(metric: str, **kwargs: Any) -> dnnlib.EasyDict:
+    """Evaluate one metric; kwargs are MetricOptions arguments (G, dataset_kwargs, num_gpus, rank, device, ...).
+
+    Returns EasyDict(results={key: float}, metric, total_time, total_time_str, num_gpus[, num_images]).
+    With several processes every rank must call this; values are broadcast from rank 0 as float64.
+    """
+    if not is_valid_metric(metric):
+        raise ValueError(f"Unknown metric {metric!r}; valid metrics: {', '.join(list_valid_metrics())}")
+    opts = metric_utils.MetricOptions(**kwargs)
+
+    start_time = time.time()
+    results = _metric_dict[metric](opts)
+    total_time = time.time() - start_time
+
+    for key, value in list(results.items()):
+        if opts.num_gpus > 1:
+            value = torch.as_tensor(value, dtype=torch.float64, device=opts.device)
+            torch.distributed.broadcast(tensor=value, src=0)
+            value = float(value.cpu())
+        results[key] = value
+
+    record = dnnlib.EasyDict(
+        results=dnnlib.EasyDict(results),
+        metric=metric,
+        total_time=total_time,
+        total_time_str=dnnlib.util.format_time(total_time),
+        num_gpus=opts.num_gpus,
+    )
+    if opts.num_images is not None:
+        record.num_images = opts.num_images  # Marks a capped (quick-check) evaluation.
+    return record
+
+
+def report_metric(result_dict: dict, run_dir: str | None = None, snapshot_pkl: str | None = None) -> None:
+    """Print the result's JSON line and append it to `<run_dir>/metric-<name>.jsonl` if run_dir exists.
+
+    snapshot_pkl is stored relative to run_dir when both are given, else as given (may be None).
+    """
+    metric = result_dict["metric"]
+    if not is_valid_metric(metric):
+        raise ValueError(f"Unknown metric {metric!r} in result")
+    if run_dir is not None and snapshot_pkl is not None:
+        snapshot_pkl = os.path.relpath(snapshot_pkl, run_dir)
+    jsonl_line = json.dumps(dict(result_dict, snapshot_pkl=snapshot_pkl, timestamp=time.time()))
+    print(jsonl_line)
+    if run_dir is not None and os.path.isdir(run_dir):
+        with open(os.path.join(run_dir, f"metric-{metric}.jsonl"), "at") as f:
+            f.write(jsonl_line + "\n")
+
+
+# ----------------------------------------------------------------------------
+# Recommended metrics.
+
+
+def _with_dataset_override(opts: metric_utils.MetricOptions, **overrides: Any) -> metric_utils.MetricOptions:
+    """A shallow copy of opts whose dataset kwargs (a copy) carry the overrides."""
+    opts = copy.copy(opts)
+    opts.dataset_kwargs = dnnlib.EasyDict(opts.dataset_kwargs, **overrides)
+    return opts
+
+
+@register_metric("Frechet inception distance against the full dataset")
+def fid50k_full(opts):
+    opts = _with_dataset_override(opts, max_size=None, xflip=False)
+    fid = frechet_inception_distance.compute_fid(opts, max_real=None, num_gen=50000)
+    return dict(fid50k_full=fid)
+
+
+@register_metric("Kernel inception distance against the full dataset")
+def kid50k_full(opts):
+    opts = _with_dataset_override(opts, max_size=None, xflip=False)
+    kid = kernel_inception_distance.compute_kid(opts, max_real=1000000, num_gen=50000, num_subsets=100, max_subset_size=1000)
+    return dict(kid50k_full=kid)
+
+
+@register_metric("Precision and recall againt the full dataset")
+def pr50k3_full(opts):
+    opts = _with_dataset_override(opts, max_size=None, xflip=False)
+    precision, recall = precision_recall.compute_pr(opts, max_real=200000, num_gen=50000, nhood_size=3, row_batch_size=10000, col_batch_size=10000)
+    return dict(pr50k3_full_precision=precision, pr50k3_full_recall=recall)
+
+
+@register_metric("Perceptual path length in W at path endpoints against full image")
+def ppl2_wend(opts):
+    value = ppl.compute_ppl(opts, num_samples=50000, epsilon=1e-4, space="w", sampling="end", crop=False, batch_size=2)
+    return dict(ppl2_wend=value)
+
+
+@register_metric("Inception score for CIFAR-10")
+def is50k(opts):
+    opts = _with_dataset_override(opts, max_size=None, xflip=False)
+    mean, std = inception_score.compute_is(opts, num_gen=50000, num_splits=10)
+    return dict(is50k_mean=mean, is50k_std=std)
+
+
+# ----------------------------------------------------------------------------
+# Legacy metrics.
+
+
+@register_metric("Frechet inception distance against 50k real images")
+def fid50k(opts):
+    opts = _with_dataset_override(opts, max_size=None)
+    fid = frechet_inception_distance.compute_fid(opts, max_real=50000, num_gen=50000)
+    return dict(fid50k=fid)
+
+
+@register_metric("Kernel inception distance against 50k real images")
+def kid50k(opts):
+    opts = _with_dataset_override(opts, max_size=None)
+    kid = kernel_inception_distance.compute_kid(opts, max_real=50000, num_gen=50000, num_subsets=100, max_subset_size=1000)
+    return dict(kid50k=kid)
+
+
+@register_metric("Precision and recall against 50k real images")
+def pr50k3(opts):
+    opts = _with_dataset_override(opts, max_size=None)
+    precision, recall = precision_recall.compute_pr(opts, max_real=50000, num_gen=50000, nhood_size=3, row_batch_size=10000, col_batch_size=10000)
+    return dict(pr50k3_precision=precision, pr50k3_recall=recall)
+
+
+def _legacy_ppl(opts, space: str, sampling: str) -> float:
+    return ppl.compute_ppl(opts, num_samples=50000, epsilon=1e-4, space=space, sampling=sampling, crop=True, batch_size=2)
+
+
+@register_metric("Perceptual path length in Z for full paths against cropped image")
+def ppl_zfull(opts):
+    return dict(ppl_zfull=_legacy_ppl(opts, "z", "full"))
+
+
+@register_metric("Perceptual path length in W for full paths against cropped image")
+def ppl_wfull(opts):
+    return dict(ppl_wfull=_legacy_ppl(opts, "w", "full"))
+
+
+@register_metric("Perceptual path length in Z at path endpoints against cropped image")
+def ppl_zend(opts):
+    return dict(ppl_zend=_legacy_ppl(opts, "z", "end"))
+
+
+@register_metric("Perceptual path length in W at path endpoints against cropped image")
+def ppl_wend(opts):
+    return dict(ppl_wend=_legacy_ppl(opts, "w", "end"))
