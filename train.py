@@ -95,7 +95,7 @@ def exact_resume_options(resume: str, outdir: str, kimg: float | None) -> dnnlib
     if not os.path.isfile(options_path):
         raise click.UsageError(f"--resume={resume}: {options_path} is missing; is {run_dir} a run directory?")
     with open(options_path, "rt", encoding="utf-8") as f:
-        args = dnnlib.EasyDict(json.load(f))
+        args = json.load(f, object_hook=dnnlib.EasyDict)
     args.run_dir = run_dir
     args.resume_state = state_path
     args.pop("resume_pkl", None)

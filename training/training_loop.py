@@ -229,6 +229,13 @@ def truncate_stats_log(path: str, max_kimg: float) -> None:
     os.replace(tmp_path, path)
 
 
+def remove_partial_files(run_dir: str) -> None:
+    """Delete the temp files of atomic writes that a killed run left behind (`<name>.tmp-<pid>...`)."""
+    for name in os.listdir(run_dir):
+        if ".tmp-" in name:
+            os.remove(os.path.join(run_dir, name))
+
+
 # ----------------------------------------------------------------------------
 # The loop.
 
@@ -359,6 +366,7 @@ def training_loop(
         stats_path = os.path.join(run_dir, "stats.jsonl")
         if state is not None:
             truncate_stats_log(stats_path, cur_nimg / 1e3)
+            remove_partial_files(run_dir)
         stats_jsonl = open(stats_path, "at" if state is not None else "wt", encoding="utf-8")
         tensorboard = open_tensorboard(run_dir)
     if state is not None:

@@ -1,0 +1,69 @@
+"""A run killed with SIGKILL mid-tick leaves no corrupt file and continues with --resume=latest."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import legacy
+from training import run_state
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def train_command(outdir, *args):
+    return [sys.executable, str(REPO / "train.py"), f"--outdir={outdir}", "--device=cpu", *args]
+
+
+def stats_lines(run_dir):
+    path = run_dir / "stats.jsonl"
+    return path.read_text().splitlines(keepends=True) if path.exists() else []
+
+
+@pytest.mark.slow
+def test_sigkill_mid_tick_then_resume_latest(tiny_zip, tmp_path):
+    outdir = tmp_path / "runs"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    args = [f"--data={tiny_zip}", "--cfg=tiny", "--batch=4", "--kimg=0.2", "--tick=0.008", "--snap=1", "--workers=1",
+            "--aug=ada", "--adaptivemix=1", "--deterministic=1"]
+    proc = subprocess.Popen(train_command(outdir, *args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + 120
+        run_dir = None
+        while time.time() < deadline:  # Kill once two ticks (each with a snapshot) are done, inside the third.
+            runs = list(outdir.glob("00000-*")) if outdir.exists() else []
+            run_dir = runs[0] if runs else None
+            if run_dir is not None and len(stats_lines(run_dir)) >= 2:
+                break
+            time.sleep(0.05)
+        assert run_dir is not None and proc.poll() is None, "training did not reach its second tick in time"
+        time.sleep(0.3)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    # Every file under its final name is complete.
+    for pkl in run_dir.glob("network-snapshot-*.pkl"):
+        with open(pkl, "rb") as f:
+            assert "G_ema" in legacy.load_network_pkl(f)
+    states = [run_state.load_training_state(str(p)) for p in run_dir.glob("training-state-*.pt")]
+    assert states and all(s["batch_idx"] >= 2 for s in states)
+    killed_at = max(s["batch_idx"] for s in states)
+
+    result = subprocess.run(train_command(outdir, "--resume=latest", "--kimg=0.04"), env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Continuing run" in result.stdout
+    final = run_state.load_training_state(str(run_state.latest_state_in_run(str(run_dir))))
+    assert final["batch_idx"] == 10 and final["batch_idx"] > killed_at
+    assert not [p for p in run_dir.iterdir() if ".tmp-" in p.name]
+    lines = stats_lines(run_dir)
+    assert all(line.endswith("\n") for line in lines)
+    kimgs = [json.loads(line)["Progress/kimg"]["mean"] for line in lines]
+    assert kimgs == sorted(kimgs) and len(set(kimgs)) == len(kimgs) and kimgs[-1] == pytest.approx(0.04)
