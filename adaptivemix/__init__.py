@@ -5,7 +5,7 @@ lambda ~ Beta(alpha, alpha) and pulling F(mix) towards the same mix of the two f
 the feature space. `mixing` holds the tensor-level pieces; `gan` the discriminator plug-in.
 """
 
-from .gan import AdaptiveMixDiscriminatorCall, MixedCallResult
+from .gan import AdaptiveMixDiscriminatorCall, MixedCallResult, split_features
 from .mixing import MixDraw, draw_mix, mix, shrinkage_loss
 
-__all__ = ["AdaptiveMixDiscriminatorCall", "MixDraw", "MixedCallResult", "draw_mix", "mix", "shrinkage_loss"]
+__all__ = ["AdaptiveMixDiscriminatorCall", "MixDraw", "MixedCallResult", "draw_mix", "mix", "shrinkage_loss", "split_features"]

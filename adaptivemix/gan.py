@@ -37,7 +37,8 @@ class MixedCallResult:
     draw: MixDraw
 
 
-def _split(features: Any) -> tuple[torch.Tensor, tuple]:
+def split_features(features: Any) -> tuple[torch.Tensor, tuple]:
+    """`(mixable feature, extras)` of what F returned: a tensor, or a tuple `(feature, *extras)`."""
     if isinstance(features, torch.Tensor):
         return features, ()
     feature, *extras = features
@@ -61,6 +62,8 @@ class AdaptiveMixDiscriminatorCall:
     def __init__(self, noise_std: float = 0.05, alpha: float = 1.0, distance: str = "cosine", stop_gradient: bool = True):
         if noise_std < 0:
             raise ValueError(f"AdaptiveMix noise_std must be >= 0, got {noise_std}")
+        if alpha <= 0:
+            raise ValueError(f"AdaptiveMix alpha must be > 0, got {alpha}")
         shrinkage_loss(torch.zeros(1, 1), torch.zeros(1, 1), distance)  # Validates the name early.
         self.noise_std = float(noise_std)
         self.alpha = float(alpha)
@@ -70,8 +73,8 @@ class AdaptiveMixDiscriminatorCall:
     def __call__(self, features_fn: FeaturesFn, head_fn: HeadFn, x: torch.Tensor, c: Any) -> MixedCallResult:
         draw = draw_mix(x.shape[0], self.alpha)
         x_hat = mix(x, draw)
-        feat_hat, extras_hat = _split(features_fn(x_hat))
-        feat_a, extras_a = _split(features_fn(x))
+        feat_hat, extras_hat = split_features(features_fn(x_hat))
+        feat_a, extras_a = split_features(features_fn(x))
         feat_mix = mix(feat_a, draw)
         target = self._noisy(feat_mix)
         logits = head_fn(_join(feat_mix, extras_a), c) + head_fn(_join(feat_hat, extras_hat), c)
@@ -95,7 +98,7 @@ class AdaptiveMixDiscriminatorCall:
             raise ValueError(f"AdaptiveMix cross mixing needs equal batches, got {tuple(x_a.shape)} and {tuple(x_b.shape)}")
         draw = draw_mix(x_a.shape[0], self.alpha)
         perm = draw.perm.to(x_a.device)
-        feat_hat, _ = _split(features_fn(mix_pair(x_a, x_b[perm], draw.lam)))
+        feat_hat, _ = split_features(features_fn(mix_pair(x_a, x_b[perm], draw.lam)))
         target = self._noisy(mix_pair(feat_a, feat_b[perm], draw.lam))
         return self.shrinkage(MixedCallResult(logits=torch.empty(0), feat_hat=feat_hat, target=target, draw=draw))
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from adaptivemix import AdaptiveMixDiscriminatorCall
+from adaptivemix import AdaptiveMixDiscriminatorCall, split_features
 from torch_utils import training_stats
 
 PHASES = ("Gmain", "Greg", "Gboth", "Dmain", "Dreg", "Dboth")
@@ -105,17 +105,17 @@ class StyleGAN2Loss:
         return result.logits.flatten(), self.adaptivemix.shrinkage(result)
 
     def _paper_terms(self, real_img: torch.Tensor, real_c: torch.Tensor, gen_img: torch.Tensor, gen_c: torch.Tensor,
-                     need_real_grad: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Paper variant: clean real and fake logits [N] and the real-fake shrinkage term [N]."""
-        features = lambda t: self.D.features(t, real_c)  # noqa: E731 - F ignores labels.
+                     need_real_logits: bool) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """Paper variant: clean real logits [N] (None unless needed), clean fake logits [N] and the real-fake
+        shrinkage term [N]. F ignores labels; the reals need no graph when their logits are not needed."""
         real_x, gen_x = self._augment(real_img), self._augment(gen_img)
-        with torch.set_grad_enabled(need_real_grad):
+        with torch.set_grad_enabled(need_real_logits):
             real_feat = self.D.features(real_x, real_c)
         gen_feat = self.D.features(gen_x, gen_c)
-        real_logits = self.D.head(real_feat, real_c).flatten()
+        real_logits = self.D.head(real_feat, real_c).flatten() if need_real_logits else None
         gen_logits = self.D.head(gen_feat, gen_c).flatten()
-        first = lambda f: f if isinstance(f, torch.Tensor) else f[0]  # noqa: E731
-        shrink = self.adaptivemix.cross_shrinkage(features, real_x, first(real_feat), gen_x, first(gen_feat))
+        shrink = self.adaptivemix.cross_shrinkage(lambda t: self.D.features(t, real_c), real_x,
+                                                     split_features(real_feat)[0], gen_x, split_features(gen_feat)[0])
         return real_logits, gen_logits, shrink
 
     # ------------------------------------------------------------------------
@@ -165,7 +165,7 @@ class StyleGAN2Loss:
         if self.apa is not None:
             self.apa.store(gen_img)
         if paper:
-            _, gen_logits, shrink = self._paper_terms(real_img.detach(), real_c, gen_img, gen_c, need_real_grad=False)
+            _, gen_logits, shrink = self._paper_terms(real_img.detach(), real_c, gen_img, gen_c, need_real_logits=False)
         else:
             gen_logits, shrink = self.run_D(gen_img, gen_c)
         training_stats.report("Loss/scores/fake", gen_logits)
@@ -221,7 +221,7 @@ class StyleGAN2Loss:
         with torch.no_grad():
             gen_img, _ = self.run_G(gen_z, gen_c)
         real_img = self._real_input(real_img)
-        real_logits, gen_logits, shrink = self._paper_terms(real_img, real_c, gen_img, gen_c, need_real_grad=True)
+        real_logits, gen_logits, shrink = self._paper_terms(real_img, real_c, gen_img, gen_c, need_real_logits=True)
         training_stats.report("Loss/scores/fake", gen_logits)
         training_stats.report("Loss/signs/fake", gen_logits.sign())
         self._observe_real(real_logits)

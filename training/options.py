@@ -79,7 +79,8 @@ def build_training_options(
     fp32: bool = False, nhwc: bool = False, nobench: bool = False, allow_tf32: bool = False, workers: int | None = None,
     adaptivemix: bool | None = None, noise_std: float | None = None, adaptivemix_variant: str = "release",
     adaptivemix_weight: float = 1.0, apa: bool = False, apa_target: float | None = None, device: str = "cpu",
-    tick: float | None = None, deterministic: bool = False,
+    tick: float | None = None, deterministic: bool = False, metric_detector: str | None = None,
+    detector_dir: str | None = None, metric_images: int | None = None,
 ) -> tuple[dnnlib.EasyDict, str]:
     """Validate the options and return (keyword arguments of `training_loop`, run description)."""
     args = dnnlib.EasyDict()
@@ -90,6 +91,7 @@ def build_training_options(
         raise _error("--snap must be at least 1")
     args.image_snapshot_ticks = args.network_snapshot_ticks = snap
     args.metrics = _check_metrics(metrics if metrics is not None else [])
+    args.metric_kwargs = _metric_kwargs(args.metrics, metric_detector, detector_dir, metric_images)
     args.random_seed = seed
 
     args.training_set_kwargs, desc, _dataset = probe_dataset(data)
@@ -180,6 +182,22 @@ def _check_metrics(metrics: list[str]) -> list[str]:
         valid = ", ".join(metric_main.list_valid_metrics())
         raise _error(f"--metrics: unknown metric {invalid[0]!r}; choose from: none, {valid}")
     return metrics
+
+
+def _metric_kwargs(metrics: list[str], detector: str | None, detector_dir: str | None, num_images: int | None) -> dnnlib.EasyDict:
+    kwargs = dnnlib.EasyDict()
+    for name, value in [("--metric-detector", detector), ("--detector-dir", detector_dir), ("--metric-images", num_images)]:
+        if value is not None and not metrics:
+            raise _error(f"{name} needs --metrics (it configures the metrics computed at snapshots)")
+    if num_images is not None and num_images < 1:
+        raise _error("--metric-images must be at least 1")
+    if detector is not None:
+        kwargs.detector = detector
+    if detector_dir is not None:
+        kwargs.detector_dir = detector_dir
+    if num_images is not None:
+        kwargs.num_images = num_images
+    return kwargs
 
 
 def _apply_preset(args: dnnlib.EasyDict, cfg: str, res: int, gpus: int) -> None:

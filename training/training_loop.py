@@ -253,6 +253,7 @@ def training_loop(
     adaptivemix_kwargs: dict | None = None,  # AdaptiveMixDiscriminatorCall args + variant/weight; None = off.
     apa_kwargs: dict | None = None,  # PseudoAugment args (target, interval, kimg, p); None = off.
     metrics: list[str] = [],
+    metric_kwargs: dict = {},  # Extra MetricOptions for every metric: detector, detector_dir, num_images.
     random_seed: int = 0,
     num_gpus: int = 1,
     rank: int = 0,
@@ -437,7 +438,8 @@ def training_loop(
             snapshot_pkl = save_snapshot(run_dir, rank, training_set_kwargs, G, D, G_ema, augment_pipe, phases, loss, ada, apa,
                                          cur_nimg, cur_tick, batch_idx)
             if metrics:
-                stats_metrics.update(evaluate_metrics(metrics, G_ema, training_set_kwargs, num_gpus, rank, device, run_dir, snapshot_pkl))
+                stats_metrics.update(evaluate_metrics(metrics, metric_kwargs, G_ema, training_set_kwargs, num_gpus, rank, device,
+                                                      run_dir, snapshot_pkl))
 
         if rank == 0:
             stats_dict = dict(stats_collector.as_dict(), timestamp=time.time())
@@ -498,7 +500,8 @@ def save_snapshot(run_dir, rank, training_set_kwargs, G, D, G_ema, augment_pipe,
     return snapshot_pkl
 
 
-def evaluate_metrics(metrics, G_ema, training_set_kwargs, num_gpus, rank, device, run_dir, snapshot_pkl) -> dict[str, float]:
+def evaluate_metrics(metrics, metric_kwargs, G_ema, training_set_kwargs, num_gpus, rank, device, run_dir,
+                     snapshot_pkl) -> dict[str, float]:
     """Compute each metric on the snapshot's G_ema (all ranks), append its jsonl line (rank 0)."""
     from metrics import metric_main
 
@@ -508,7 +511,7 @@ def evaluate_metrics(metrics, G_ema, training_set_kwargs, num_gpus, rank, device
     results = {}
     for metric in metrics:
         result = metric_main.calc_metric(metric=metric, G=G_ema, dataset_kwargs=training_set_kwargs,
-                                         num_gpus=num_gpus, rank=rank, device=device)
+                                         num_gpus=num_gpus, rank=rank, device=device, **metric_kwargs)
         if rank == 0:
             metric_main.report_metric(result, run_dir=run_dir, snapshot_pkl=snapshot_pkl)
         results.update(result.results)
