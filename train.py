@@ -35,29 +35,32 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def torchrun_rank() -> int | None:
+    """This process's rank when started by torchrun (one or more machines), else None."""
+    return int(os.environ["RANK"]) if "RANK" in os.environ and "WORLD_SIZE" in os.environ else None
+
+
+def init_distributed(device: str, rank: int, world_size: int, init_method: str) -> None:
+    backend = "nccl" if device == "cuda" else "gloo"
+    torch.distributed.init_process_group(backend=backend, init_method=init_method, rank=rank, world_size=world_size)
+
+
 def subprocess_fn(rank: int, args: dnnlib.EasyDict, temp_dir: str) -> None:
     """Entry point of every training process: logging, torch.distributed, then the loop."""
+    from torch_utils import training_stats
     from training import training_loop
 
     log = dnnlib.util.Logger(file_name=os.path.join(args.run_dir, "log.txt"), file_mode="a", should_flush=True)
     try:
+        if args.num_gpus > 1 and not torch.distributed.is_initialized():
+            init_file = os.path.abspath(os.path.join(temp_dir, ".torch_distributed_init"))
+            init_distributed(args.device, rank, args.num_gpus, f"file://{init_file}")
         device = torch.device(args.device)
-        if args.num_gpus > 1:
-            backend = "nccl" if device.type == "cuda" else "gloo"
-            if "RANK" in os.environ and "WORLD_SIZE" in os.environ:  # Launched by torchrun (one or more machines).
-                torch.distributed.init_process_group(backend=backend, init_method="env://")
-            else:
-                init_file = os.path.abspath(os.path.join(temp_dir, ".torch_distributed_init"))
-                torch.distributed.init_process_group(backend=backend, init_method=f"file://{init_file}", rank=rank,
-                                                     world_size=args.num_gpus)
         if device.type == "cuda":
             local_rank = int(os.environ.get("LOCAL_RANK", rank))
             torch.cuda.set_device(local_rank)
             device = torch.device("cuda", local_rank)
-        sync_device = device if args.num_gpus > 1 else None
-        from torch_utils import training_stats
-
-        training_stats.init_multiprocessing(rank=rank, sync_device=sync_device)
+        training_stats.init_multiprocessing(rank=rank, sync_device=device if args.num_gpus > 1 else None)
         training_loop.training_loop(rank=rank, **dict(args, device=device))
     finally:
         if torch.distributed.is_initialized():
@@ -66,10 +69,10 @@ def subprocess_fn(rank: int, args: dnnlib.EasyDict, temp_dir: str) -> None:
 
 
 def launch(args: dnnlib.EasyDict) -> None:
-    """Run in-process (1 process), under torchrun (rank from the environment), or spawn --gpus processes."""
-    if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
-        args.num_gpus = int(os.environ["WORLD_SIZE"])
-        subprocess_fn(int(os.environ["RANK"]), args, temp_dir="")
+    """Run in-process (1 process or this torchrun rank), or spawn --gpus processes on this machine."""
+    rank = torchrun_rank()
+    if rank is not None:
+        subprocess_fn(rank, args, temp_dir="")
         return
     with tempfile.TemporaryDirectory() as temp_dir:
         if args.num_gpus == 1:
@@ -158,9 +161,17 @@ def is_exact_resume(resume: str | None) -> bool:
 def main(ctx, outdir, dry_run, device, resume, kimg, **config_kwargs):
     """Train a GAN using the techniques of StyleGAN2-ADA, with AdaptiveMix and APA."""
     device = resolve_device(device)
+    rank = torchrun_rank()
+    if rank is not None:  # torchrun: every process runs main(); rank 0 names and creates the run directory.
+        world_size = int(os.environ["WORLD_SIZE"])
+        if config_kwargs["gpus"] not in (None, world_size):
+            raise click.UsageError(f"--gpus={config_kwargs['gpus']} differs from torchrun's world size {world_size}; omit --gpus")
+        config_kwargs["gpus"] = world_size
+        init_distributed(device, rank, world_size, "env://")
     if is_exact_resume(resume):
         args = exact_resume_options(resume, outdir, kimg)
-        print(f'Continuing run "{args.run_dir}" from "{args.resume_state}"')
+        if rank in (None, 0):
+            print(f'Continuing run "{args.run_dir}" from "{args.resume_state}"')
     else:
         if config_kwargs["data"] is None:
             raise click.UsageError("--data is required (a dataset zip or folder made with dataset_tool.py)")
@@ -169,8 +180,35 @@ def main(ctx, outdir, dry_run, device, resume, kimg, **config_kwargs):
         config_kwargs = {k: v for k, v in config_kwargs.items() if v is not None}
         args, desc = build_training_options(outdir=outdir, resume=resume, kimg=kimg, device=device, **config_kwargs)
         args.run_dir = next_run_dir(outdir, desc)
+        if rank is not None:
+            shared = [args.run_dir]
+            torch.distributed.broadcast_object_list(shared, src=0)
+            args.run_dir = shared[0]
     args.device = device
+    if rank not in (None, 0):
+        if not dry_run:
+            torch.distributed.barrier()  # Wait until rank 0 has created the run directory.
+            launch(args)
+        return
 
+    print_summary(args, device)
+    if dry_run:
+        print("Dry run; exiting.")
+        return
+    if "resume_state" not in args:
+        print("Creating output directory...")
+        os.makedirs(args.run_dir)
+        saved = {k: v for k, v in args.items() if k != "device"}
+        with open(os.path.join(args.run_dir, "training_options.json"), "wt", encoding="utf-8") as f:
+            json.dump(saved, f, indent=2)
+    if rank is not None:
+        torch.distributed.barrier()
+    print("Launching processes...")
+    torch.multiprocessing.set_start_method("spawn", force=True)
+    launch(args)
+
+
+def print_summary(args: dnnlib.EasyDict, device: str) -> None:
     print("\nTraining options:")
     print(json.dumps(args, indent=2))
     print()
@@ -185,18 +223,6 @@ def main(ctx, outdir, dry_run, device, resume, kimg, **config_kwargs):
     print(f"Dataset x-flips:    {args.training_set_kwargs.xflip}")
     print(f"AdaptiveMix:        {'adaptivemix_kwargs' in args}")
     print()
-    if dry_run:
-        print("Dry run; exiting.")
-        return
-    if "resume_state" not in args:
-        print("Creating output directory...")
-        os.makedirs(args.run_dir)
-        saved = {k: v for k, v in args.items() if k != "device"}
-        with open(os.path.join(args.run_dir, "training_options.json"), "wt", encoding="utf-8") as f:
-            json.dump(saved, f, indent=2)
-    print("Launching processes...")
-    torch.multiprocessing.set_start_method("spawn", force=True)
-    launch(args)
 
 
 if __name__ == "__main__":

@@ -11,24 +11,14 @@ stored in the file's `info`.
 
 from __future__ import annotations
 
-import sys
 import time
 
 import click
 import torch
 
 import dnnlib
+from dnnlib.progress import ProgressBar
 from metrics import domain_classifier
-
-
-def _bar(tag: str, done: int, total: int) -> None:
-    """One-line progress bar on stderr."""
-    width = 30
-    filled = int(width * done / max(total, 1))
-    sys.stderr.write(f"\r{tag} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-    if done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()
 
 
 def load_labelled_images(path: str, max_images: int | None = None) -> tuple[torch.Tensor, torch.Tensor, str]:
@@ -38,10 +28,11 @@ def load_labelled_images(path: str, max_images: int | None = None) -> tuple[torc
         raise click.UsageError(f'--data: "{path}" has no class labels; a domain detector needs a dataset.json with integer labels')
     loader = torch.utils.data.DataLoader(dataset, batch_size=500, num_workers=2)
     images, labels = [], []
-    for x, c in loader:
-        images.append(x)
-        labels.append(c.argmax(dim=1))
-        _bar("loading", sum(len(b) for b in images), len(dataset))
+    with ProgressBar(len(dataset), desc="loading", unit="img") as progress:
+        for x, c in loader:
+            images.append(x)
+            labels.append(c.argmax(dim=1))
+            progress.update(len(x))
     return torch.cat(images), torch.cat(labels), dataset.name
 
 
@@ -77,6 +68,7 @@ def train(
     num_steps = epochs * -(-len(labels) // batch_size)
     step = 0
     model.train()
+    progress = ProgressBar(num_steps, desc="training", unit="step")
     for _ in range(epochs):
         for idx in torch.randperm(len(labels), generator=generator).split(batch_size):
             for group in optimizer.param_groups:
@@ -87,8 +79,8 @@ def train(
             loss.backward()
             optimizer.step()
             step += 1
-            if step % 20 == 0 or step == num_steps:
-                _bar("training", step, num_steps)
+            progress.update()
+    progress.close()
     model.eval()
 
 

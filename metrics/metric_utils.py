@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 import dnnlib
+from dnnlib.progress import ProgressBar
 from metrics import detectors
 
 # ----------------------------------------------------------------------------
@@ -108,6 +109,7 @@ class ProgressMonitor:
         self.start_time = time.time()
         self.batch_time = self.start_time
         self.batch_items = 0
+        self.bar: ProgressBar | None = None  # Live bar on a terminal, between the spec's progress lines.
 
     def update(self, cur_items: int) -> None:
         if not self.verbose:
@@ -125,14 +127,14 @@ class ProgressMonitor:
         self.batch_items = cur_items
 
     def _draw_bar(self, cur_items: int) -> None:
-        if self.tag is not None and self.num_items is not None and sys.stderr.isatty():
-            done = int(30 * cur_items / max(self.num_items, 1))
-            sys.stderr.write(f"\r{self.tag} [{'#' * done}{'.' * (30 - done)}] {cur_items}/{self.num_items}")
-            sys.stderr.flush()
+        if self.tag is not None and self.num_items is not None:
+            if self.bar is None:
+                self.bar = ProgressBar(self.num_items, desc=self.tag, unit="img")
+            self.bar.update(cur_items - self.bar.count)
 
     def _clear_bar(self) -> None:
-        if sys.stderr.isatty():
-            sys.stderr.write("\r" + " " * 79 + "\r")
+        if self.bar is not None and self.bar.enabled:
+            sys.stderr.write("\r\033[K")
 
     def sub(self, tag: str | None = None, num_items: int | None = None) -> ProgressMonitor:
         """A monitor for a sub-stage with the same verbosity."""

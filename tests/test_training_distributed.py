@@ -87,3 +87,24 @@ def test_average_gradients_keeps_missing_gradients_missing():
     params[0].grad = torch.full([2], 3.0)
     distributed.average_gradients(params)  # Single process: unchanged.
     assert torch.equal(params[0].grad, torch.full([2], 3.0)) and params[1].grad is None
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes_train_one_run(tiny_zip, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(repo / "train.py"),
+               f"--outdir={tmp_path / 'runs'}", f"--data={tiny_zip}", "--cfg=tiny", "--batch=4", "--kimg=0.008", "--device=cpu",
+               "--aug=noaug", "--workers=1", "--adaptivemix=1"]
+    result = subprocess.run(command, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 1, runs  # Rank 0 named the run; rank 1 joined it.
+    options = (runs[0] / "training_options.json").read_text()
+    assert '"num_gpus": 2' in options and '"batch_gpu": 2' in options
+    log = (runs[0] / "log.txt").read_text()
+    assert log.count("tick 1 ") == 1 and "Exiting..." in log
+    assert (runs[0] / "network-snapshot-000000.pkl").is_file()
