@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
 
 from training.augment import AUGPIPE_PRESETS, AugmentPipe
 
-REFERENCE = os.path.join(os.environ.get('SHARED_DIR', '/work/shared'), 'reference', 'augment_1.pt')
-needs_reference = pytest.mark.skipif(not os.path.exists(REFERENCE), reason=f'{REFERENCE} not present')
+from conftest import REFERENCE_DIR
+
+REFERENCE = REFERENCE_DIR / 'augment_1.pt'
 
 
-def _cases() -> list[dict]:
-    return torch.load(REFERENCE, weights_only=True) if os.path.exists(REFERENCE) else []
+def _cases() -> list[dict | None]:
+    """The reference cases; a single None (reported as a failure) when the file is missing."""
+    return torch.load(REFERENCE, weights_only=True) if REFERENCE.is_file() else [None]
 
 
-@needs_reference
-@pytest.mark.parametrize('case', _cases(), ids=lambda c: f"{c['preset']}-C{c['x'].shape[1]}-seed{c['seed']}")
-def test_reference_case(case: dict) -> None:
+@pytest.mark.parametrize('case', _cases(), ids=lambda c: f"{c['preset']}-C{c['x'].shape[1]}-seed{c['seed']}" if c else 'missing')
+def test_reference_case(case: dict | None) -> None:
+    if case is None:
+        pytest.fail(f'{REFERENCE} not found: set SHARED_DIR to the folder holding reference/')
     assert AUGPIPE_PRESETS[case['preset']] == case['kwargs']
     pipe = AugmentPipe(**case['kwargs']).train().requires_grad_(False)
     pipe.p.copy_(torch.as_tensor(case['p']))

@@ -13,7 +13,6 @@ from adaptivemix import AdaptiveMixDiscriminatorCall
 from training.loss import StyleGAN2Loss
 from training.networks import Discriminator, Generator
 
-REFERENCE = "../shared/reference"
 
 
 def build_networks(cfg):
@@ -49,8 +48,8 @@ def run_reference_phases(ref, loss, G, D, phases):
     return worst
 
 
-def test_plain_loss_matches_original_gradients():
-    ref = torch.load(f"{REFERENCE}/loss_step_1.pt", weights_only=True)
+def test_plain_loss_matches_original_gradients(reference_dir):
+    ref = torch.load(reference_dir / "loss_step_1.pt", weights_only=True)
     G, D = build_networks(ref["config"])
     G.load_state_dict(ref["G_state"])
     D.load_state_dict(ref["D_state"])
@@ -63,8 +62,8 @@ def test_plain_loss_matches_original_gradients():
     torch.testing.assert_close(G.mapping.w_avg, ref["w_avg_after"], rtol=0, atol=1e-6)
 
 
-def test_adaptivemix_loss_matches_release_gradients_with_fewer_feature_passes():
-    ref = torch.load(f"{REFERENCE}/adaptivemix_step_1.pt", weights_only=True)
+def test_adaptivemix_loss_matches_release_gradients_with_fewer_feature_passes(reference_dir):
+    ref = torch.load(reference_dir / "adaptivemix_step_1.pt", weights_only=True)
     G, D = build_networks(ref["config"])
     G.load_state_dict(ref["G_state"])
     D.load_state_dict(ref["D_state"])

@@ -9,7 +9,9 @@ import torch
 import dnnlib
 from metrics import detectors, domain_classifier
 
-REFERENCE_DIR = "/work/shared/reference"
+from conftest import REFERENCE_DIR  # noqa: E402
+
+REFERENCE_DIR = str(REFERENCE_DIR)
 
 
 class _TinyDetector(torch.nn.Module):
@@ -51,10 +53,8 @@ def test_domain_detector_file_is_weights_only(tmp_path):
     torch.testing.assert_close(loaded(x), model(x))
 
 
-def test_native_inception_weight_file_reproduces_reference(tmp_path):
+def test_native_inception_weight_file_reproduces_reference(tmp_path, reference_dir):
     cases_file = os.path.join(REFERENCE_DIR, "inception_fid_cases.pt")
-    if not os.path.isfile(cases_file):
-        pytest.skip("reference data not available")
     spec = importlib.util.spec_from_file_location("mk", os.path.join(REFERENCE_DIR, "make_inception_random_weights.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

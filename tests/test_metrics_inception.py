@@ -10,12 +10,13 @@ import torch
 
 from metrics.inception import InceptionV3FID, preprocess, tf1_bilinear_resize
 
-REFERENCE_DIR = "/work/shared/reference"
+from conftest import REFERENCE_DIR  # noqa: E402
+
+REFERENCE_DIR = str(REFERENCE_DIR)
 LAYOUT_FILE = os.path.join(REFERENCE_DIR, "inception_fid_layout.json")
 CASES_FILE = os.path.join(REFERENCE_DIR, "inception_fid_cases.pt")
 WEIGHTS_SCRIPT = os.path.join(REFERENCE_DIR, "make_inception_random_weights.py")
 
-needs_reference = pytest.mark.skipif(not os.path.isfile(CASES_FILE), reason="reference data not available")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def outputs(reference, net):
     return results
 
 
-@needs_reference
+@pytest.mark.usefixtures("reference_dir")  # Fails loudly when the data is missing.
 def test_state_dict_layout_matches_weight_file():
     with open(LAYOUT_FILE) as f:
         layout = json.load(f)
@@ -77,7 +78,7 @@ def test_state_dict_layout_matches_weight_file():
         assert str(state[name].dtype) == f"torch.{dtype}", name
 
 
-@needs_reference
+@pytest.mark.usefixtures("reference_dir")  # Fails loudly when the data is missing.
 def test_load_ignores_num_batches_tracked(reference_state_dict):
     state = dict(reference_state_dict)
     state["Conv2d_1a_3x3.bn.num_batches_tracked"] = torch.zeros([], dtype=torch.int64)
@@ -87,7 +88,7 @@ def test_load_ignores_num_batches_tracked(reference_state_dict):
         InceptionV3FID().load_state_dict(state)
 
 
-@needs_reference
+@pytest.mark.usefixtures("reference_dir")  # Fails loudly when the data is missing.
 @pytest.mark.parametrize("case", ["c64", "c299", "c128x96", "c400x320"])
 def test_outputs_match_reference(reference, outputs, case):
     out = outputs[case]
@@ -108,7 +109,7 @@ def test_outputs_match_reference(reference, outputs, case):
     torch.testing.assert_close(out["blockmean"]["Mixed_6e"], reference[f"{case}.feat768"], rtol=0, atol=1e-4)
 
 
-@needs_reference
+@pytest.mark.usefixtures("reference_dir")  # Fails loudly when the data is missing.
 def test_public_api_matches_reference(reference, net):
     x = reference["c128x96.input"][:1]
     with torch.no_grad():
