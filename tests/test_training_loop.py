@@ -96,3 +96,24 @@ def test_exact_resume_equals_uninterrupted_run(tiny_zip, tmp_path):
     for a, b in zip(full_stats, resumed_stats):
         for name in ["Loss/G/loss", "Loss/D/loss", "Loss/scores/real", "Loss/adaptivemix", "Progress/augment"]:
             assert a[name] == b[name], name
+
+
+def test_resume_from_network_pickle_copies_weights_by_name(tiny_zip, tmp_path):
+    # Transfer learning (the original's --resume): weights come from the pickle, counters start at zero.
+    source_dir, target_dir = tmp_path / "source", tmp_path / "target"
+    source_dir.mkdir()
+    target_dir.mkdir()
+    training_loop(**tiny_loop_kwargs(tiny_zip, source_dir, total_kimg=0.004))
+    source_pkl = source_dir / "network-snapshot-000000.pkl"
+    frozen = dict(class_name="torch.optim.Adam", lr=0.0, betas=[0, 0.99], eps=1e-8)  # lr 0: weights stay as loaded.
+    training_loop(**tiny_loop_kwargs(tiny_zip, target_dir, total_kimg=0.004, resume_pkl=str(source_pkl), random_seed=5,
+                                     G_opt_kwargs=frozen, D_opt_kwargs=frozen, ema_rampup=None))
+    with open(source_pkl, "rb") as f:
+        source = legacy.load_network_pkl(f)
+    with open(target_dir / "network-snapshot-000000.pkl", "rb") as f:
+        target = legacy.load_network_pkl(f)
+    for name in ["G", "D", "G_ema"]:
+        for (key, a), (_, b) in zip(source[name].named_parameters(), target[name].named_parameters()):
+            assert torch.equal(a, b), f"{name}.{key}"
+    state = run_state.load_training_state(str(target_dir / "training-state-000000.pt"))
+    assert state["batch_idx"] == 1 and state["cur_nimg"] == 4
