@@ -78,12 +78,11 @@ def modulated_conv2d(
         weight = weight * weight_scale
         styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
 
-    sample_weights = None
     dcoefs = None
-    if demodulate or fused_modconv:
-        sample_weights = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1)  # [N, O, I, kh, kw]
     if demodulate:
-        dcoefs = (sample_weights.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt()  # [N, O]
+        # sum_{i,a,b} (weight[o,i,a,b] * styles[n,i])^2 = sum_i styles[n,i]^2 * sum_{a,b} weight[o,i,a,b]^2: one small
+        # matmul instead of materialising the [N, O, I, kh, kw] per-sample weights (and their backward).
+        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()  # [N, O]
 
     if not fused_modconv:
         x = x * styles.to(x.dtype).reshape(batch_size, -1, 1, 1)
@@ -98,6 +97,7 @@ def modulated_conv2d(
             return x.add_(noise.to(x.dtype))
         return x
 
+    sample_weights = weight.unsqueeze(0) * styles.reshape(batch_size, 1, -1, 1, 1)  # [N, O, I, kh, kw]
     if demodulate:
         sample_weights = sample_weights * dcoefs.reshape(batch_size, -1, 1, 1, 1)
     x = x.reshape(1, -1, *x.shape[2:])
