@@ -117,3 +117,15 @@ def test_resume_from_network_pickle_copies_weights_by_name(tiny_zip, tmp_path):
             assert torch.equal(a, b), f"{name}.{key}"
     state = run_state.load_training_state(str(target_dir / "training-state-000000.pt"))
     assert state["batch_idx"] == 1 and state["cur_nimg"] == 4
+
+
+def test_tensorboard_scalars_when_installed(tiny_zip, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    training_loop(**tiny_loop_kwargs(tiny_zip, tmp_path, total_kimg=0.008))
+    events = EventAccumulator(str(tmp_path))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert {"Loss/G/loss", "Loss/D/loss", "Progress/kimg", "Progress/augment"} <= set(tags)
+    assert [round(e.value, 3) for e in events.Scalars("Progress/kimg")] == [0.004, 0.008]
