@@ -67,3 +67,9 @@ def test_sigkill_mid_tick_then_resume_latest(tiny_zip, tmp_path):
     assert all(line.endswith("\n") for line in lines)
     kimgs = [json.loads(line)["Progress/kimg"]["mean"] for line in lines]
     assert kimgs == sorted(kimgs) and len(set(kimgs)) == len(kimgs) and kimgs[-1] == pytest.approx(0.04)
+
+    # Resuming a finished run changes nothing and says how to extend it.
+    again = subprocess.run(train_command(outdir, "--resume=latest", "--kimg=0.04"), env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0 and "pass a larger --kimg to extend it" in again.stdout
+    assert stats_lines(run_dir) == lines

@@ -347,6 +347,9 @@ def training_loop(
         if apa is not None:
             apa.load_state_dict(state["apa"][rank])
         cur_nimg, cur_tick, batch_idx = state["cur_nimg"], state["cur_tick"], state["batch_idx"]
+        if cur_nimg >= total_kimg * 1000:
+            log(f"The run already reached {cur_nimg / 1000:g} kimg of {total_kimg:g}; pass a larger --kimg to extend it.")
+            return
 
     grid_size = grid_z = grid_c = None
     if rank == 0:
