@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO
 
 CACHE_DIR_ENV = "DNNLIB_CACHE_DIR"
 

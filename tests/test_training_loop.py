@@ -3,7 +3,6 @@
 import json
 import os
 
-import numpy as np
 import PIL.Image
 import pytest
 import torch
