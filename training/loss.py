@@ -21,6 +21,7 @@ import torch.nn.functional as F
 
 from adaptivemix import AdaptiveMixDiscriminatorCall, split_features
 from torch_utils import training_stats
+from torch_utils.ops.grad import input_gradients
 
 PHASES = ("Gmain", "Greg", "Gboth", "Dmain", "Dreg", "Dboth")
 ADAPTIVEMIX_VARIANTS = ("release", "paper")
@@ -178,7 +179,7 @@ class StyleGAN2Loss:
         batch_size = max(gen_z.shape[0] // self.pl_batch_shrink, 1)
         gen_img, gen_ws = self.run_G(gen_z[:batch_size], gen_c[:batch_size])
         pl_noise = torch.randn_like(gen_img) / np.sqrt(gen_img.shape[2] * gen_img.shape[3])
-        (pl_grads,) = torch.autograd.grad(outputs=[(gen_img * pl_noise).sum()], inputs=[gen_ws], create_graph=True)
+        (pl_grads,) = input_gradients((gen_img * pl_noise).sum(), [gen_ws])  # No weight gradients in the inner pass.
         pl_lengths = pl_grads.square().sum(2).mean(1).sqrt()
         pl_mean = self.pl_mean.lerp(pl_lengths.mean(), self.pl_decay)
         self.pl_mean.copy_(pl_mean.detach())
@@ -209,7 +210,7 @@ class StyleGAN2Loss:
             training_stats.report("Loss/D/loss", self._loss_Dgen + loss_Dreal)
             loss = loss + loss_Dreal
         if do_Dr1:
-            (r1_grads,) = torch.autograd.grad(outputs=[real_logits.sum()], inputs=[real_img], create_graph=True)
+            (r1_grads,) = input_gradients(real_logits.sum(), [real_img])
             r1_penalty = r1_grads.square().sum([1, 2, 3])
             loss_Dr1 = r1_penalty * (self.r1_gamma / 2)
             training_stats.report("Loss/r1_penalty", r1_penalty)
