@@ -48,13 +48,17 @@ def run_reference_phases(ref, loss, G, D, phases):
     return worst
 
 
-def test_plain_loss_matches_original_gradients(reference_dir):
-    ref = torch.load(reference_dir / "loss_step_1.pt", weights_only=True)
+def load_reference(path):
+    """The reference dict and its G and D with the stored weights, in training mode (as when it was made)."""
+    ref = torch.load(path, weights_only=True)
     G, D = build_networks(ref["config"])
     G.load_state_dict(ref["G_state"])
     D.load_state_dict(ref["D_state"])
-    G.train()
-    D.train()
+    return ref, G.train(), D.train()
+
+
+def test_plain_loss_matches_original_gradients(reference_dir):
+    ref, G, D = load_reference(reference_dir / "loss_step_1.pt")
     loss = StyleGAN2Loss(torch.device("cpu"), G, D, r1_gamma=ref["r1_gamma"], pl_weight=ref["pl_weight"])
     worst = run_reference_phases(ref, loss, G, D, ["Gmain", "Greg", "Dmain", "Dreg"])
     assert all(err < 1e-5 for err in worst.values()), worst
@@ -63,12 +67,7 @@ def test_plain_loss_matches_original_gradients(reference_dir):
 
 
 def test_adaptivemix_loss_matches_release_gradients_with_fewer_feature_passes(reference_dir):
-    ref = torch.load(reference_dir / "adaptivemix_step_1.pt", weights_only=True)
-    G, D = build_networks(ref["config"])
-    G.load_state_dict(ref["G_state"])
-    D.load_state_dict(ref["D_state"])
-    G.train()
-    D.train()
+    ref, G, D = load_reference(reference_dir / "adaptivemix_step_1.pt")
     calls = []
     features = D.features
     D.features = lambda *args, **kwargs: calls.append(1) or features(*args, **kwargs)
