@@ -55,7 +55,7 @@ def seed_everything(random_seed: int, num_gpus: int, rank: int, deterministic: b
 
 
 def make_data_loader(training_set, rank: int, num_gpus: int, batch_size: int, random_seed: int,
-                     data_loader_kwargs: dict, start_batch: int) -> tuple[misc.InfiniteSampler, Any]:
+                     data_loader_kwargs: dict, start_batch: int) -> Any:
     """Endless loader of per-rank batches, positioned after `start_batch` batches (for resume).
 
     The loader gets its own RNG generator so that its worker seeding never consumes the global stream.
@@ -68,7 +68,7 @@ def make_data_loader(training_set, rank: int, num_gpus: int, batch_size: int, ra
         kwargs.pop("prefetch_factor", None)
     loader = torch.utils.data.DataLoader(training_set, sampler=sampler, batch_size=batch_per_rank,
                                          generator=torch.Generator().manual_seed(random_seed), **kwargs)
-    return sampler, iter(loader)
+    return iter(loader)
 
 
 def build_networks(training_set, G_kwargs: dict, D_kwargs: dict, device: torch.device):
@@ -293,7 +293,7 @@ def training_loop(
     log("Loading training set...")
     training_set = dnnlib.util.construct_class_by_name(**training_set_kwargs)
     start_batch = state["batch_idx"] if state is not None else 0
-    sampler, data_iter = make_data_loader(training_set, rank, num_gpus, batch_size, random_seed, data_loader_kwargs, start_batch)
+    data_iter = make_data_loader(training_set, rank, num_gpus, batch_size, random_seed, data_loader_kwargs, start_batch)
     log(f"\nNum images:  {len(training_set)}\nImage shape: {training_set.image_shape}\nLabel shape: {training_set.label_shape}\n")
 
     log("Constructing networks...")
