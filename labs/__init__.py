@@ -1,0 +1,1 @@
+"""Experiments that let a user see AdaptiveMix and the seed papers' techniques work: `python -m labs.<name>`."""
