@@ -9,16 +9,16 @@ import numpy as np
 import PIL.Image
 import pytest
 
-# `../shared/reference` beside the repository (override with $SHARED_DIR). Missing data fails loudly:
+# The reference numbers the tests reproduce live in the repository (tests/data/reference/, see its README.md).
+# $REFERENCE_DIR points the tests at another copy, e.g. the full, untrimmed set. Missing data fails loudly:
 # every reference file must be reproduced by a test.
-SHARED_DIR = Path(os.environ.get("SHARED_DIR", Path(__file__).resolve().parents[1].parent / "shared"))
-REFERENCE_DIR = SHARED_DIR / "reference"
+REFERENCE_DIR = Path(os.environ.get("REFERENCE_DIR", Path(__file__).resolve().parent / "data" / "reference"))
 
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     if not REFERENCE_DIR.is_dir():
-        pytest.fail(f"Reference data not found at {REFERENCE_DIR}: set SHARED_DIR to the folder holding reference/")
+        pytest.fail(f"Reference data not found at {REFERENCE_DIR}: unset REFERENCE_DIR to use tests/data/reference/")
     return REFERENCE_DIR
 
 

@@ -21,7 +21,7 @@ def _cases() -> list[dict | None]:
 @pytest.mark.parametrize('case', _cases(), ids=lambda c: f"{c['preset']}-C{c['x'].shape[1]}-seed{c['seed']}" if c else 'missing')
 def test_reference_case(case: dict | None) -> None:
     if case is None:
-        pytest.fail(f'{REFERENCE} not found: set SHARED_DIR to the folder holding reference/')
+        pytest.fail(f'{REFERENCE} not found: tests/data/reference/ is part of the repository (or unset REFERENCE_DIR)')
     assert AUGPIPE_PRESETS[case['preset']] == case['kwargs']
     pipe = AugmentPipe(**case['kwargs']).train().requires_grad_(False)
     pipe.p.copy_(torch.as_tensor(case['p']))
