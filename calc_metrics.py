@@ -109,6 +109,7 @@ def subprocess_fn(rank: int, args: dnnlib.EasyDict, temp_dir: str) -> None:
         result_dict = metric_main.calc_metric(
             metric=metric, G=G, dataset_kwargs=args.dataset_kwargs, num_gpus=args.num_gpus, rank=rank, device=device,
             progress=progress, detector=args.detector, detector_dir=args.detector_dir, num_images=args.num_images,
+            resize=args.resize,
         )
         if rank == 0:
             metric_main.report_metric(result_dict, run_dir=args.run_dir, snapshot_pkl=args.network_pkl)
@@ -138,8 +139,9 @@ _HELP = "Calculate quality metrics for a previous training run or a pretrained n
 @click.option("--detector", help="Feature detector file or URL used by every metric instead of its default (e.g. a domain detector)", metavar="PATH")
 @click.option("--detector-dir", help=f"Folder of local detector copies  [default: ${detectors.DETECTOR_DIR_ENV}]", metavar="DIR")
 @click.option("--num-images", help="Cap the real/generated image counts (quick checks; not comparable with 50k results)", type=int, metavar="INT")
+@click.option("--resize", help="How images reach the detector's input size: the original's protocol, or PIL bicubic in float (clean-fid)", type=click.Choice(["legacy", "clean"]), default="legacy", show_default=True)
 @click.option("--verbose", help="Print progress and details", type=bool, default=True, show_default=True, metavar="BOOL")
-def calc_metrics(network_pkl, metrics_text, data, mirror, num_gpus, detector, detector_dir, num_images, verbose):
+def calc_metrics(network_pkl, metrics_text, data, mirror, num_gpus, detector, detector_dir, num_images, resize, verbose):
     metrics = parse_metric_list(metrics_text)
     if num_gpus < 1:
         raise click.UsageError("--gpus must be at least 1")
@@ -166,7 +168,7 @@ def calc_metrics(network_pkl, metrics_text, data, mirror, num_gpus, detector, de
 
     args = dnnlib.EasyDict(
         G=G, metrics=metrics, dataset_kwargs=dataset_kwargs, num_gpus=num_gpus, verbose=verbose, network_pkl=network_pkl,
-        run_dir=find_run_dir(network_pkl), detector=detector, detector_dir=detector_dir, num_images=num_images,
+        run_dir=find_run_dir(network_pkl), detector=detector, detector_dir=detector_dir, num_images=num_images, resize=resize,
     )
     if verbose:
         print("Launching processes...")

@@ -119,6 +119,22 @@ def load_detector_file(filename: str, device: torch.device | str = "cpu") -> tor
     return model.eval().requires_grad_(False).to(device)
 
 
+_TORCHSCRIPT_INPUT_SIZES = {"inception-2015-12-05": 299, "vgg16": 224}
+
+
+def input_size(detector: torch.nn.Module, url_or_path: str) -> int:
+    """The square input size a detector resizes its images to (used by the `clean` resize protocol).
+
+    Native detectors carry it as `input_size`; the original's TorchScript files are known by name.
+    """
+    size = getattr(detector, "input_size", None)
+    if size is None:
+        size = _TORCHSCRIPT_INPUT_SIZES.get(detector_name(url_or_path))
+    if size is None:
+        raise ValueError(f'the input size of detector "{url_or_path}" is unknown, so --resize=clean cannot be used with it; use --resize=legacy')
+    return int(size)
+
+
 _detector_cache: dict[tuple[str, str | None, str], torch.nn.Module] = {}
 
 

@@ -45,6 +45,11 @@ class DomainClassifier(nn.Module):
         self.fc = nn.Linear(channels[-1] * POOLED_SIZE**2, hidden)
         self.out = nn.Linear(hidden, num_classes, bias=False)
 
+    @property
+    def input_size(self) -> int:
+        """Square size images are resized to before the network."""
+        return self.config["resolution"]
+
     def _input(self, images: torch.Tensor, resize_images: bool) -> torch.Tensor:
         x = images.to(torch.float32)
         in_channels = self.config["in_channels"]

@@ -5,6 +5,8 @@ All public functions take NumPy arrays: features `[N, F]` (float) or class proba
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.linalg
 import scipy.special
@@ -25,9 +27,29 @@ def mean_cov(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def fid_from_stats(mu_real: np.ndarray, sigma_real: np.ndarray, mu_gen: np.ndarray, sigma_gen: np.ndarray) -> float:
     """Frechet distance ||mu_g - mu_r||^2 + tr(S_g + S_r - 2 sqrtm(S_g S_r)); real part taken at the end."""
     m = np.square(mu_gen - mu_real).sum()
-    s = scipy.linalg.sqrtm(np.dot(sigma_gen, sigma_real))
+    s = _sqrtm_quiet(np.dot(sigma_gen, sigma_real))
+    if not np.isfinite(s).all():
+        # sqrtm failed on a (numerically) singular product, typical with fewer images than features: add
+        # eps to both diagonals, a change far below FID's sampling noise, and retry.
+        offset = np.eye(sigma_gen.shape[0]) * _SQRTM_EPS
+        s = _sqrtm_quiet(np.dot(sigma_gen + offset, sigma_real + offset))
     fid = np.real(m + np.trace(sigma_gen + sigma_real - s * 2))
     return float(fid)
+
+
+_SQRTM_EPS = 1e-6
+
+
+def _sqrtm_quiet(matrix: np.ndarray) -> np.ndarray:
+    """scipy.linalg.sqrtm without its "Matrix is singular" warning.
+
+    A singular Sigma_g Sigma_r is expected when there are fewer images than feature dimensions (rank <= N - 1);
+    its square root is still well defined and computed, so the warning would only alarm the user. Non-finite
+    results are left to the caller.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*singular.*")
+        return scipy.linalg.sqrtm(matrix)
 
 
 def fid_from_features(real: np.ndarray, gen: np.ndarray) -> float:
@@ -158,6 +180,59 @@ def pr_from_features(real: np.ndarray, gen: np.ndarray, nhood_size: int = 3) -> 
     real_t = torch.as_tensor(np.asarray(real, dtype=np.float32))
     gen_t = torch.as_tensor(np.asarray(gen, dtype=np.float32))
     return pr_from_torch_features(real_t, gen_t, nhood_size=nhood_size)
+
+
+# ----------------------------------------------------------------------------
+# Precision, recall, density and coverage (Naeem et al. 2020).
+
+
+def _knn_radii(points: torch.Tensor, nearest_k: int, row_batch_size: int) -> torch.Tensor:
+    """Distance [N] from each point to its k-th nearest other point (the (k+1)-th smallest: self is at 0)."""
+    return torch.cat([torch.cdist(block, points).kthvalue(nearest_k + 1, dim=1).values for block in points.split(row_batch_size)])
+
+
+def prdc_from_torch_features(real: torch.Tensor, gen: torch.Tensor, nearest_k: int = 5, row_batch_size: int = 10000) -> dict[str, float]:
+    """Precision, recall, density and coverage (Naeem et al. 2020) of gen [M, F] against real [N, F].
+
+    With r_i the distance from real point i to its k-th nearest real neighbour, s_j likewise among gen, and
+    d_ij the distance from real i to gen j (all comparisons strict, as in the paper):
+        precision = mean_j 1[exists i: d_ij < r_i]        recall   = mean_i 1[exists j: d_ij < s_j]
+        density   = 1/(k M) sum_j sum_i 1[d_ij < r_i]      coverage = mean_i 1[min_j d_ij < r_i]
+    Identical sets (distinct distances) give density = 1 and coverage = 1; density can exceed 1 where gen
+    crowds dense real regions. The distance matrix is processed in blocks of row_batch_size rows.
+    """
+    if real.ndim != 2 or gen.ndim != 2 or real.shape[1] != gen.shape[1]:
+        raise ValueError(f"features must be [N, F] and [M, F], got {list(real.shape)} and {list(gen.shape)}")
+    if min(real.shape[0], gen.shape[0]) <= nearest_k:
+        raise ValueError(f"density/coverage needs more than nearest_k={nearest_k} real and generated samples, got {real.shape[0]} and {gen.shape[0]}")
+    real_radii = _knn_radii(real, nearest_k, row_batch_size)
+    gen_radii = _knn_radii(gen, nearest_k, row_batch_size)
+    in_real_balls = []  # Per gen point: how many real balls contain it.
+    for block in gen.split(row_batch_size):
+        in_real_balls.append((torch.cdist(block, real) < real_radii[None]).sum(dim=1))
+    in_real_balls = torch.cat(in_real_balls).to(torch.float64)
+    recalled, covered = [], []
+    for block, radii in zip(real.split(row_batch_size), real_radii.split(row_batch_size)):
+        dist = torch.cdist(block, gen)
+        recalled.append((dist < gen_radii[None]).any(dim=1))
+        covered.append(dist.min(dim=1).values < radii)
+    return dict(
+        precision=float((in_real_balls > 0).to(torch.float64).mean()),
+        recall=float(torch.cat(recalled).to(torch.float64).mean()),
+        density=float(in_real_balls.sum() / (nearest_k * gen.shape[0])),
+        coverage=float(torch.cat(covered).to(torch.float64).mean()),
+    )
+
+
+def prdc_from_features(real: np.ndarray, gen: np.ndarray, nearest_k: int = 5) -> dict[str, float]:
+    """{'precision', 'recall', 'density', 'coverage'} of gen features [M, F] against real [N, F] (float64, CPU).
+
+    See prdc_from_torch_features for the definitions. float64 keeps ties exact enough that identical sets
+    give density 1 (float32 distances through matrix products misorder near-equal distances).
+    """
+    real_t = torch.as_tensor(np.asarray(real, dtype=np.float64))
+    gen_t = torch.as_tensor(np.asarray(gen, dtype=np.float64))
+    return prdc_from_torch_features(real_t, gen_t, nearest_k=nearest_k)
 
 
 # ----------------------------------------------------------------------------

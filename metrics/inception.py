@@ -233,6 +233,8 @@ class InceptionV3FID(nn.Module):
     (PyTorch defaults); only loaded weights give meaningful features.
     """
 
+    input_size = INPUT_SIZE
+
     def __init__(self):
         super().__init__()
         self.Conv2d_1a_3x3 = BasicConv2d(3, 32, 3, stride=2)

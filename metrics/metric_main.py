@@ -50,8 +50,10 @@ def metric_help(metric: str) -> str:
 def calc_metric(metric: str, **kwargs: Any) -> dnnlib.EasyDict:
     """Evaluate one metric; kwargs are MetricOptions arguments (G, dataset_kwargs, num_gpus, rank, device, ...).
 
-    Returns EasyDict(results={key: float}, metric, total_time, total_time_str, num_gpus[, num_images]).
-    With several processes every rank must call this; values are broadcast from rank 0 as float64.
+    Returns EasyDict(results={key: float}, metric, total_time, total_time_str, num_gpus, then what was used:
+    detector (file name), num_real / num_gen (image counts; PPL: path samples), resize (feature metrics)
+    [, num_images: the --num-images cap]). With several processes every rank must call this; values are
+    broadcast from rank 0 as float64.
     """
     if not is_valid_metric(metric):
         raise ValueError(f"Unknown metric {metric!r}; valid metrics: {', '.join(list_valid_metrics())}")
@@ -75,13 +77,17 @@ def calc_metric(metric: str, **kwargs: Any) -> dnnlib.EasyDict:
         total_time_str=dnnlib.util.format_time(total_time),
         num_gpus=opts.num_gpus,
     )
+    for key in ("detector", "num_real", "num_gen", "resize"):
+        if key in opts.provenance:
+            record[key] = opts.provenance[key]
     if opts.num_images is not None:
         record.num_images = opts.num_images  # Marks a capped (quick-check) evaluation.
     return record
 
 
 def report_metric(result_dict: dict, run_dir: str | None = None, snapshot_pkl: str | None = None) -> None:
-    """Print the result's JSON line and append it to `<run_dir>/metric-<name>.jsonl` if run_dir exists.
+    """Print the result's JSON line and its summary line; append the JSON line to `<run_dir>/metric-<name>.jsonl`
+    if run_dir exists.
 
     snapshot_pkl is stored relative to run_dir when both are given, else as given (may be None).
     """
@@ -92,9 +98,36 @@ def report_metric(result_dict: dict, run_dir: str | None = None, snapshot_pkl: s
         snapshot_pkl = os.path.relpath(snapshot_pkl, run_dir)
     jsonl_line = json.dumps(dict(result_dict, snapshot_pkl=snapshot_pkl, timestamp=time.time()))
     print(jsonl_line)
+    print(summary_line(result_dict))
     if run_dir is not None and os.path.isdir(run_dir):
         with open(os.path.join(run_dir, f"metric-{metric}.jsonl"), "at") as f:
             f.write(jsonl_line + "\n")
+
+
+def summary_line(result_dict: dict) -> str:
+    """One human-readable line: the values, then the image counts, detector and resize protocol used.
+
+    A capped run says so, so that e.g. FID on 2000 images with a domain detector cannot be mistaken for a
+    50k Inception FID. KID is the raw MMD^2 (the original's unit); with the Inception detector papers quote
+    it x10^3, which is added; with other detectors its scale follows the features' (see docs/metrics.md).
+    """
+    values = []
+    for key, value in result_dict["results"].items():
+        text = f"{key} {value:.6g}"
+        if key.startswith("kid") and result_dict.get("detector", "").startswith("inception"):
+            text += f" (x10^3: {value * 1e3:.4g})"
+        values.append(text)
+    used = []
+    counts = [f"{result_dict[k]} {name}" for k, name in (("num_real", "real"), ("num_gen", "generated")) if k in result_dict]
+    if counts:
+        used.append(" / ".join(counts) + " images")
+    if "num_images" in result_dict:
+        used.append(f"capped by --num-images={result_dict['num_images']}: not comparable with 50k results")
+    if "detector" in result_dict:
+        used.append(f"detector {result_dict['detector']}")
+    if "resize" in result_dict:
+        used.append(f"resize {result_dict['resize']}")
+    return ", ".join(values) + (f"  [{'; '.join(used)}]" if used else "")
 
 
 # ----------------------------------------------------------------------------
@@ -127,6 +160,13 @@ def pr50k3_full(opts):
     opts = _with_dataset_override(opts, max_size=None, xflip=False)
     precision, recall = precision_recall.compute_pr(opts, max_real=200000, num_gen=50000, nhood_size=3, row_batch_size=10000, col_batch_size=10000)
     return dict(pr50k3_full_precision=precision, pr50k3_full_recall=recall)
+
+
+@register_metric("Precision, recall, density and coverage (k = 5) against up to 50k real images")
+def prdc50k_full(opts):
+    opts = _with_dataset_override(opts, max_size=None, xflip=False)
+    values = precision_recall.compute_prdc(opts, max_real=50000, num_gen=50000, nearest_k=5, row_batch_size=10000)
+    return {f"prdc50k_full_{key}": value for key, value in values.items()}
 
 
 @register_metric("Perceptual path length in W at path endpoints against full image")

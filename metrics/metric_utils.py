@@ -21,6 +21,7 @@ import torch
 import dnnlib
 from dnnlib.progress import ProgressBar
 from metrics import detectors
+from metrics.resize import check_resize_mode, clean_resize
 
 # ----------------------------------------------------------------------------
 # Options.
@@ -34,7 +35,11 @@ class MetricOptions:
     else CPU; progress: a ProgressMonitor (silent by default); cache: reuse dataset statistics on disk;
     detector: URL/path replacing every metric's default detector; detector_dir: folder of local detector
     copies; num_images: caps the real and generated image counts and PPL samples (quick checks only:
-    results are then not comparable with 50k numbers).
+    results are then not comparable with 50k numbers); resize: 'legacy' (the detector resizes uint8 images
+    itself, the original's protocol) or 'clean' (PIL bicubic per channel in float first, see metrics.resize).
+
+    `provenance` is filled while a metric runs with what it actually used (detector file name, real and
+    generated image counts, resize protocol) and goes into the result line.
     """
 
     def __init__(
@@ -50,6 +55,7 @@ class MetricOptions:
         detector: str | None = None,
         detector_dir: str | None = None,
         num_images: int | None = None,
+        resize: str = "legacy",
     ):
         if not 0 <= rank < num_gpus:
             raise ValueError(f"rank must be in [0, num_gpus), got rank={rank}, num_gpus={num_gpus}")
@@ -68,6 +74,8 @@ class MetricOptions:
         self.detector = detector
         self.detector_dir = detector_dir
         self.num_images = num_images
+        self.resize = check_resize_mode(resize)
+        self.provenance = dnnlib.EasyDict()
 
     def detector_for(self, default_url: str) -> str:
         """The detector to use: the user's override if given, else the metric's default URL."""
@@ -82,7 +90,16 @@ class MetricOptions:
 
 def get_feature_detector(opts: MetricOptions, url_or_path: str) -> torch.nn.Module:
     """The detector named by url_or_path on opts.device (loaded once per process; rank 0 first)."""
+    opts.provenance.detector = detectors.file_name(url_or_path)
     return detectors.get_detector(url_or_path, opts.device, opts.detector_dir, opts.num_gpus, opts.rank, verbose=opts.progress.verbose)
+
+
+def detector_input(opts: MetricOptions, detector: torch.nn.Module, detector_url: str, images: torch.Tensor) -> torch.Tensor:
+    """uint8 images [N, C, H, W] -> what the detector is called with under opts.resize (RGB; clean: resized floats)."""
+    images = _as_rgb_uint8(images)
+    if opts.resize == "clean":
+        images = clean_resize(images, detectors.input_size(detector, detector_url))
+    return images
 
 
 def iterate_random_labels(opts: MetricOptions, batch_size: int):
@@ -272,11 +289,14 @@ def dataset_fingerprint(path: str | None) -> tuple[int, int] | None:
     return (st.st_size, st.st_mtime_ns)
 
 
-def dataset_stats_cache_fields(dataset_kwargs: dict, detector_id: str, detector_kwargs: dict, stats_kwargs: dict, num_items: int) -> dict[str, Any]:
+def dataset_stats_cache_fields(
+    dataset_kwargs: dict, detector_id: str, detector_kwargs: dict, stats_kwargs: dict, num_items: int, resize_mode: str = "legacy"
+) -> dict[str, Any]:
     """Everything the cached dataset statistics depend on.
 
     The original's four fields, plus the number of real images used (which the original left out, so that
-    e.g. fid50k and fid50k_full could share a file) and the dataset file's size and modification time.
+    e.g. fid50k and fid50k_full could share a file), the dataset file's size and modification time, and the
+    resize protocol.
     """
     return dict(
         dataset_kwargs=dict(dataset_kwargs),
@@ -285,6 +305,7 @@ def dataset_stats_cache_fields(dataset_kwargs: dict, detector_id: str, detector_
         stats_kwargs=dict(stats_kwargs),
         num_items=num_items,
         dataset_file=dataset_fingerprint(dataset_kwargs.get("path")),
+        resize=resize_mode,
     )
 
 
@@ -325,11 +346,13 @@ def compute_feature_stats_for_dataset(
     cache_file = None
     if opts.cache:
         detector_id = detectors.detector_identity(detector_url, opts.detector_dir)
-        fields = dataset_stats_cache_fields(opts.dataset_kwargs, detector_id, detector_kwargs, stats_kwargs, num_items)
+        fields = dataset_stats_cache_fields(opts.dataset_kwargs, detector_id, detector_kwargs, stats_kwargs, num_items, opts.resize)
         name = f"{dataset.name}-{detectors.detector_name(detector_url)}-{cache_key(fields)}.npz"
         cache_file = dnnlib.make_cache_dir_path("gan-metrics", name)
         if _broadcast_flag(os.path.isfile(cache_file) if opts.rank == 0 else False, opts):
-            return FeatureStats.load(cache_file)
+            stats = FeatureStats.load(cache_file)
+            opts.provenance.update(detector=detectors.file_name(detector_url), num_real=stats.num_items, resize=opts.resize)
+            return stats
 
     stats = FeatureStats(max_items=num_items, **stats_kwargs)
     progress = opts.progress.sub(tag="dataset features", num_items=num_items)
@@ -339,9 +362,10 @@ def compute_feature_stats_for_dataset(
     loader = torch.utils.data.DataLoader(dataset=dataset, sampler=item_subset, batch_size=batch_size, **data_loader_kwargs)
     with torch.no_grad():
         for images, _labels in loader:
-            features = detector(_as_rgb_uint8(images).to(opts.device), **detector_kwargs)
+            features = detector(detector_input(opts, detector, detector_url, images.to(opts.device)), **detector_kwargs)
             stats.append_torch(features, num_gpus=opts.num_gpus)
             progress.update(stats.num_items)
+    opts.provenance.update(num_real=stats.num_items, resize=opts.resize)
 
     if cache_file is not None and opts.rank == 0:
         os.makedirs(os.path.dirname(cache_file), exist_ok=True)
@@ -383,8 +407,8 @@ def compute_feature_stats_for_generator(
             for _ in range(batch_size // batch_gen):
                 z = torch.randn([batch_gen, G.z_dim], device=opts.device)
                 images.append(generated_images_uint8(G, z, next(labels), opts.G_kwargs))
-            images = _as_rgb_uint8(torch.cat(images))
-            features = detector(images, **detector_kwargs)
+            features = detector(detector_input(opts, detector, detector_url, torch.cat(images)), **detector_kwargs)
             stats.append_torch(features, num_gpus=opts.num_gpus)
             progress.update(stats.num_items)
+    opts.provenance.update(num_gen=stats.num_items, resize=opts.resize)
     return stats

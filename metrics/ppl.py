@@ -118,6 +118,7 @@ def compute_ppl(
     sampler = PPLSampler(opts.G, opts.G_kwargs, epsilon, space, sampling, crop, distance_net)
     sampler.G.eval().requires_grad_(False).to(opts.device)
     dist = sample_distances(opts, sampler, opts.capped(num_samples), batch_size)
+    opts.provenance.num_gen = opts.capped(num_samples)  # Path samples (image pairs).
     if dist is None:
         return float("nan")
     return formulas.ppl_from_distances(dist)

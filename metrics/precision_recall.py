@@ -32,3 +32,24 @@ def compute_pr(
     return formulas.pr_from_torch_features(
         real_features, gen_features, nhood_size, row_batch_size, col_batch_size, opts.num_gpus, opts.rank
     )
+
+
+def compute_prdc(opts: metric_utils.MetricOptions, max_real: int | None, num_gen: int, nearest_k: int, row_batch_size: int) -> dict[str, float]:
+    """Precision, recall, density and coverage (Naeem et al. 2020) with VGG16 features (unless overridden).
+
+    Distances in float32 on every device (density counts ball memberships, so float16 radii would move it).
+    Computed on rank 0 only; other ranks return NaNs.
+    """
+    detector_url = opts.detector_for(detectors.VGG16_URL)
+    detector_kwargs = dict(return_features=True)
+    real_features = metric_utils.compute_feature_stats_for_dataset(
+        opts, detector_url, detector_kwargs, max_items=opts.capped(max_real), capture_all=True
+    ).get_all_torch()
+    gen_features = metric_utils.compute_feature_stats_for_generator(
+        opts, detector_url, detector_kwargs, capture_all=True, max_items=opts.capped(num_gen)
+    ).get_all_torch()
+    if opts.rank != 0:
+        return dict.fromkeys(("precision", "recall", "density", "coverage"), float("nan"))
+    real_features = real_features.to(torch.float32).to(opts.device)
+    gen_features = gen_features.to(torch.float32).to(opts.device)
+    return formulas.prdc_from_torch_features(real_features, gen_features, nearest_k, row_batch_size)

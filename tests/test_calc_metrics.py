@@ -63,7 +63,9 @@ def test_all_metric_kinds_run_offline_with_a_domain_detector(setup, monkeypatch)
         lines = (setup["run_dir"] / f"metric-{metric}.jsonl").read_text().splitlines()
         assert len(lines) == 1
         records[metric] = json.loads(lines[0])
-        assert list(records[metric]) == ["results", "metric", "total_time", "total_time_str", "num_gpus", "num_images", "snapshot_pkl", "timestamp"]
+        used = {"ppl2_wend": ["detector", "num_gen"], "is50k": ["detector", "num_gen", "resize"]}.get(metric, ["detector", "num_real", "num_gen", "resize"])
+        assert list(records[metric]) == ["results", "metric", "total_time", "total_time_str", "num_gpus", *used, "num_images", "snapshot_pkl", "timestamp"]
+        assert records[metric]["detector"] == "det.pt" and records[metric]["num_gen"] == 24
         assert records[metric]["snapshot_pkl"] == "network-snapshot-000000.pkl"
         assert records[metric]["num_images"] == 24
         assert all(math.isfinite(v) for v in records[metric]["results"].values())

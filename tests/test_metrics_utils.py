@@ -151,7 +151,7 @@ def test_progress_lines_follow_spec_format(capsys):
 
 def test_registry_order_and_validation():
     assert metric_main.list_valid_metrics() == [
-        "fid50k_full", "kid50k_full", "pr50k3_full", "ppl2_wend", "is50k",
+        "fid50k_full", "kid50k_full", "pr50k3_full", "prdc50k_full", "ppl2_wend", "is50k",
         "fid50k", "kid50k", "pr50k3", "ppl_zfull", "ppl_wfull", "ppl_zend", "ppl_wend",
     ]
     assert metric_main.is_valid_metric("fid50k_full") and not metric_main.is_valid_metric("fid")
@@ -176,6 +176,8 @@ def test_report_metric_appends_jsonl_line_with_relative_snapshot(tmp_path, capsy
 def test_report_metric_without_run_dir_only_prints(tmp_path, capsys):
     result = dict(results={"is50k_mean": 1.0, "is50k_std": 0.0}, metric="is50k", total_time=1.0, total_time_str="1s", num_gpus=1)
     metric_main.report_metric(result, run_dir=None, snapshot_pkl="https://example.com/net.pkl")
-    record = json.loads(capsys.readouterr().out)
+    out = capsys.readouterr().out.splitlines()
+    record = json.loads(out[0])
     assert record["snapshot_pkl"] == "https://example.com/net.pkl"
+    assert out[1] == "is50k_mean 1, is50k_std 0"
     assert os.listdir(tmp_path) == []
