@@ -1,0 +1,147 @@
+"""One D step and one G step of the DCGAN lab: the objective, AdaptiveMix and the optional techniques.
+
+AdaptiveMix comes in two forms (`--adaptivemix-form`):
+- 'paper' (the paper's Eq. 6, used for wgan and wgan-gp): the critic is scored on clean images, s = J(F(x)),
+  and both players add `ada_weight * mean_i ||F(x_hat_i) - sg(lam F(real_i) + (1 - lam) F(fake_pi(i)) + eps)||_2`
+  with x_hat_i = lam real_i + (1 - lam) fake_pi(i): reals mixed with fakes, L2 distance
+  (`AdaptiveMixDiscriminatorCall.cross_shrinkage`). In G's step the gradient reaches G through the fakes
+  inside x_hat.
+- 'release' (the authors' StyleGAN2 form, used for ns, hinge and lsgan, whose losses expect logits of a learned
+  head): every D call is the mixed call of `AdaptiveMixDiscriminatorCall.__call__` (partners from the same
+  batch, logits J(m) + J(F(x_hat))) plus `ada_weight` times its negative-cosine shrinkage term.
+In both, lambda ~ Beta(1, 1) once per call, eps ~ N(0, 0.05^2), the target is detached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from adaptivemix import AdaptiveMixDiscriminatorCall
+from labs import objectives
+from training.techniques.bures import bures_distance
+from training.techniques.feature_matching import feature_matching_loss
+from training.techniques.historical_averaging import HistoricalAverage
+from training.techniques.label_smoothing import smoothed_real_loss
+
+AMIX_FORMS = ("paper", "release")
+
+
+@dataclass
+class LossSettings:
+    """Everything the two steps need besides the networks (see the CLI's help for each)."""
+
+    objective: str
+    adaptivemix: bool = False
+    amix_form: str = "paper"
+    ada_weight: float = 1.0
+    noise_std: float = 0.05
+    gp_weight: float = 10.0
+    fm_weight: float = 0.0
+    label_smoothing: float = 1.0  # 1 = no smoothing.
+    hist_avg_weight: float = 0.0
+    bures_weight: float = 0.0
+
+
+def default_amix_form(objective: str) -> str:
+    """'paper' for the Wasserstein objectives (Eq. 6), 'release' for the logit losses."""
+    return "paper" if objective in ("wgan", "wgan-gp") else "release"
+
+
+class DCGANLosses:
+    """Computes D's and G's losses for one batch; `stats` holds the last values (floats) for logging."""
+
+    def __init__(self, settings: LossSettings, G: torch.nn.Module, D: torch.nn.Module):
+        objectives.check_objective(settings.objective)
+        if settings.amix_form not in AMIX_FORMS:
+            raise ValueError(f"unknown AdaptiveMix form {settings.amix_form!r}: choose one of {', '.join(AMIX_FORMS)}")
+        if settings.label_smoothing != 1.0 and settings.objective != "ns":
+            raise ValueError("label smoothing applies to the logistic loss only: use it with --objective=ns")
+        self.s = settings
+        self.G, self.D = G, D
+        distance = "l2" if settings.amix_form == "paper" else "cosine"
+        self.amix = AdaptiveMixDiscriminatorCall(noise_std=settings.noise_std, distance=distance)
+        self.hist_G = HistoricalAverage(G.parameters()) if settings.hist_avg_weight > 0 else None
+        self.hist_D = HistoricalAverage(D.parameters()) if settings.hist_avg_weight > 0 else None
+        self.stats: dict[str, float] = {}
+
+    def _head(self, feat: torch.Tensor, _c=None) -> torch.Tensor:
+        return self.D.head(feat)
+
+    def _release_call(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mixed D call: (logits [N, 1], mean shrinkage term)."""
+        result = self.amix(self.D.features, self._head, x, None)
+        return result.logits, self.amix.shrinkage(result).mean()
+
+    def d_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """D's scalar loss on a real batch and a (detached) fake batch [N, C, R, R]."""
+        s = self.s
+        fake = fake.detach()
+        ada = torch.zeros([])
+        if s.adaptivemix and s.amix_form == "release":
+            s_r, ada_r = self._release_call(real)
+            s_f, ada_f = self._release_call(fake)
+            ada = ada_r + ada_f
+        else:
+            feat_r, feat_f = self.D.features(real), self.D.features(fake)
+            s_r, s_f = self.D.head(feat_r), self.D.head(feat_f)
+            if s.adaptivemix:
+                ada = self.amix.cross_shrinkage(self.D.features, real, feat_r, fake, feat_f).mean()
+        if s.label_smoothing != 1.0:
+            adv = smoothed_real_loss(s_r.flatten(), s.label_smoothing).mean() + F.softplus(s_f.flatten()).mean()
+        else:
+            adv = objectives.d_loss(s.objective, s_r, s_f)
+        loss = adv + s.ada_weight * ada
+        if s.objective == "wgan-gp":
+            gp = objectives.gradient_penalty(self.D, real, fake, s.gp_weight)
+            loss = loss + gp
+            self.stats["D/gp"] = gp.item()
+        if self.hist_D is not None:
+            loss = loss + s.hist_avg_weight * self.hist_D.penalty()
+        self.stats.update({"D/loss": loss.item(), "D/adv": adv.item(), "D/ada": float(ada.detach()),
+                           "D/real": s_r.mean().item(), "D/fake": s_f.mean().item()})
+        return loss
+
+    def g_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """G's scalar loss for fakes [N, C, R, R] made with gradient; `real` feeds the real-side statistics."""
+        s = self.s
+        ada = torch.zeros([])
+        feat_f = None
+        if s.adaptivemix and s.amix_form == "release":
+            s_f, ada = self._release_call(fake)
+        else:
+            feat_f = self.D.features(fake)
+            s_f = self.D.head(feat_f)
+        need_real_feat = (s.adaptivemix and s.amix_form == "paper") or s.fm_weight > 0 or s.bures_weight > 0
+        if need_real_feat:
+            with torch.no_grad():
+                feat_r = self.D.features(real)
+            if feat_f is None:
+                feat_f = self.D.features(fake)
+        if s.adaptivemix and s.amix_form == "paper":
+            ada = self.amix.cross_shrinkage(self.D.features, real, feat_r, fake, feat_f).mean()
+        adv = objectives.g_loss(s.objective, s_f)
+        loss = adv + s.ada_weight * ada
+        if s.fm_weight > 0:
+            fm = feature_matching_loss(feat_r, feat_f)
+            loss = loss + s.fm_weight * fm
+            self.stats["G/fm"] = fm.item()
+        if s.bures_weight > 0:
+            bures = bures_distance(feat_r, feat_f)
+            loss = loss + s.bures_weight * bures
+            self.stats["G/bures"] = bures.item()
+        if self.hist_G is not None:
+            loss = loss + s.hist_avg_weight * self.hist_G.penalty()
+        self.stats.update({"G/loss": loss.item(), "G/adv": adv.item(), "G/ada": float(ada.detach())})
+        return loss
+
+    def state_dict(self) -> dict:
+        """Historical averages (empty when off)."""
+        return {k: h.state_dict() for k, h in (("hist_G", self.hist_G), ("hist_D", self.hist_D)) if h is not None}
+
+    def load_state_dict(self, state: dict) -> None:
+        for key, hist in (("hist_G", self.hist_G), ("hist_D", self.hist_D)):
+            if hist is not None:
+                hist.load_state_dict(state[key])
