@@ -1,0 +1,154 @@
+"""Data for the classification lab: labelled zips into tensors, and the offline OOD sets.
+
+`load_images` reads a dataset zip/folder (the layout `dataset_tool.py` writes) into uint8 [N, C, H, W] and,
+when asked, int64 class labels [N] from its dataset.json. The makers write zips in the same layout:
+
+    python -m labs.classify_data classes --source=fm-train.zip --dest=fm-train-0to5.zip --classes=0-5
+    python -m labs.classify_data noise   --like=fm-test.zip --dest=gauss.zip --kind=gaussian --count=2000
+    python -m labs.classify_data digits  --like=fm-test.zip --dest=digits.zip   # needs scikit-learn (optional)
+
+Gaussian noise images are N(128, 64^2) per pixel, clipped to [0, 255]; uniform noise images are U{0..255}.
+The 8x8 scikit-learn digits (values 0-16) are scaled to 0-255 and upscaled (bilinear) to the reference size.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import click
+import numpy as np
+import PIL.Image
+import torch
+
+from dnnlib.atomic import atomic_path
+from dnnlib.progress import ProgressBar
+from training.dataset import ImageFolderDataset
+
+
+def load_images(
+    path: str, need_labels: bool, max_images: int | None = None, seed: int = 0, desc: str = "loading"
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(images uint8 [N, C, H, W], labels int64 [N] or None). `max_images` keeps a seeded random subset.
+
+    Raises OSError (unreadable data) or ValueError (`need_labels` and no integer class labels), one line each.
+    """
+    dataset = ImageFolderDataset(path, use_labels=need_labels, max_size=max_images, random_seed=seed)
+    if need_labels and not (dataset.has_labels and dataset.has_onehot_labels):
+        raise ValueError(
+            f"{path} has no integer class labels in its dataset.json; make the zip with dataset_tool.py "
+            "from a labelled source (e.g. the Fashion-MNIST idx files)"
+        )
+    images = np.empty([len(dataset), *dataset.image_shape], dtype=np.uint8)
+    labels = np.empty([len(dataset)], dtype=np.int64)
+    with ProgressBar(len(dataset), desc=desc, unit="img") as progress:
+        for idx in range(len(dataset)):
+            image, label = dataset[idx]
+            images[idx] = image
+            labels[idx] = int(np.argmax(label)) if need_labels else 0
+            progress.update(1)
+    dataset.close()
+    return torch.from_numpy(images), (torch.from_numpy(labels) if need_labels else None)
+
+
+def write_zip(dest: str, images: np.ndarray, labels: list[int] | None) -> None:
+    """Write uint8 images [N, H, W] or [N, H, W, C] as PNGs plus dataset.json, atomically."""
+    entries = []
+    with atomic_path(dest) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
+        for idx, image in enumerate(images):
+            fname = f"{idx // 1000:05d}/img{idx:08d}.png"
+            buffer = io.BytesIO()
+            PIL.Image.fromarray(np.squeeze(image)).save(buffer, format="png", compress_level=0)
+            archive.writestr(fname, buffer.getvalue())
+            entries.append([fname, int(labels[idx])] if labels is not None else None)
+        archive.writestr("dataset.json", json.dumps({"labels": entries if labels is not None else None}))
+
+
+def _parse_classes(text: str) -> list[int]:
+    """'0-5' or '0,2,4' (or a mix) -> sorted class indices."""
+    classes = set()
+    for part in text.split(","):
+        low, _, high = part.strip().partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            raise click.BadParameter(f"{text!r}: give classes like 0-5 or 0,2,4")
+        classes.update(range(int(low), int(high or low) + 1))
+    return sorted(classes)
+
+
+def _reference_shape(like: str) -> tuple[int, int]:
+    """(resolution, channels) of an existing dataset."""
+    dataset = ImageFolderDataset(like)
+    channels, resolution = dataset.num_channels, dataset.resolution
+    dataset.close()
+    return resolution, channels
+
+
+@click.group()
+def cli() -> None:
+    """Make the lab's extra dataset zips."""
+
+
+@cli.command()
+@click.option("--source", required=True, metavar="ZIP", help="Labelled dataset")
+@click.option("--dest", required=True, metavar="ZIP", help="Output zip")
+@click.option("--classes", required=True, help="Classes to keep, e.g. 0-5 or 6,7,8,9")
+@click.option(
+    "--relabel/--keep-labels",
+    default=True,
+    show_default=True,
+    help="Renumber the kept classes 0..k-1 (needed to train on them)",
+)
+def classes(source: str, dest: str, classes: str, relabel: bool) -> None:
+    """Keep only some classes of a labelled zip."""
+    keep = _parse_classes(classes)
+    try:
+        images, labels = load_images(source, need_labels=True)
+    except (OSError, ValueError) as err:
+        raise click.ClickException(str(err)) from err
+    mask = np.isin(labels.numpy(), keep)
+    new_label = {c: (i if relabel else c) for i, c in enumerate(keep)}
+    kept = [new_label[int(c)] for c in labels.numpy()[mask]]
+    write_zip(dest, images.numpy()[mask].transpose(0, 2, 3, 1), kept)
+    print(f"wrote {len(kept)} images of classes {keep} to {dest}")
+
+
+@cli.command()
+@click.option("--like", required=True, metavar="ZIP", help="Dataset whose resolution and channels to copy")
+@click.option("--dest", required=True, metavar="ZIP")
+@click.option("--kind", type=click.Choice(["gaussian", "uniform"]), required=True)
+@click.option("--count", type=click.IntRange(min=1), default=2000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def noise(like: str, dest: str, kind: str, count: int, seed: int) -> None:
+    """Noise images: Gaussian N(128, 64^2) clipped, or uniform over 0..255."""
+    resolution, channels = _reference_shape(like)
+    rng = np.random.default_rng(seed)
+    shape = [count, resolution, resolution, channels]
+    values = rng.normal(128, 64, shape) if kind == "gaussian" else rng.integers(0, 256, shape)
+    write_zip(dest, np.clip(np.rint(values), 0, 255).astype(np.uint8), None)
+    print(f"wrote {count} {kind} noise images to {dest}")
+
+
+@cli.command()
+@click.option("--like", required=True, metavar="ZIP", help="Dataset whose resolution and channels to copy")
+@click.option("--dest", required=True, metavar="ZIP")
+def digits(like: str, dest: str) -> None:
+    """scikit-learn's 1797 8x8 digits, upscaled (needs scikit-learn, an optional extra)."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError as err:
+        raise click.ClickException(
+            "the digits set needs scikit-learn: pip install scikit-learn (only for this maker)"
+        ) from err
+    resolution, channels = _reference_shape(like)
+    data = load_digits()
+    images = []
+    for image in np.rint(data.images * (255 / 16)).astype(np.uint8):
+        big = np.asarray(PIL.Image.fromarray(image).resize((resolution, resolution), PIL.Image.BILINEAR))
+        images.append(np.repeat(big[:, :, None], channels, axis=2))
+    write_zip(dest, np.stack(images), [int(t) for t in data.target])
+    print(f"wrote {len(images)} digit images to {dest}")
+
+
+if __name__ == "__main__":
+    cli()
