@@ -70,12 +70,14 @@ def _optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas))
 
 
-def _numpy_state() -> dict:
+def numpy_rng_state() -> dict:
+    """NumPy's global generator state as tensors and numbers (loadable with `torch.load(weights_only=True)`)."""
     name, keys, pos, has_gauss, cached = np.random.get_state()
     return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos, "has_gauss": has_gauss, "cached": cached}
 
 
-def _set_numpy_state(state: dict) -> None:
+def set_numpy_rng_state(state: dict) -> None:
+    """Restore NumPy's global generator from `numpy_rng_state()`."""
     keys = state["keys"].numpy().astype(np.uint32)
     np.random.set_state((state["name"], keys, int(state["pos"]), int(state["has_gauss"]), float(state["cached"])))
 
@@ -168,7 +170,7 @@ class DCGANRun:
         return {
             "config": dataclasses.asdict(self.cfg), "G": self.G.state_dict(), "D": self.D.state_dict(),
             "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "losses": self.losses.state_dict(),
-            "stream": self.stream.state_dict(), "torch_rng": torch.get_rng_state(), "numpy_rng": _numpy_state(),
+            "stream": self.stream.state_dict(), "torch_rng": torch.get_rng_state(), "numpy_rng": numpy_rng_state(),
             "images_seen": self.images_seen, "d_steps": self.d_steps, "train_seconds": self.train_seconds,
             "results": self.results,
         }
@@ -186,7 +188,7 @@ class DCGANRun:
         self.losses.load_state_dict(state["losses"])
         self.stream.load_state_dict(state["stream"])
         torch.set_rng_state(state["torch_rng"])
-        _set_numpy_state(state["numpy_rng"])
+        set_numpy_rng_state(state["numpy_rng"])
         self.images_seen = int(state["images_seen"])
         self.d_steps = int(state["d_steps"])
         self.train_seconds = float(state["train_seconds"])

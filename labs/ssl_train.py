@@ -1,0 +1,185 @@
+"""Training run of the semi-supervised GAN lab (Salimans et al. 2016, Sec. 5), resumable per epoch.
+
+One epoch = ceil(U / B) steps over the U unlabelled images (all training images, or a seeded subset of
+`unlabelled` of them), batch B. Each step:
+  D: supervised loss on B labelled images (drawn from the labelled subset, reshuffled whenever used up)
+     + unsupervised real loss on B unlabelled images + unsupervised fake loss on B images G(z), z ~ U(0, 1)
+     [+ ada_weight * AdaptiveMix shrinkage on the unlabelled batch];
+  G: feature matching ||mean F(x_unl) - mean F(G(z))||^2 on D's 250-d features (fresh z).
+With `gan=False` (the supervised-only baseline) only the supervised loss trains D, for the same number of steps
+on the same labelled images. Test error (argmax of the K logits, D in eval mode: no noise) after every epoch.
+
+AdaptiveMix here mixes unlabelled images within their batch (as the authors' classifier does):
+x_hat_i = lam x_i + (1 - lam) x_pi(i), shrinkage distance `ada_distance` (default 'mse', the authors'
+classification distance) between F(x_hat) and the detached lam F(x) + (1 - lam) F(x_pi) + eps, eps ~ N(0, 0.05^2).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+
+from adaptivemix import AdaptiveMixDiscriminatorCall
+from dnnlib import atomic
+from dnnlib.progress import ProgressBar
+from labs.dcgan_data import BatchStream
+from labs.dcgan_train import numpy_rng_state, set_numpy_rng_state
+from labs.ssl_losses import select_labelled, supervised_loss, unsupervised_fake_loss, unsupervised_real_loss
+from labs.ssl_networks import SSLDiscriminator, SSLGenerator
+from training.techniques.feature_matching import feature_matching_loss
+
+SNAPSHOT = "snapshot.pt"
+RESULTS = "results.jsonl"
+
+
+@dataclasses.dataclass
+class SSLConfig:
+    """A run's configuration (stored in the snapshot; a resumed run keeps it, except `epochs`)."""
+
+    labels_per_class: int
+    epochs: int
+    seed: int = 0
+    batch: int = 100
+    lr: float = 0.003
+    gan: bool = True
+    adaptivemix: bool = False
+    ada_weight: float = 1.0
+    ada_distance: str = "mse"
+    noise_std: float = 0.05
+    unlabelled: int | None = None  # Size of the unlabelled subset; None = every training image.
+
+
+def to_unit(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, C, H, W] -> float32 in [0, 1]."""
+    return images.to(torch.float32) / 255
+
+
+class SSLRun:
+    """Everything of one run over train images/labels and test images/labels (uint8 images, int64 labels)."""
+
+    def __init__(self, cfg: SSLConfig, train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor]):
+        self.cfg = cfg
+        images, labels = train
+        if test[0].shape[1:] != images.shape[1:]:
+            raise ValueError(f"test images are {tuple(test[0].shape[1:])}, training images {tuple(images.shape[1:])}")
+        num_classes = int(max(labels.max(), test[1].max())) + 1
+        self.labelled = select_labelled(labels, cfg.labels_per_class, cfg.seed)
+        if cfg.unlabelled is not None:
+            perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(cfg.seed + 1))
+            self.unlabelled = perm[: cfg.unlabelled]
+        else:
+            self.unlabelled = torch.arange(len(images))
+        self.images, self.labels, self.test = images, labels, test
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        shape = tuple(images.shape[1:])
+        self.D = SSLDiscriminator(shape[0] * shape[1] * shape[2], num_classes)
+        self.G = SSLGenerator(shape)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+        self.amix = AdaptiveMixDiscriminatorCall(noise_std=cfg.noise_std, distance=cfg.ada_distance)
+        self.lab_stream = BatchStream(len(self.labelled), cfg.batch, cfg.seed + 2)
+        self.unl_stream = BatchStream(len(self.unlabelled), cfg.batch, cfg.seed + 3)
+        self.steps_per_epoch = math.ceil(len(self.unlabelled) / cfg.batch)
+        self.epoch = 0
+        self.train_seconds = 0.0
+        self.results: list[dict] = []
+        self.stats: dict[str, float] = {}
+
+    def step(self) -> None:
+        cfg = self.cfg
+        lab = self.labelled[self.lab_stream.next()]
+        x_lab, y_lab = to_unit(self.images[lab]), self.labels[lab]
+        self.D.train()
+        self.G.train()
+        self.opt_D.zero_grad(set_to_none=True)
+        loss_sup = supervised_loss(self.D(x_lab), y_lab)
+        loss = loss_sup
+        if cfg.gan:
+            x_unl = to_unit(self.images[self.unlabelled[self.unl_stream.next()]])
+            with torch.no_grad():
+                fake = self.G(torch.rand([cfg.batch, self.G.z_dim]))
+            feat_unl = self.D.features(x_unl)
+            loss_real = unsupervised_real_loss(self.D.head(feat_unl))
+            loss_fake = unsupervised_fake_loss(self.D(fake))
+            loss = loss + loss_real + loss_fake
+            self.stats.update({"real": loss_real.item(), "fake": loss_fake.item()})
+            if cfg.adaptivemix:
+                ada = self.amix.cross_shrinkage(self.D.features, x_unl, feat_unl, x_unl, feat_unl).mean()
+                loss = loss + cfg.ada_weight * ada
+                self.stats["ada"] = ada.item()
+        loss.backward()
+        self.opt_D.step()
+        self.stats["sup"] = loss_sup.item()
+        if cfg.gan:
+            self.D.requires_grad_(False)
+            self.opt_G.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                feat_real = self.D.features(x_unl)
+            fm = feature_matching_loss(feat_real, self.D.features(self.G(torch.rand([cfg.batch, self.G.z_dim]))))
+            fm.backward()
+            self.opt_G.step()
+            self.D.requires_grad_(True)
+            self.stats["fm"] = fm.item()
+
+    @torch.no_grad()
+    def test_error(self, batch_size: int = 1000) -> float:
+        """Percentage of test images whose argmax over the K logits (no noise) is not the label."""
+        self.D.eval()
+        images, labels = self.test
+        wrong = sum(int((self.D(to_unit(x)).argmax(dim=1) != y).sum())
+                    for x, y in zip(images.split(batch_size), labels.split(batch_size)))
+        return 100.0 * wrong / len(labels)
+
+    def train(self, outdir: str, log: Callable[[str], None] = print) -> list[dict]:
+        """Train to cfg.epochs; after each epoch write results.jsonl and the snapshot, and log one line."""
+        with ProgressBar(self.cfg.epochs * self.steps_per_epoch, desc="ssl", unit="step", min_interval=1.0) as bar:
+            bar.update(self.epoch * self.steps_per_epoch)
+            while self.epoch < self.cfg.epochs:
+                start = time.perf_counter()
+                for _ in range(self.steps_per_epoch):
+                    self.step()
+                    bar.update()
+                self.train_seconds += time.perf_counter() - start
+                self.epoch += 1
+                line = {"epoch": self.epoch, "test_error": self.test_error(), "seconds": round(self.train_seconds, 2),
+                        **{k: round(v, 5) for k, v in sorted(self.stats.items())}}
+                self.results.append(line)
+                atomic.write_text(os.path.join(outdir, RESULTS), "".join(json.dumps(r) + "\n" for r in self.results))
+                self.save(os.path.join(outdir, SNAPSHOT))
+                log(f"epoch {self.epoch} test error {line['test_error']:.2f}% seconds {line['seconds']:.1f} | "
+                    + " ".join(f"{k} {v:.4g}" for k, v in sorted(self.stats.items())))
+        return self.results
+
+    def state_dict(self) -> dict:
+        return {
+            "config": dataclasses.asdict(self.cfg), "D": self.D.state_dict(), "G": self.G.state_dict(),
+            "opt_D": self.opt_D.state_dict(), "opt_G": self.opt_G.state_dict(),
+            "lab_stream": self.lab_stream.state_dict(), "unl_stream": self.unl_stream.state_dict(),
+            "torch_rng": torch.get_rng_state(), "numpy_rng": numpy_rng_state(), "epoch": self.epoch,
+            "train_seconds": self.train_seconds, "results": self.results,
+        }
+
+    def save(self, path: str) -> None:
+        with atomic.atomic_path(path) as tmp:
+            torch.save(self.state_dict(), tmp)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.D.load_state_dict(state["D"])
+        self.G.load_state_dict(state["G"])
+        self.opt_D.load_state_dict(state["opt_D"])
+        self.opt_G.load_state_dict(state["opt_G"])
+        self.lab_stream.load_state_dict(state["lab_stream"])
+        self.unl_stream.load_state_dict(state["unl_stream"])
+        torch.set_rng_state(state["torch_rng"])
+        set_numpy_rng_state(state["numpy_rng"])
+        self.epoch = int(state["epoch"])
+        self.train_seconds = float(state["train_seconds"])
+        self.results = list(state["results"])
