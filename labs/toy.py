@@ -1,0 +1,167 @@
+"""Toy 2D lab: see AdaptiveMix and the seed papers' techniques work on 2D mixtures (the paper's Fig. 3).
+
+    python -m labs.toy --dataset=grid9 --objective=std --variant=adaptivemix --seed=0 --outdir=out/toy
+    python -m labs.toy --dataset=all --objective=all --variant=all --seed=0-2 --steps=1000 --outdir=out/grid
+
+Every list option (comma-separated, or 'all') spans a grid: datasets x objectives x variants x seeds
+(`--runs=DATASETS:OBJECTIVES:VARIANTS:SEEDS` says the same in one option). Each run appends one line to
+`OUTDIR/results.jsonl`, saves its final 2500 generated points as `OUTDIR/samples-<run>.npy` ([N, 2] float32)
+and a panel `OUTDIR/fig-<run>.png` (D's confidence map, data in white, samples in red); a grid also writes
+`OUTDIR/figure-<dataset>.png` (rows: objectives, columns: variants, first seed) and prints mean +- SD tables.
+
+Objectives: `std` (the non-saturating GAN of Fig. 3), `wgan` (weight clipping at 0.01), `wgan-gp` (penalty
+weight 10), `hinge`. A variant is 'plain' or techniques joined by '+':
+`adaptivemix` (the paper's WGAN form, Eq. 6, for wgan/wgan-gp: J = mean of features, reals mixed with fakes,
+L2 shrinkage; the release form for std/hinge: partners from the same batch, negative cosine),
+`amix-paper` / `amix-release` (force a form), `fm` (feature matching), `mbdisc` (minibatch discrimination),
+`ls` (one-sided label smoothing, std only), `ha` (historical averaging), `vbn` (virtual batch norm in G),
+`bures` (Bures diversity matching), `alt-bures` (G alternates GAN loss and Bures term).
+Losses, AdaptiveMix and the technique terms are those of the DCGAN lab (`labs.dcgan_losses`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import click
+import numpy as np
+import torch
+
+from dnnlib.atomic import atomic_path
+from labs.toy_data import DATASETS
+from labs.toy_render import compose, save_png
+from labs.toy_run import OBJECTIVES, VARIANTS, ToyConfig, check_variant, run_toy
+from labs.toy_tables import format_tables
+
+
+def parse_list(text: str, choices: tuple[str, ...], what: str) -> list[str]:
+    """'all' or a comma-separated list of names; a ValueError names the first unknown one."""
+    if text == "all":
+        return list(choices)
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise ValueError(f"--{what} is empty")
+    return items
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'0-2,7' -> [0, 1, 2, 7]."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            low, _, high = part.partition("-")
+            seeds += list(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise ValueError(f"--seed must be integers or ranges like 0-2,7, got {text!r}") from None
+    return seeds
+
+
+def append_jsonl(path: str, record: dict) -> None:
+    """Append one JSON line, rewriting the file atomically (results files are small)."""
+    old = open(path, encoding="utf-8").read() if os.path.exists(path) else ""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        f.write(old + json.dumps(record) + "\n")
+
+
+def run_grid(configs: list[ToyConfig], outdir: str, log=print) -> list[dict]:
+    """Run every config, writing results, samples and panels to `outdir`; returns the result lines.
+
+    Runs use one CPU thread (the networks are too small to gain from more, and threads waiting on each other
+    slow them down several times on a busy machine); the previous thread count is restored afterwards.
+    """
+    os.makedirs(outdir, exist_ok=True)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _run_all(configs, outdir, log)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run_all(configs: list[ToyConfig], outdir: str, log) -> list[dict]:
+    results, panels = [], {}
+    for i, cfg in enumerate(configs):
+        start = time.time()
+        result, samples, panel = run_toy(cfg)
+        result["seconds"] = round(time.time() - start, 2)
+        with atomic_path(os.path.join(outdir, f"samples-{cfg.name}.npy"), suffix=".npy") as tmp:
+            np.save(tmp, samples)
+        save_png(panel, os.path.join(outdir, f"fig-{cfg.name}.png"))
+        append_jsonl(os.path.join(outdir, "results.jsonl"), result)
+        panels[(cfg.dataset, cfg.objective, cfg.variant, cfg.seed)] = panel
+        results.append(result)
+        log(f"[{i + 1}/{len(configs)}] {cfg.name}: modes {result['modes']}/{result['num_modes']}, "
+            f"HQ {result['hq_pct']:.1f}%, MMD {result['mmd']:.4f} ({result['seconds']:.1f}s)")
+    write_figures(configs, panels, outdir)
+    return results
+
+
+def write_figures(configs: list[ToyConfig], panels: dict, outdir: str) -> None:
+    """figure-<dataset>.png: rows = objectives, columns = variants, the first seed of each cell."""
+    seed = min(cfg.seed for cfg in configs)
+    objectives = list(dict.fromkeys(cfg.objective for cfg in configs))
+    variants = list(dict.fromkeys(cfg.variant for cfg in configs))
+    for dataset in dict.fromkeys(cfg.dataset for cfg in configs):
+        grid = [[panels.get((dataset, obj, var, seed)) for var in variants] for obj in objectives]
+        title = f"{dataset}, seed {seed}: D's confidence (dark = low), data (white), samples (red)"
+        save_png(compose(grid, objectives, variants, title), os.path.join(outdir, f"figure-{dataset}.png"))
+
+
+def build_configs(datasets, objectives, variants, seeds, **settings) -> list[ToyConfig]:
+    """The grid's configs; variants that do not apply to an objective (label smoothing off `std`) are left out."""
+    configs = []
+    for dataset in datasets:
+        for objective in objectives:
+            for variant in variants:
+                if not check_variant(variant, objective, strict=False):
+                    continue
+                configs += [ToyConfig(dataset=dataset, objective=objective, variant=variant, seed=s, **settings) for s in seeds]
+    return configs
+
+
+@click.command()
+@click.option("--dataset", default="grid9", show_default=True, help=f"Data set(s): {', '.join(DATASETS)} or all")
+@click.option("--objective", default="std", show_default=True, help=f"Objective(s): {', '.join(OBJECTIVES)} or all")
+@click.option("--variant", default="plain", show_default=True, help="Variant(s): plain or techniques joined by '+', or all")
+@click.option("--seed", "seeds", default="0", show_default=True, help="Seed(s), e.g. 0-2")
+@click.option("--runs", help="Whole grid in one option: DATASETS:OBJECTIVES:VARIANTS:SEEDS (overrides the four above)")
+@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True, help="G steps per run")
+@click.option("--batch", type=click.IntRange(min=2), default=256, show_default=True, help="Batch size")
+@click.option("--n-critic", type=click.IntRange(min=1), default=1, show_default=True, help="D steps per G step")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-4, show_default=True, help="Adam learning rate")
+@click.option("--fm-weight", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Feature matching weight (fm)")
+@click.option("--bures-weight", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Bures weight (bures)")
+@click.option("--ls-alpha", type=click.FloatRange(0.5, 1, min_open=True), default=0.9, show_default=True, help="Real target (ls)")
+@click.option("--ha-weight", type=click.FloatRange(min=0), default=0.01, show_default=True, help="Historical averaging weight (ha)")
+@click.option("--mbdisc-kernels", type=click.IntRange(min=1), default=100, show_default=True, help="Minibatch discr. B (mbdisc)")
+@click.option("--mbdisc-dim", type=click.IntRange(min=1), default=5, show_default=True, help="Minibatch discr. C (mbdisc)")
+@click.option("--noise-std", type=click.FloatRange(min=0), default=0.05, show_default=True, help="AdaptiveMix target noise")
+@click.option("--outdir", required=True, help="Where results.jsonl, samples and figures go")
+def main(dataset, objective, variant, seeds, runs, outdir, **settings):
+    """Train toy 2D GANs and report % high-quality samples, modes covered and MMD."""
+    try:
+        if runs:
+            parts = runs.split(":")
+            if len(parts) != 4:
+                raise ValueError(f"--runs must be DATASETS:OBJECTIVES:VARIANTS:SEEDS, got {runs!r}")
+            dataset, objective, variant, seeds = parts
+        datasets = parse_list(dataset, DATASETS, "dataset")
+        objectives = parse_list(objective, OBJECTIVES, "objective")
+        variants = parse_list(variant, VARIANTS, "variant")
+        seed_list = parse_seeds(seeds)
+        configs = build_configs(datasets, objectives, variants, seed_list, **settings)
+        for cfg in configs:
+            cfg.validate()
+        for var in variants:  # A variant asked for explicitly must apply to at least one objective.
+            if not any(check_variant(var, obj, strict=False) for obj in objectives):
+                check_variant(var, objectives[0], strict=True)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    results = run_grid(configs, outdir)
+    print(format_tables(results))
+
+
+if __name__ == "__main__":
+    main()
