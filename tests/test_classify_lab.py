@@ -13,6 +13,7 @@ from labs.classify import cli
 from labs.classify_attacks import fgsm, pgd
 from labs.classify_backbones import make_backbone
 from labs.classify_methods import ImageClassifier, MethodOptions, training_loss
+from labs.classify_report import collect, render
 from tests.conftest import make_image_zip
 
 
@@ -138,6 +139,8 @@ def test_train_eval_ood_end_to_end_resume_and_errors(tmp_path):
         records = [json.loads(line) for line in f]
     assert [r["kind"] for r in records] == ["train", "train", "eval", "eval", "eval", "ood", "ood"]
     assert records[1]["epoch"] == 2
+    tables = render(collect(str(tmp_path)))
+    assert "| orth-adaptivemix | 1 | " in tables and "PGD-2 8/255 acc. %" in tables and "| adaptivemix | " in tables
 
     # One clear line for bad input.
     unlabeled = str(make_image_zip(tmp_path / "unlabeled.zip", num_images=4, resolution=16, channels=1, num_classes=0))

@@ -1,0 +1,109 @@
+"""Mean ± SD tables (Markdown) over the runs of the classification lab.
+
+    python -m labs.classify_report RUNS_DIR [--out=TABLES.md]
+
+Every folder under RUNS_DIR with a classifier.pt and results.jsonl is one run; runs are grouped by method.
+Each run contributes its latest result per evaluation (attack and its settings; OOD score and set). SD is the
+sample standard deviation over the runs of a method (n - 1 in the denominator).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+import numpy as np
+
+from dnnlib.atomic import write_text
+
+from .classify_methods import METHODS
+from .classify_train import CHECKPOINT_NAME, RESULTS_NAME, load_checkpoint
+
+
+def _eval_key(record: dict) -> str:
+    if record["attack"] == "none":
+        return "clean"
+    eps = f"{record['eps'] * 255:.3g}/255"
+    return f"FGSM {eps}" if record["attack"] == "fgsm" else f"PGD-{record['steps']} {eps}"
+
+
+def collect(runs_dir: str) -> dict[str, list[dict[str, float]]]:
+    """{method: [one dict per run: column name -> value]}."""
+    table: dict[str, list[dict[str, float]]] = {}
+    for name in sorted(os.listdir(runs_dir)):
+        folder = os.path.join(runs_dir, name)
+        if not os.path.isfile(os.path.join(folder, CHECKPOINT_NAME)):
+            continue
+        config, _, _ = load_checkpoint(os.path.join(folder, CHECKPOINT_NAME))
+        row: dict[str, float] = {"train s": 0.0}
+        with open(os.path.join(folder, RESULTS_NAME), encoding="utf-8") as f:
+            for record in map(json.loads, f):
+                if record["kind"] == "train":
+                    row["train s"] += record["sec"]
+                elif record["kind"] == "eval":
+                    row[_eval_key(record)] = 100 * record["accuracy"]
+                elif record["kind"] == "ood":
+                    for set_name, metrics in record["sets"].items():
+                        for metric, value in metrics.items():
+                            row[f"{record['score']}|{set_name}|{metric}"] = value
+        table.setdefault(config["method"], []).append(row)
+    return table
+
+
+def _cell(values: list[float], digits: int) -> str:
+    if not values:
+        return "–"
+    sd = float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+    return f"{np.mean(values):.{digits}f} ± {sd:.{digits}f}"
+
+
+def render(table: dict[str, list[dict[str, float]]]) -> str:
+    methods = [m for m in METHODS if m in table]
+    keys = sorted({k for rows in table.values() for row in rows for k in row})
+    acc_cols = [k for k in keys if "|" not in k and k != "train s"]
+    acc_cols = sorted(acc_cols, key=lambda k: (k != "clean", not k.startswith("FGSM"), k))
+    lines = [
+        "| method | runs | " + " | ".join(f"{c} acc. %" for c in acc_cols) + " | train s |",
+        "|---" * (3 + len(acc_cols)) + "|",
+    ]
+    for m in methods:
+        rows = table[m]
+        cells = [_cell([r[c] for r in rows if c in r], 2) for c in [*acc_cols, "train s"]]
+        lines.append(f"| {m} | {len(rows)} | " + " | ".join(cells) + " |")
+    ood_keys = [k.split("|") for k in keys if "|" in k]
+    sets = sorted({s for _, s, _ in ood_keys}, key=lambda s: (s == "mean", s))
+    for metric, label in (("auroc", "AUROC"), ("fpr95", "FPR95 (lower is better)"), ("f1", "best F1")):
+        lines += [
+            "",
+            f"OOD {label}:",
+            "",
+            "| method | score | " + " | ".join(sets) + " |",
+            "|---" * (2 + len(sets)) + "|",
+        ]
+        for m in methods:
+            for score in sorted({sc for sc, _, _ in ood_keys}):
+                cells = [
+                    _cell([r[f"{score}|{s}|{metric}"] for r in table[m] if f"{score}|{s}|{metric}" in r], 3)
+                    for s in sets
+                ]
+                lines.append(f"| {m} | {score} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@click.command()
+@click.argument("runs_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", metavar="FILE", help="Also write the tables to this file")
+def main(runs_dir: str, out: str | None) -> None:
+    """Print mean ± SD tables of all runs under RUNS_DIR."""
+    try:
+        text = render(collect(runs_dir))
+    except (OSError, ValueError) as err:
+        raise click.ClickException(str(err).splitlines()[0]) from err
+    if out:
+        write_text(out, text)
+    print(text, end="")
+
+
+if __name__ == "__main__":
+    main()
