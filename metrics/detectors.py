@@ -1,12 +1,14 @@
 """Feature detectors for the metrics: locating, loading and caching them.
 
-A detector is named by a URL or a local path and may be one of three kinds of file:
+A detector is named by a URL or a local path and may be one of four kinds of file:
 * a TorchScript archive (the original's `inception-2015-12-05.pt` and `vgg16.pt`), loaded with
   `torch.jit.load` unchanged. This executes a TorchScript graph (not Python code), as the original does;
 * the converted FID Inception weights `pt_inception-2015-12-05-6726825d.pth` (a plain tensor dict), run
   by the native `metrics.inception.InceptionV3FID`;
-* a domain detector file made by `python -m metrics.domain_detector` (plain tensors + config).
-The last two are read with `torch.load(weights_only=True)`. All of them are called as
+* a domain detector file made by `python -m metrics.domain_detector` (plain tensors + config);
+* a DINOv2 ViT checkpoint such as `dinov2_vitl14_pretrain.pth` (plain tensors), run by the native
+  `metrics.dinov2.DINOv2ViT` (FD_DINOv2).
+The last three are read with `torch.load(weights_only=True)`. All of them are called as
 `detector(images, **detector_kwargs)` with the keyword arguments of spec/metrics.md §3.
 
 Downloads go through `dnnlib.util.open_url` (cached). A folder of local copies can be named with
@@ -25,13 +27,14 @@ import zipfile
 import torch
 
 import dnnlib
-from metrics import domain_classifier
+from metrics import dinov2, domain_classifier
 from metrics.inception import InceptionV3FID
 
 _METRICS_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics"
 INCEPTION_URL = f"{_METRICS_URL}/inception-2015-12-05.pt"
 VGG16_URL = f"{_METRICS_URL}/vgg16.pt"
 NATIVE_INCEPTION_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
+DINOV2_URL = "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/dinov2_vitl14_pretrain.pth"
 DETECTOR_DIR_ENV = "GAN_DETECTOR_DIR"
 
 
@@ -100,7 +103,7 @@ def _is_torchscript(filename: str) -> bool:
 
 
 def load_detector_file(filename: str, device: torch.device | str = "cpu") -> torch.nn.Module:
-    """Load one detector file (any of the three kinds) in eval mode on `device`."""
+    """Load one detector file (any of the four kinds) in eval mode on `device`."""
     if _is_torchscript(filename):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch.jit.load.* is deprecated", category=DeprecationWarning)
@@ -114,8 +117,10 @@ def load_detector_file(filename: str, device: torch.device | str = "cpu") -> tor
     elif isinstance(obj, dict) and "Mixed_7c.branch_pool.conv.weight" in obj and "fc.weight" in obj:
         model = InceptionV3FID()
         model.load_state_dict(obj)
+    elif dinov2.is_state_dict(obj):
+        model = dinov2.from_state_dict(obj)
     else:
-        raise ValueError(f'"{filename}" is not a detector file: expected TorchScript, the FID Inception weights, or a domain detector')
+        raise ValueError(f'"{filename}" is not a detector file: expected TorchScript, the FID Inception weights, a DINOv2 checkpoint or a domain detector')
     return model.eval().requires_grad_(False).to(device)
 
 

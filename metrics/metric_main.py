@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 import dnnlib
-from metrics import frechet_inception_distance, inception_score, kernel_inception_distance, metric_utils, ppl, precision_recall
+from metrics import detectors, frechet_inception_distance, inception_score, kernel_inception_distance, metric_utils, ppl, precision_recall
 
 _metric_dict: dict[str, Callable[[metric_utils.MetricOptions], dict[str, float]]] = {}
 _metric_help: dict[str, str] = {}
@@ -146,6 +146,13 @@ def fid50k_full(opts):
     opts = _with_dataset_override(opts, max_size=None, xflip=False)
     fid = frechet_inception_distance.compute_fid(opts, max_real=None, num_gen=50000)
     return dict(fid50k_full=fid)
+
+
+@register_metric("Frechet distance of DINOv2 ViT-L/14 features against the full dataset")
+def fd_dinov2_50k_full(opts):
+    opts = _with_dataset_override(opts, max_size=None, xflip=False)
+    fd = frechet_inception_distance.compute_fid(opts, max_real=None, num_gen=50000, default_detector=detectors.DINOV2_URL)
+    return dict(fd_dinov2_50k_full=fd)
 
 
 @register_metric("Kernel inception distance against the full dataset")

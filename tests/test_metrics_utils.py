@@ -151,7 +151,7 @@ def test_progress_lines_follow_spec_format(capsys):
 
 def test_registry_order_and_validation():
     assert metric_main.list_valid_metrics() == [
-        "fid50k_full", "kid50k_full", "pr50k3_full", "prdc50k_full", "ppl2_wend", "is50k",
+        "fid50k_full", "fd_dinov2_50k_full", "kid50k_full", "pr50k3_full", "prdc50k_full", "ppl2_wend", "is50k",
         "fid50k", "kid50k", "pr50k3", "ppl_zfull", "ppl_wfull", "ppl_zend", "ppl_wend",
     ]
     assert metric_main.is_valid_metric("fid50k_full") and not metric_main.is_valid_metric("fid")
