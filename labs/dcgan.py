@@ -20,7 +20,14 @@ from labs.dcgan_data import load_images
 from labs.dcgan_eval import Evaluator, summarize_fids
 from labs.dcgan_losses import AMIX_FORMS, default_amix_form
 from labs.dcgan_networks import HEADS
-from labs.dcgan_train import OBJECTIVE_DEFAULTS, SNAPSHOT, DCGANRun, RunConfig, config_from_snapshot, load_snapshot
+from labs.dcgan_train import (
+    OBJECTIVE_DEFAULTS,
+    SNAPSHOT,
+    DCGANRun,
+    RunConfig,
+    config_from_snapshot,
+    load_snapshot,
+)
 
 
 def build_config(o: dict, num_images: int) -> RunConfig:
@@ -29,70 +36,250 @@ def build_config(o: dict, num_images: int) -> RunConfig:
     defaults = OBJECTIVE_DEFAULTS[objective]
     if o["kimg"] is not None and o["epochs"] is not None:
         raise click.UsageError("give --kimg or --epochs, not both")
-    kimg = o["kimg"] if o["kimg"] is not None else (o["epochs"] or 0) * num_images / 1000
+    kimg = (
+        o["kimg"] if o["kimg"] is not None else (o["epochs"] or 0) * num_images / 1000
+    )
     if kimg <= 0:
-        raise click.UsageError("give the training length: --kimg=FLOAT or --epochs=FLOAT (> 0)")
-    form = default_amix_form(objective) if o["adaptivemix_form"] == "auto" else o["adaptivemix_form"]
+        raise click.UsageError(
+            "give the training length: --kimg=FLOAT or --epochs=FLOAT (> 0)"
+        )
+    form = (
+        default_amix_form(objective)
+        if o["adaptivemix_form"] == "auto"
+        else o["adaptivemix_form"]
+    )
     head = o["head"]
     if head == "auto":
-        head = "mean" if o["adaptivemix"] and form == "paper" and not o["mbdisc"] else "conv"
+        head = (
+            "mean"
+            if o["adaptivemix"] and form == "paper" and not o["mbdisc"]
+            else "conv"
+        )
     if o["label_smoothing"] is not None and objective != "ns":
-        raise click.UsageError("--label-smoothing applies to the logistic loss only: use it with --objective=ns")
-    losses = dict(
-        adaptivemix=o["adaptivemix"], amix_form=form, ada_weight=o["ada_weight"], noise_std=o["noise_std"],
-        gp_weight=o["gp_weight"], fm_weight=o["fm_weight"], label_smoothing=o["label_smoothing"] or 1.0,
-        hist_avg_weight=o["hist_avg_weight"], bures_weight=o["bures_weight"],
-    )
+        raise click.UsageError(
+            "--label-smoothing applies to the logistic loss only: use it with --objective=ns"
+        )
+    losses = {
+        "adaptivemix": o["adaptivemix"],
+        "amix_form": form,
+        "ada_weight": o["ada_weight"],
+        "noise_std": o["noise_std"],
+        "gp_weight": o["gp_weight"],
+        "fm_weight": o["fm_weight"],
+        "label_smoothing": o["label_smoothing"] or 1.0,
+        "hist_avg_weight": o["hist_avg_weight"],
+        "bures_weight": o["bures_weight"],
+    }
     return RunConfig(
-        objective=objective, kimg=kimg, batch=o["batch"], seed=o["seed"], width=o["width"], z_dim=o["z_dim"],
-        g_norm="vbn" if o["vbn"] else "bn", d_norm=defaults["d_norm"], head=head, mbdisc=o["mbdisc"],
-        optimizer=defaults["optimizer"], lr=o["lr"] or defaults["lr"], betas=defaults["betas"],
-        n_critic=o["n_critic"] or defaults["n_critic"], clip=defaults["clip"] if o["clip"] is None else o["clip"],
-        eval_every=o["eval_every"], losses=losses,
+        objective=objective,
+        kimg=kimg,
+        batch=o["batch"],
+        seed=o["seed"],
+        width=o["width"],
+        z_dim=o["z_dim"],
+        g_norm="vbn" if o["vbn"] else "bn",
+        d_norm=defaults["d_norm"],
+        head=head,
+        mbdisc=o["mbdisc"],
+        optimizer=defaults["optimizer"],
+        lr=o["lr"] or defaults["lr"],
+        betas=defaults["betas"],
+        n_critic=o["n_critic"] or defaults["n_critic"],
+        clip=defaults["clip"] if o["clip"] is None else o["clip"],
+        eval_every=o["eval_every"],
+        losses=losses,
     )
 
 
 @click.command()
-@click.option("--data", help="Training images: a zip (or folder) made by dataset_tool.py", required=True, metavar="ZIP")
-@click.option("--outdir", help="Where results, grids and the snapshot go", required=True, metavar="DIR")
-@click.option("--objective", help="Learning objective", type=click.Choice(objectives.OBJECTIVES), default="wgan", show_default=True)
-@click.option("--kimg", help="Training length in thousands of real images shown to D", type=click.FloatRange(min=0, min_open=True))
-@click.option("--epochs", help="Training length in passes of D over the training set", type=click.FloatRange(min=0, min_open=True))
-@click.option("--batch", help="Batch size", type=click.IntRange(min=2), default=64, show_default=True)
+@click.option(
+    "--data",
+    help="Training images: a zip (or folder) made by dataset_tool.py",
+    required=True,
+    metavar="ZIP",
+)
+@click.option(
+    "--outdir",
+    help="Where results, grids and the snapshot go",
+    required=True,
+    metavar="DIR",
+)
+@click.option(
+    "--objective",
+    help="Learning objective",
+    type=click.Choice(objectives.OBJECTIVES),
+    default="wgan",
+    show_default=True,
+)
+@click.option(
+    "--kimg",
+    help="Training length in thousands of real images shown to D",
+    type=click.FloatRange(min=0, min_open=True),
+)
+@click.option(
+    "--epochs",
+    help="Training length in passes of D over the training set",
+    type=click.FloatRange(min=0, min_open=True),
+)
+@click.option(
+    "--batch",
+    help="Batch size",
+    type=click.IntRange(min=2),
+    default=64,
+    show_default=True,
+)
 @click.option("--seed", help="Random seed", type=int, default=0, show_default=True)
-@click.option("--eval-every", help="kimg between evaluations (0 = only at the end)", type=click.FloatRange(min=0), default=0, show_default=True)
-@click.option("--metric-detector", help="Detector file for FID/KID (e.g. from python -m metrics.domain_detector)", metavar="FILE")
-@click.option("--metric-data", help="Real images for the metric statistics [default: --data]", metavar="ZIP")
-@click.option("--metric-real", help="Real images used by the metrics", type=click.IntRange(min=2), default=10000, show_default=True)
-@click.option("--metric-images", help="Generated images per evaluation", type=click.IntRange(min=2), default=2000, show_default=True)
-@click.option("--max-images", help="Use a random subset of this many training images", type=click.IntRange(min=1))
-@click.option("--resume", help="Continue the run saved in --outdir (its options are kept; --kimg/--epochs may extend it)", is_flag=True)
-@click.option("--adaptivemix", help="Add AdaptiveMix's feature-space shrinkage to D (and G)", is_flag=True)
-@click.option("--adaptivemix-form", help="paper: Eq. 6, reals mixed with fakes, L2; release: mixed D calls, cosine [default: paper for wgan/wgan-gp, release otherwise]",
-              type=click.Choice(("auto",) + AMIX_FORMS), default="auto")
-@click.option("--ada-weight", help="Weight of the AdaptiveMix shrinkage term", type=click.FloatRange(min=0), default=1.0, show_default=True)
-@click.option("--noise-std", help="AdaptiveMix target noise sigma", type=click.FloatRange(min=0), default=0.05, show_default=True)
-@click.option("--head", help="D's head J [default: mean with paper-form AdaptiveMix (the paper's J), conv otherwise]",
-              type=click.Choice(("auto",) + HEADS), default="auto")
-@click.option("--width", help="Base channel width w of G and D (paper: 64)", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--z-dim", help="Latent size", type=click.IntRange(min=1), default=100, show_default=True)
-@click.option("--lr", help="Learning rate [default: per objective]", type=click.FloatRange(min=0, min_open=True))
-@click.option("--n-critic", help="D steps per G step [default: 5 for wgan/wgan-gp, else 1]", type=click.IntRange(min=1))
-@click.option("--clip", help="WGAN weight clipping bound (0 = none) [default: 0.01 for wgan, else 0]", type=click.FloatRange(min=0))
-@click.option("--gp-weight", help="WGAN-GP penalty weight", type=click.FloatRange(min=0), default=10.0, show_default=True)
-@click.option("--fm-weight", help="Feature matching weight in G's loss (0 = off)", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option(
+    "--eval-every",
+    help="kimg between evaluations (0 = only at the end)",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+)
+@click.option(
+    "--metric-detector",
+    help="Detector file for FID/KID (e.g. from python -m metrics.domain_detector)",
+    metavar="FILE",
+)
+@click.option(
+    "--metric-data",
+    help="Real images for the metric statistics [default: --data]",
+    metavar="ZIP",
+)
+@click.option(
+    "--metric-real",
+    help="Real images used by the metrics",
+    type=click.IntRange(min=2),
+    default=10000,
+    show_default=True,
+)
+@click.option(
+    "--metric-images",
+    help="Generated images per evaluation",
+    type=click.IntRange(min=2),
+    default=2000,
+    show_default=True,
+)
+@click.option(
+    "--max-images",
+    help="Use a random subset of this many training images",
+    type=click.IntRange(min=1),
+)
+@click.option(
+    "--resume",
+    help="Continue the run saved in --outdir (its options are kept; --kimg/--epochs may extend it)",
+    is_flag=True,
+)
+@click.option(
+    "--adaptivemix",
+    help="Add AdaptiveMix's feature-space shrinkage to D (and G)",
+    is_flag=True,
+)
+@click.option(
+    "--adaptivemix-form",
+    help="paper: Eq. 6, reals mixed with fakes, L2; release: mixed D calls, cosine [default: paper for wgan/wgan-gp, release otherwise]",
+    type=click.Choice(("auto",) + AMIX_FORMS),
+    default="auto",
+)
+@click.option(
+    "--ada-weight",
+    help="Weight of the AdaptiveMix shrinkage term",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+)
+@click.option(
+    "--noise-std",
+    help="AdaptiveMix target noise sigma",
+    type=click.FloatRange(min=0),
+    default=0.05,
+    show_default=True,
+)
+@click.option(
+    "--head",
+    help="D's head J [default: mean with paper-form AdaptiveMix (the paper's J), conv otherwise]",
+    type=click.Choice(("auto",) + HEADS),
+    default="auto",
+)
+@click.option(
+    "--width",
+    help="Base channel width w of G and D (paper: 64)",
+    type=click.IntRange(min=1),
+    default=64,
+    show_default=True,
+)
+@click.option(
+    "--z-dim",
+    help="Latent size",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+)
+@click.option(
+    "--lr",
+    help="Learning rate [default: per objective]",
+    type=click.FloatRange(min=0, min_open=True),
+)
+@click.option(
+    "--n-critic",
+    help="D steps per G step [default: 5 for wgan/wgan-gp, else 1]",
+    type=click.IntRange(min=1),
+)
+@click.option(
+    "--clip",
+    help="WGAN weight clipping bound (0 = none) [default: 0.01 for wgan, else 0]",
+    type=click.FloatRange(min=0),
+)
+@click.option(
+    "--gp-weight",
+    help="WGAN-GP penalty weight",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+)
+@click.option(
+    "--fm-weight",
+    help="Feature matching weight in G's loss (0 = off)",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+)
 @click.option("--mbdisc", help="Minibatch discrimination in D's head", is_flag=True)
-@click.option("--label-smoothing", help="One-sided label smoothing target for reals (ns only, e.g. 0.9)", type=click.FloatRange(min=0.5, max=1, min_open=True))
-@click.option("--hist-avg-weight", help="Historical averaging weight for both players (0 = off)", type=click.FloatRange(min=0), default=0.0, show_default=True)
-@click.option("--vbn", help="Virtual batch norm in G instead of batch norm", is_flag=True)
-@click.option("--bures-weight", help="Bures distance weight in G's loss (0 = off)", type=click.FloatRange(min=0), default=0.0, show_default=True)
+@click.option(
+    "--label-smoothing",
+    help="One-sided label smoothing target for reals (ns only, e.g. 0.9)",
+    type=click.FloatRange(min=0.5, max=1, min_open=True),
+)
+@click.option(
+    "--hist-avg-weight",
+    help="Historical averaging weight for both players (0 = off)",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+)
+@click.option(
+    "--vbn", help="Virtual batch norm in G instead of batch norm", is_flag=True
+)
+@click.option(
+    "--bures-weight",
+    help="Bures distance weight in G's loss (0 = off)",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+)
 def main(**o):
     """Train the paper's DCGAN with a chosen objective, optionally with AdaptiveMix and Salimans et al.'s techniques."""
     snapshot = os.path.join(o["outdir"], SNAPSHOT)
     if os.path.exists(snapshot) and not o["resume"]:
-        raise click.UsageError(f"--outdir={o['outdir']} already holds a run; add --resume to continue it or choose another --outdir")
+        raise click.UsageError(
+            f"--outdir={o['outdir']} already holds a run; add --resume to continue it or choose another --outdir"
+        )
     if o["resume"] and not os.path.exists(snapshot):
         raise click.UsageError(f"--resume: no {SNAPSHOT} in --outdir={o['outdir']}")
+    if o["metric_detector"] is not None and not os.path.isfile(o["metric_detector"]):
+        raise click.UsageError(
+            f"--metric-detector: {o['metric_detector']} does not exist (make one with python -m metrics.domain_detector)"
+        )
     try:
         images, _ = load_images(o["data"], max_images=o["max_images"])
     except (OSError, ValueError) as err:
@@ -101,24 +288,35 @@ def main(**o):
     try:
         if o["resume"]:
             state = load_snapshot(snapshot)
-            kimg = o["kimg"] if o["epochs"] is None else o["epochs"] * len(images) / 1000
+            kimg = (
+                o["kimg"] if o["epochs"] is None else o["epochs"] * len(images) / 1000
+            )
             cfg = config_from_snapshot(state, kimg)
         else:
             cfg = build_config(o, len(images))
         run = DCGANRun(cfg, images)
         if state is not None:
             run.load_state_dict(state)
-        evaluator = Evaluator(o["outdir"], o["metric_detector"], o["metric_data"] or o["data"], o["metric_real"], o["metric_images"], cfg.seed)
+        evaluator = Evaluator(
+            o["outdir"],
+            o["metric_detector"],
+            o["metric_data"] or o["data"],
+            o["metric_real"],
+            o["metric_images"],
+            cfg.seed,
+        )
     except ValueError as err:
         raise click.UsageError(str(err)) from None
-    if o["metric_detector"] is not None and not os.path.isfile(o["metric_detector"]):
-        raise click.UsageError(f"--metric-detector: {o['metric_detector']} does not exist (make one with python -m metrics.domain_detector)")
     os.makedirs(o["outdir"], exist_ok=True)
     if run.images_seen >= cfg.kimg * 1000:
-        print(f"The run in {o['outdir']} already reached {run.images_seen / 1000:g} kimg; pass a larger --kimg to train further.")
+        print(
+            f"The run in {o['outdir']} already reached {run.images_seen / 1000:g} kimg; pass a larger --kimg to train further."
+        )
     else:
-        print(f"Training {cfg.objective}{' + AdaptiveMix (' + cfg.losses['amix_form'] + ' form)' if cfg.losses['adaptivemix'] else ''} "
-              f"on {len(images)} images {tuple(images.shape[1:])} for {cfg.kimg:g} kimg, seed {cfg.seed}")
+        print(
+            f"Training {cfg.objective}{' + AdaptiveMix (' + cfg.losses['amix_form'] + ' form)' if cfg.losses['adaptivemix'] else ''} "
+            f"on {len(images)} images {tuple(images.shape[1:])} for {cfg.kimg:g} kimg, seed {cfg.seed}"
+        )
         run.train(o["outdir"], evaluator)
     summary = summarize_fids(run.results)
     if summary:

@@ -9,13 +9,19 @@ from dnnlib.progress import ProgressBar
 from training.dataset import ImageFolderDataset
 
 
-def load_images(path: str, use_labels: bool = False, max_images: int | None = None,
-                desc: str = "loading") -> tuple[torch.Tensor, torch.Tensor | None]:
+def load_images(
+    path: str,
+    use_labels: bool = False,
+    max_images: int | None = None,
+    desc: str = "loading",
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """All images of a dataset made by dataset_tool.py as uint8 [N, C, H, W], and its class indices int64 [N]
     when `use_labels` (None otherwise). Raises OSError/ValueError with a one-line reason for unusable data."""
     dataset = ImageFolderDataset(path=path, use_labels=use_labels, max_size=max_images)
     if use_labels and not dataset.has_onehot_labels:
-        raise ValueError(f'"{path}" has no integer class labels (dataset.json); convert labelled data with dataset_tool.py')
+        raise ValueError(
+            f'"{path}" has no integer class labels (dataset.json); convert labelled data with dataset_tool.py'
+        )
     loader = torch.utils.data.DataLoader(dataset, batch_size=500, num_workers=0)
     images, labels = [], []
     with ProgressBar(len(dataset), desc=desc, unit="img") as progress:
@@ -54,18 +60,24 @@ class BatchStream:
             if self.pos >= self.num_items:
                 self.perm = torch.randperm(self.num_items, generator=self.generator)
                 self.pos = 0
-            take = self.perm[self.pos:self.pos + needed]
+            take = self.perm[self.pos : self.pos + needed]
             parts.append(take)
             self.pos += len(take)
             needed -= len(take)
         return torch.cat(parts)
 
     def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state(), "perm": self.perm.clone(), "pos": self.pos}
+        return {
+            "generator": self.generator.get_state(),
+            "perm": self.perm.clone(),
+            "pos": self.pos,
+        }
 
     def load_state_dict(self, state: dict) -> None:
         if len(state["perm"]) != self.num_items:
-            raise ValueError(f"resume: the snapshot's dataset held {len(state['perm'])} images, this one {self.num_items}")
+            raise ValueError(
+                f"resume: the snapshot's dataset held {len(state['perm'])} images, this one {self.num_items}"
+            )
         self.generator.set_state(state["generator"])
         self.perm = state["perm"].clone()
         self.pos = int(state["pos"])

@@ -36,8 +36,15 @@ class Evaluator:
     """Call with a run: writes `fakesNNNNNNN.png` into `outdir` (an 8x8 grid from fixed latents; NNNNNNN = real
     images shown to D so far) and returns {'fid': float, 'kid': float} (both None without a detector)."""
 
-    def __init__(self, outdir: str, detector: str | None, metric_data: str | None, num_real: int | None = 10000,
-                 num_gen: int = 2000, seed: int = 0):
+    def __init__(
+        self,
+        outdir: str,
+        detector: str | None,
+        metric_data: str | None,
+        num_real: int | None = 10000,
+        num_gen: int = 2000,
+        seed: int = 0,
+    ):
         if detector is not None and metric_data is None:
             raise ValueError("FID/KID need real images: give --metric-data (or --data)")
         self.outdir = outdir
@@ -53,20 +60,36 @@ class Evaluator:
         if self.detector is None:
             return {"fid": None, "kid": None}
         opts = metric_utils.MetricOptions(
-            G=G, dataset_kwargs=dict(class_name="training.dataset.ImageFolderDataset", path=self.metric_data),
-            device="cpu", detector=self.detector, cache=True,
+            G=G,
+            dataset_kwargs={
+                "class_name": "training.dataset.ImageFolderDataset",
+                "path": self.metric_data,
+            },
+            device="cpu",
+            detector=self.detector,
+            cache=True,
         )
         torch.manual_seed(self.seed)
         np.random.seed(self.seed)
-        fid = frechet_inception_distance.compute_fid(opts, max_real=self.num_real, num_gen=self.num_gen)
+        fid = frechet_inception_distance.compute_fid(
+            opts, max_real=self.num_real, num_gen=self.num_gen
+        )
         torch.manual_seed(self.seed)
         np.random.seed(self.seed)
-        kid = kernel_inception_distance.compute_kid(opts, max_real=self.num_real, num_gen=self.num_gen,
-                                                    num_subsets=100, max_subset_size=1000)
+        kid = kernel_inception_distance.compute_kid(
+            opts,
+            max_real=self.num_real,
+            num_gen=self.num_gen,
+            num_subsets=100,
+            max_subset_size=1000,
+        )
         return {"fid": float(fid), "kid": float(kid)}
 
     def save_grid(self, G: torch.nn.Module, path: str) -> None:
-        z = torch.randn([GRID[0] * GRID[1], G.z_dim], generator=torch.Generator().manual_seed(self.seed))
+        z = torch.randn(
+            [GRID[0] * GRID[1], G.z_dim],
+            generator=torch.Generator().manual_seed(self.seed),
+        )
         with torch.no_grad():
             images = G(z).numpy()
         save_image_grid(images, path, drange=(-1, 1), grid=GRID)

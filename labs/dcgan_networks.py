@@ -33,10 +33,12 @@ HEADS = ("conv", "mean")
 
 def check_resolution(resolution: int) -> int:
     """The number of stride-2 steps n = log2(resolution) - 2; resolution must be a power of two >= 8."""
-    steps = int(round(math.log2(resolution))) - 2 if resolution > 0 else -1
+    steps = round(math.log2(resolution)) - 2 if resolution > 0 else -1
     if steps < 1 or 2 ** (steps + 2) != resolution:
-        raise ValueError(f"DCGAN needs square images of a power-of-two size >= 8, got {resolution}x{resolution} "
-                         "(convert with dataset_tool.py --width=32 --height=32)")
+        raise ValueError(
+            f"DCGAN needs square images of a power-of-two size >= 8, got {resolution}x{resolution} "
+            "(convert with dataset_tool.py --width=32 --height=32)"
+        )
     return steps
 
 
@@ -60,20 +62,38 @@ class Generator(nn.Module):
     """z [N, z_dim] (N(0, I)) -> images [N, C, R, R] in [-1, 1]. `forward(z, c=None)`: c is ignored (unconditional),
     so the metrics code can call it like a StyleGAN2 generator."""
 
-    def __init__(self, channels: int, resolution: int = 32, width: int = 64, z_dim: int = 100, norm: str = "bn",
-                 reference_size: int = 64, seed: int = 0):
+    def __init__(
+        self,
+        channels: int,
+        resolution: int = 32,
+        width: int = 64,
+        z_dim: int = 100,
+        norm: str = "bn",
+        reference_size: int = 64,
+        seed: int = 0,
+    ):
         super().__init__()
         if norm not in G_NORMS:
-            raise ValueError(f"unknown generator norm {norm!r}: choose one of {', '.join(G_NORMS)}")
+            raise ValueError(
+                f"unknown generator norm {norm!r}: choose one of {', '.join(G_NORMS)}"
+            )
         steps = check_resolution(resolution)
         self.z_dim = z_dim
         self.c_dim = 0
         self.img_channels = channels
         self.img_resolution = resolution
         ch = width * 2 ** (steps - 1)
-        layers: list[nn.Module] = [nn.ConvTranspose2d(z_dim, ch, 4, 1, 0, bias=False), _g_norm(norm, ch), nn.ReLU()]
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(z_dim, ch, 4, 1, 0, bias=False),
+            _g_norm(norm, ch),
+            nn.ReLU(),
+        ]
         for _ in range(steps - 1):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), _g_norm(norm, ch // 2), nn.ReLU()]
+            layers += [
+                nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
+                _g_norm(norm, ch // 2),
+                nn.ReLU(),
+            ]
             ch //= 2
         layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]
         self.body = nn.Sequential(*layers)
@@ -81,27 +101,45 @@ class Generator(nn.Module):
         # VBN's reference batch: fixed latents drawn once from their own generator (part of the state dict).
         self.reference = None
         if norm == "vbn":
-            z_ref = torch.randn([reference_size, z_dim], generator=torch.Generator().manual_seed(seed + 12345))
+            z_ref = torch.randn(
+                [reference_size, z_dim],
+                generator=torch.Generator().manual_seed(seed + 12345),
+            )
             self.reference = ReferenceBatch(z_ref[:, :, None, None])
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         if self.reference is not None:
-            self.reference.refresh(self.body)  # Reference statistics under the current parameters.
+            self.reference.refresh(
+                self.body
+            )  # Reference statistics under the current parameters.
         return self.body(z.reshape(z.shape[0], self.z_dim, 1, 1))
 
 
 class Discriminator(nn.Module):
     """x [N, C, R, R] in [-1, 1] -> logits [N, 1] = head(features(x)); `features` is F, `head` is J."""
 
-    def __init__(self, channels: int, resolution: int = 32, width: int = 64, norm: str = "bn", head: str = "conv",
-                 mbdisc: bool = False):
+    def __init__(
+        self,
+        channels: int,
+        resolution: int = 32,
+        width: int = 64,
+        norm: str = "bn",
+        head: str = "conv",
+        mbdisc: bool = False,
+    ):
         super().__init__()
         if norm not in D_NORMS:
-            raise ValueError(f"unknown discriminator norm {norm!r}: choose one of {', '.join(D_NORMS)}")
+            raise ValueError(
+                f"unknown discriminator norm {norm!r}: choose one of {', '.join(D_NORMS)}"
+            )
         if head not in HEADS:
-            raise ValueError(f"unknown discriminator head {head!r}: choose one of {', '.join(HEADS)}")
+            raise ValueError(
+                f"unknown discriminator head {head!r}: choose one of {', '.join(HEADS)}"
+            )
         if head == "mean" and mbdisc:
-            raise ValueError("minibatch discrimination needs a learned head: use head 'conv' with it, not 'mean'")
+            raise ValueError(
+                "minibatch discrimination needs a learned head: use head 'conv' with it, not 'mean'"
+            )
         steps = check_resolution(resolution)
         ch = width
         layers: list[nn.Module] = [nn.Conv2d(channels, ch, 4, 2, 1), nn.LeakyReLU(0.2)]
@@ -116,7 +154,11 @@ class Discriminator(nn.Module):
         self.mbdisc = MinibatchDiscrimination(ch * 16) if mbdisc else None
         self.out = None
         if head == "conv":
-            self.out = nn.Linear(ch * 16 + self.mbdisc.num_kernels, 1) if mbdisc else nn.Conv2d(ch, 1, 4, 1, 0)
+            self.out = (
+                nn.Linear(ch * 16 + self.mbdisc.num_kernels, 1)
+                if mbdisc
+                else nn.Conv2d(ch, 1, 4, 1, 0)
+            )
         _init_dcgan(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,8 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,11 +34,46 @@ RESULTS = "results.jsonl"
 
 # Per-objective defaults: the optimiser and schedule each objective's paper used.
 OBJECTIVE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "wgan": dict(optimizer="rmsprop", lr=5e-5, betas=(0.5, 0.999), n_critic=5, clip=0.01, d_norm="bn"),
-    "wgan-gp": dict(optimizer="adam", lr=1e-4, betas=(0.5, 0.9), n_critic=5, clip=0.0, d_norm="none"),
-    "ns": dict(optimizer="adam", lr=2e-4, betas=(0.5, 0.999), n_critic=1, clip=0.0, d_norm="bn"),
-    "hinge": dict(optimizer="adam", lr=2e-4, betas=(0.5, 0.999), n_critic=1, clip=0.0, d_norm="bn"),
-    "lsgan": dict(optimizer="adam", lr=2e-4, betas=(0.5, 0.999), n_critic=1, clip=0.0, d_norm="bn"),
+    "wgan": {
+        "optimizer": "rmsprop",
+        "lr": 5e-5,
+        "betas": (0.5, 0.999),
+        "n_critic": 5,
+        "clip": 0.01,
+        "d_norm": "bn",
+    },
+    "wgan-gp": {
+        "optimizer": "adam",
+        "lr": 1e-4,
+        "betas": (0.5, 0.9),
+        "n_critic": 5,
+        "clip": 0.0,
+        "d_norm": "none",
+    },
+    "ns": {
+        "optimizer": "adam",
+        "lr": 2e-4,
+        "betas": (0.5, 0.999),
+        "n_critic": 1,
+        "clip": 0.0,
+        "d_norm": "bn",
+    },
+    "hinge": {
+        "optimizer": "adam",
+        "lr": 2e-4,
+        "betas": (0.5, 0.999),
+        "n_critic": 1,
+        "clip": 0.0,
+        "d_norm": "bn",
+    },
+    "lsgan": {
+        "optimizer": "adam",
+        "lr": 2e-4,
+        "betas": (0.5, 0.999),
+        "n_critic": 1,
+        "clip": 0.0,
+        "d_norm": "bn",
+    },
 }
 
 
@@ -73,13 +109,27 @@ def _optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
 def numpy_rng_state() -> dict:
     """NumPy's global generator state as tensors and numbers (loadable with `torch.load(weights_only=True)`)."""
     name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos, "has_gauss": has_gauss, "cached": cached}
+    return {
+        "name": name,
+        "keys": torch.from_numpy(keys.astype(np.int64)),
+        "pos": pos,
+        "has_gauss": has_gauss,
+        "cached": cached,
+    }
 
 
 def set_numpy_rng_state(state: dict) -> None:
     """Restore NumPy's global generator from `numpy_rng_state()`."""
     keys = state["keys"].numpy().astype(np.uint32)
-    np.random.set_state((state["name"], keys, int(state["pos"]), int(state["has_gauss"]), float(state["cached"])))
+    np.random.set_state(
+        (
+            state["name"],
+            keys,
+            int(state["pos"]),
+            int(state["has_gauss"]),
+            float(state["cached"]),
+        )
+    )
 
 
 class DCGANRun:
@@ -92,11 +142,23 @@ class DCGANRun:
         channels, resolution = images.shape[1], images.shape[2]
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
-        self.G = Generator(channels, resolution, cfg.width, cfg.z_dim, cfg.g_norm, reference_size=cfg.batch, seed=cfg.seed)
-        self.D = Discriminator(channels, resolution, cfg.width, cfg.d_norm, cfg.head, cfg.mbdisc)
+        self.G = Generator(
+            channels,
+            resolution,
+            cfg.width,
+            cfg.z_dim,
+            cfg.g_norm,
+            reference_size=cfg.batch,
+            seed=cfg.seed,
+        )
+        self.D = Discriminator(
+            channels, resolution, cfg.width, cfg.d_norm, cfg.head, cfg.mbdisc
+        )
         self.opt_G = _optimizer(cfg, self.G.parameters())
         self.opt_D = _optimizer(cfg, self.D.parameters())
-        self.losses = DCGANLosses(LossSettings(objective=cfg.objective, **cfg.losses), self.G, self.D)
+        self.losses = DCGANLosses(
+            LossSettings(objective=cfg.objective, **cfg.losses), self.G, self.D
+        )
         self.stream = BatchStream(len(images), cfg.batch, cfg.seed)
         self.images_seen = 0
         self.d_steps = 0
@@ -131,14 +193,21 @@ class DCGANRun:
                 self.losses.hist_G.update()
 
     # ------------------------------------------------------------------ loop
-    def train(self, outdir: str, evaluate: Callable[["DCGANRun"], dict], log: Callable[[str], None] = print) -> list[dict]:
+    def train(
+        self,
+        outdir: str,
+        evaluate: Callable[[DCGANRun], dict],
+        log: Callable[[str], None] = print,
+    ) -> list[dict]:
         """Train until cfg.kimg, evaluating every cfg.eval_every kimg and at the end; snapshot after each
         evaluation. `evaluate(run)` returns the metrics dict of one evaluation. Returns all result lines."""
         cfg = self.cfg
-        total = int(round(cfg.kimg * 1000))
-        every = int(round(cfg.eval_every * 1000)) if cfg.eval_every > 0 else total
+        total = round(cfg.kimg * 1000)
+        every = round(cfg.eval_every * 1000) if cfg.eval_every > 0 else total
         next_eval = (self.images_seen // every + 1) * every if every > 0 else total
-        with ProgressBar(total, desc=f"{cfg.objective}", unit="img", min_interval=1.0) as bar:
+        with ProgressBar(
+            total, desc=f"{cfg.objective}", unit="img", min_interval=1.0
+        ) as bar:
             bar.update(self.images_seen)
             start = time.perf_counter()
             while self.images_seen < total:
@@ -152,26 +221,50 @@ class DCGANRun:
                     start = time.perf_counter()
         return self.results
 
-    def _evaluate(self, outdir: str, evaluate: Callable[["DCGANRun"], dict], log: Callable[[str], None]) -> None:
+    def _evaluate(
+        self,
+        outdir: str,
+        evaluate: Callable[[DCGANRun], dict],
+        log: Callable[[str], None],
+    ) -> None:
         with torch.random.fork_rng(devices=[]):
             np_state = np.random.get_state()
             metrics = evaluate(self)
             np.random.set_state(np_state)
-        line = {"kimg": self.images_seen / 1000, **metrics, "seconds": round(self.train_seconds, 2)}
+        line = {
+            "kimg": self.images_seen / 1000,
+            **metrics,
+            "seconds": round(self.train_seconds, 2),
+        }
         self.results.append(line)
-        atomic.write_text(os.path.join(outdir, RESULTS), "".join(json.dumps(r) + "\n" for r in self.results))
+        atomic.write_text(
+            os.path.join(outdir, RESULTS),
+            "".join(json.dumps(r) + "\n" for r in self.results),
+        )
         losses = " ".join(f"{k} {v:.4g}" for k, v in sorted(self.losses.stats.items()))
-        fid = "" if metrics.get("fid") is None else f"fid {metrics['fid']:.2f} kid {metrics['kid']:.4f} "
+        fid = (
+            ""
+            if metrics.get("fid") is None
+            else f"fid {metrics['fid']:.2f} kid {metrics['kid']:.4f} "
+        )
         log(f"kimg {line['kimg']:.2f} {fid}seconds {line['seconds']:.1f} | {losses}")
         self.save(os.path.join(outdir, SNAPSHOT))
 
     # ------------------------------------------------------------------ snapshots
     def state_dict(self) -> dict:
         return {
-            "config": dataclasses.asdict(self.cfg), "G": self.G.state_dict(), "D": self.D.state_dict(),
-            "opt_G": self.opt_G.state_dict(), "opt_D": self.opt_D.state_dict(), "losses": self.losses.state_dict(),
-            "stream": self.stream.state_dict(), "torch_rng": torch.get_rng_state(), "numpy_rng": numpy_rng_state(),
-            "images_seen": self.images_seen, "d_steps": self.d_steps, "train_seconds": self.train_seconds,
+            "config": dataclasses.asdict(self.cfg),
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "opt_G": self.opt_G.state_dict(),
+            "opt_D": self.opt_D.state_dict(),
+            "losses": self.losses.state_dict(),
+            "stream": self.stream.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": numpy_rng_state(),
+            "images_seen": self.images_seen,
+            "d_steps": self.d_steps,
+            "train_seconds": self.train_seconds,
             "results": self.results,
         }
 

@@ -20,7 +20,7 @@ least-squares GAN of Mao et al. with targets a = 0 (fake), b = 1 (real), c = 1 (
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -31,11 +31,15 @@ OBJECTIVES = ("ns", "wgan", "wgan-gp", "hinge", "lsgan")
 def check_objective(objective: str) -> str:
     """Return `objective` if known, else raise a ValueError that lists the choices."""
     if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}: choose one of {', '.join(OBJECTIVES)}")
+        raise ValueError(
+            f"unknown objective {objective!r}: choose one of {', '.join(OBJECTIVES)}"
+        )
     return objective
 
 
-def d_loss(objective: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+def d_loss(
+    objective: str, real_logits: torch.Tensor, fake_logits: torch.Tensor
+) -> torch.Tensor:
     """Discriminator (critic) loss to minimize, a scalar; see the module table for each formula."""
     check_objective(objective)
     s_r = real_logits.flatten()
@@ -61,7 +65,10 @@ def g_loss(objective: str, fake_logits: torch.Tensor) -> torch.Tensor:
 
 
 def gradient_penalty(
-    d_fn: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor, weight: float = 10.0
+    d_fn: Callable[[torch.Tensor], torch.Tensor],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    weight: float = 10.0,
 ) -> torch.Tensor:
     """WGAN-GP penalty `weight * mean_i (||grad_x D(x_i)||_2 - 1)^2` on x_i = u_i real_i + (1 - u_i) fake_i.
 
@@ -70,8 +77,12 @@ def gradient_penalty(
     shapes; `fake` is detached (the penalty trains D only). Returns a scalar.
     """
     if real.shape != fake.shape:
-        raise ValueError(f"gradient_penalty needs equal shapes, got {tuple(real.shape)} and {tuple(fake.shape)}")
-    u = torch.rand([real.shape[0]] + [1] * (real.dim() - 1), device=real.device, dtype=real.dtype)
+        raise ValueError(
+            f"gradient_penalty needs equal shapes, got {tuple(real.shape)} and {tuple(fake.shape)}"
+        )
+    u = torch.rand(
+        [real.shape[0]] + [1] * (real.dim() - 1), device=real.device, dtype=real.dtype
+    )
     x = (u * real.detach() + (1 - u) * fake.detach()).requires_grad_(True)
     out = d_fn(x)
     (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)

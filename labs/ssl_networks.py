@@ -32,7 +32,11 @@ class GaussianNoise(nn.Module):
         self.sigma = float(sigma)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + torch.randn_like(x) * self.sigma if self.training and self.sigma > 0 else x
+        return (
+            x + torch.randn_like(x) * self.sigma
+            if self.training and self.sigma > 0
+            else x
+        )
 
     def extra_repr(self) -> str:
         return f"sigma={self.sigma}"
@@ -41,15 +45,23 @@ class GaussianNoise(nn.Module):
 class SSLDiscriminator(nn.Module):
     """Images [N, C, H, W] in [0, 1] -> K logits [N, K]; `features` is F ([N, 250]), `head` is J."""
 
-    def __init__(self, in_features: int, num_classes: int, widths: tuple[int, ...] = D_WIDTHS):
+    def __init__(
+        self, in_features: int, num_classes: int, widths: tuple[int, ...] = D_WIDTHS
+    ):
         super().__init__()
         layers: list[nn.Module] = []
         prev = in_features
         for i, width in enumerate(widths):
-            layers += [GaussianNoise(INPUT_NOISE if i == 0 else HIDDEN_NOISE), weight_norm(nn.Linear(prev, width)), nn.ReLU()]
+            layers += [
+                GaussianNoise(INPUT_NOISE if i == 0 else HIDDEN_NOISE),
+                weight_norm(nn.Linear(prev, width)),
+                nn.ReLU(),
+            ]
             prev = width
         self.feature_net = nn.Sequential(*layers)
-        self.head_net = nn.Sequential(GaussianNoise(HIDDEN_NOISE), weight_norm(nn.Linear(prev, num_classes)))
+        self.head_net = nn.Sequential(
+            GaussianNoise(HIDDEN_NOISE), weight_norm(nn.Linear(prev, num_classes))
+        )
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.feature_net(x.flatten(1))
@@ -64,7 +76,12 @@ class SSLDiscriminator(nn.Module):
 class SSLGenerator(nn.Module):
     """z [N, z_dim] ~ U(0, 1) -> images [N, C, H, W] in (0, 1)."""
 
-    def __init__(self, image_shape: tuple[int, int, int], z_dim: int = 100, widths: tuple[int, ...] = G_WIDTHS):
+    def __init__(
+        self,
+        image_shape: tuple[int, int, int],
+        z_dim: int = 100,
+        widths: tuple[int, ...] = G_WIDTHS,
+    ):
         super().__init__()
         self.image_shape = tuple(image_shape)
         self.z_dim = z_dim

@@ -21,7 +21,7 @@ import json
 import math
 import os
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -31,7 +31,12 @@ from dnnlib import atomic
 from dnnlib.progress import ProgressBar
 from labs.dcgan_data import BatchStream
 from labs.dcgan_train import numpy_rng_state, set_numpy_rng_state
-from labs.ssl_losses import select_labelled, supervised_loss, unsupervised_fake_loss, unsupervised_real_loss
+from labs.ssl_losses import (
+    select_labelled,
+    supervised_loss,
+    unsupervised_fake_loss,
+    unsupervised_real_loss,
+)
 from labs.ssl_networks import SSLDiscriminator, SSLGenerator
 from training.techniques.feature_matching import feature_matching_loss
 
@@ -53,7 +58,9 @@ class SSLConfig:
     ada_weight: float = 1.0
     ada_distance: str = "mse"
     noise_std: float = 0.05
-    unlabelled: int | None = None  # Size of the unlabelled subset; None = every training image.
+    unlabelled: int | None = (
+        None  # Size of the unlabelled subset; None = every training image.
+    )
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
@@ -64,15 +71,24 @@ def to_unit(images: torch.Tensor) -> torch.Tensor:
 class SSLRun:
     """Everything of one run over train images/labels and test images/labels (uint8 images, int64 labels)."""
 
-    def __init__(self, cfg: SSLConfig, train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor]):
+    def __init__(
+        self,
+        cfg: SSLConfig,
+        train: tuple[torch.Tensor, torch.Tensor],
+        test: tuple[torch.Tensor, torch.Tensor],
+    ):
         self.cfg = cfg
         images, labels = train
         if test[0].shape[1:] != images.shape[1:]:
-            raise ValueError(f"test images are {tuple(test[0].shape[1:])}, training images {tuple(images.shape[1:])}")
+            raise ValueError(
+                f"test images are {tuple(test[0].shape[1:])}, training images {tuple(images.shape[1:])}"
+            )
         num_classes = int(max(labels.max(), test[1].max())) + 1
         self.labelled = select_labelled(labels, cfg.labels_per_class, cfg.seed)
         if cfg.unlabelled is not None:
-            perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(cfg.seed + 1))
+            perm = torch.randperm(
+                len(images), generator=torch.Generator().manual_seed(cfg.seed + 1)
+            )
             self.unlabelled = perm[: cfg.unlabelled]
         else:
             self.unlabelled = torch.arange(len(images))
@@ -82,9 +98,15 @@ class SSLRun:
         shape = tuple(images.shape[1:])
         self.D = SSLDiscriminator(shape[0] * shape[1] * shape[2], num_classes)
         self.G = SSLGenerator(shape)
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
-        self.amix = AdaptiveMixDiscriminatorCall(noise_std=cfg.noise_std, distance=cfg.ada_distance)
+        self.opt_D = torch.optim.Adam(
+            self.D.parameters(), lr=cfg.lr, betas=(0.5, 0.999)
+        )
+        self.opt_G = torch.optim.Adam(
+            self.G.parameters(), lr=cfg.lr, betas=(0.5, 0.999)
+        )
+        self.amix = AdaptiveMixDiscriminatorCall(
+            noise_std=cfg.noise_std, distance=cfg.ada_distance
+        )
         self.lab_stream = BatchStream(len(self.labelled), cfg.batch, cfg.seed + 2)
         self.unl_stream = BatchStream(len(self.unlabelled), cfg.batch, cfg.seed + 3)
         self.steps_per_epoch = math.ceil(len(self.unlabelled) / cfg.batch)
@@ -112,7 +134,9 @@ class SSLRun:
             loss = loss + loss_real + loss_fake
             self.stats.update({"real": loss_real.item(), "fake": loss_fake.item()})
             if cfg.adaptivemix:
-                ada = self.amix.cross_shrinkage(self.D.features, x_unl, feat_unl, x_unl, feat_unl).mean()
+                ada = self.amix.cross_shrinkage(
+                    self.D.features, x_unl, feat_unl, x_unl, feat_unl
+                ).mean()
                 loss = loss + cfg.ada_weight * ada
                 self.stats["ada"] = ada.item()
         loss.backward()
@@ -123,7 +147,10 @@ class SSLRun:
             self.opt_G.zero_grad(set_to_none=True)
             with torch.no_grad():
                 feat_real = self.D.features(x_unl)
-            fm = feature_matching_loss(feat_real, self.D.features(self.G(torch.rand([cfg.batch, self.G.z_dim]))))
+            fm = feature_matching_loss(
+                feat_real,
+                self.D.features(self.G(torch.rand([cfg.batch, self.G.z_dim]))),
+            )
             fm.backward()
             self.opt_G.step()
             self.D.requires_grad_(True)
@@ -134,13 +161,20 @@ class SSLRun:
         """Percentage of test images whose argmax over the K logits (no noise) is not the label."""
         self.D.eval()
         images, labels = self.test
-        wrong = sum(int((self.D(to_unit(x)).argmax(dim=1) != y).sum())
-                    for x, y in zip(images.split(batch_size), labels.split(batch_size)))
+        wrong = sum(
+            int((self.D(to_unit(x)).argmax(dim=1) != y).sum())
+            for x, y in zip(images.split(batch_size), labels.split(batch_size))
+        )
         return 100.0 * wrong / len(labels)
 
     def train(self, outdir: str, log: Callable[[str], None] = print) -> list[dict]:
         """Train to cfg.epochs; after each epoch write results.jsonl and the snapshot, and log one line."""
-        with ProgressBar(self.cfg.epochs * self.steps_per_epoch, desc="ssl", unit="step", min_interval=1.0) as bar:
+        with ProgressBar(
+            self.cfg.epochs * self.steps_per_epoch,
+            desc="ssl",
+            unit="step",
+            min_interval=1.0,
+        ) as bar:
             bar.update(self.epoch * self.steps_per_epoch)
             while self.epoch < self.cfg.epochs:
                 start = time.perf_counter()
@@ -149,22 +183,38 @@ class SSLRun:
                     bar.update()
                 self.train_seconds += time.perf_counter() - start
                 self.epoch += 1
-                line = {"epoch": self.epoch, "test_error": self.test_error(), "seconds": round(self.train_seconds, 2),
-                        **{k: round(v, 5) for k, v in sorted(self.stats.items())}}
+                line = {
+                    "epoch": self.epoch,
+                    "test_error": self.test_error(),
+                    "seconds": round(self.train_seconds, 2),
+                    **{k: round(v, 5) for k, v in sorted(self.stats.items())},
+                }
                 self.results.append(line)
-                atomic.write_text(os.path.join(outdir, RESULTS), "".join(json.dumps(r) + "\n" for r in self.results))
+                atomic.write_text(
+                    os.path.join(outdir, RESULTS),
+                    "".join(json.dumps(r) + "\n" for r in self.results),
+                )
                 self.save(os.path.join(outdir, SNAPSHOT))
-                log(f"epoch {self.epoch} test error {line['test_error']:.2f}% seconds {line['seconds']:.1f} | "
-                    + " ".join(f"{k} {v:.4g}" for k, v in sorted(self.stats.items())))
+                log(
+                    f"epoch {self.epoch} test error {line['test_error']:.2f}% seconds {line['seconds']:.1f} | "
+                    + " ".join(f"{k} {v:.4g}" for k, v in sorted(self.stats.items()))
+                )
         return self.results
 
     def state_dict(self) -> dict:
         return {
-            "config": dataclasses.asdict(self.cfg), "D": self.D.state_dict(), "G": self.G.state_dict(),
-            "opt_D": self.opt_D.state_dict(), "opt_G": self.opt_G.state_dict(),
-            "lab_stream": self.lab_stream.state_dict(), "unl_stream": self.unl_stream.state_dict(),
-            "torch_rng": torch.get_rng_state(), "numpy_rng": numpy_rng_state(), "epoch": self.epoch,
-            "train_seconds": self.train_seconds, "results": self.results,
+            "config": dataclasses.asdict(self.cfg),
+            "D": self.D.state_dict(),
+            "G": self.G.state_dict(),
+            "opt_D": self.opt_D.state_dict(),
+            "opt_G": self.opt_G.state_dict(),
+            "lab_stream": self.lab_stream.state_dict(),
+            "unl_stream": self.unl_stream.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": numpy_rng_state(),
+            "epoch": self.epoch,
+            "train_seconds": self.train_seconds,
+            "results": self.results,
         }
 
     def save(self, path: str) -> None:

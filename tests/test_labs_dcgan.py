@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from click.testing import CliRunner
+from conftest import make_image_zip
 
 from adaptivemix.mixing import shrinkage_loss
-from conftest import make_image_zip
 from labs import dcgan
 from labs.dcgan_data import BatchStream
 from labs.dcgan_losses import DCGANLosses, LossSettings
@@ -29,7 +29,12 @@ def test_shapes_at_32(channels):
     assert D(x).shape == (4, 1)
     assert Discriminator(channels, 32, width=8, head="mean")(x).shape == (4, 1)
     assert Discriminator(channels, 32, width=8, mbdisc=True)(x).shape == (4, 1)
-    assert Generator(channels, 32, width=8, norm="vbn")(torch.randn(3, 100)).shape == (3, channels, 32, 32)
+    assert Generator(channels, 32, width=8, norm="vbn")(torch.randn(3, 100)).shape == (
+        3,
+        channels,
+        32,
+        32,
+    )
 
 
 def test_mean_head_is_the_mean_of_the_features():
@@ -45,7 +50,9 @@ def test_bad_resolution_is_one_clear_error():
 
 def _nets(seed=0, head="conv"):
     torch.manual_seed(seed)
-    return Generator(1, 32, width=8), Discriminator(1, 32, width=8, norm="none", head=head)
+    return Generator(1, 32, width=8), Discriminator(
+        1, 32, width=8, norm="none", head=head
+    )
 
 
 def test_plain_losses_against_direct_computation():
@@ -57,7 +64,9 @@ def test_plain_losses_against_direct_computation():
     torch.testing.assert_close(losses.d_loss(real, fake).detach(), expected)
     torch.testing.assert_close(losses.g_loss(real, fake).detach(), -s_f.mean())
     smoothed = DCGANLosses(LossSettings(objective="ns", label_smoothing=0.9), G, D)
-    expected = (0.9 * F.softplus(-s_r) + 0.1 * F.softplus(s_r)).mean() + F.softplus(s_f).mean()
+    expected = (0.9 * F.softplus(-s_r) + 0.1 * F.softplus(s_r)).mean() + F.softplus(
+        s_f
+    ).mean()
     torch.testing.assert_close(smoothed.d_loss(real, fake).detach(), expected)
 
 
@@ -65,7 +74,9 @@ def test_paper_form_adaptivemix_against_direct_computation():
     # Eq. 6 with J = mean: D loss = mean J(F(fake)) - mean J(F(real)) + mean_i ||F(x_hat_i) - (lam f_r + (1-lam) f_f[pi] + eps)||.
     G, D = _nets(head="mean")
     real, fake = torch.rand(5, 1, 32, 32) * 2 - 1, torch.rand(5, 1, 32, 32) * 2 - 1
-    losses = DCGANLosses(LossSettings(objective="wgan", adaptivemix=True, amix_form="paper"), G, D)
+    losses = DCGANLosses(
+        LossSettings(objective="wgan", adaptivemix=True, amix_form="paper"), G, D
+    )
     torch.manual_seed(7)
     np.random.seed(7)
     got = losses.d_loss(real, fake).detach()
@@ -87,7 +98,13 @@ def test_release_form_adaptivemix_against_direct_computation():
     # Release form, G step: logits J(m) + J(F(x_hat)) within the fake batch, negative cosine to the noisy mix.
     G, D = _nets()
     real, fake = torch.rand(4, 1, 32, 32) * 2 - 1, torch.rand(4, 1, 32, 32) * 2 - 1
-    losses = DCGANLosses(LossSettings(objective="ns", adaptivemix=True, amix_form="release", ada_weight=0.5), G, D)
+    losses = DCGANLosses(
+        LossSettings(
+            objective="ns", adaptivemix=True, amix_form="release", ada_weight=0.5
+        ),
+        G,
+        D,
+    )
     torch.manual_seed(3)
     np.random.seed(3)
     got = losses.g_loss(real, fake).detach()
@@ -101,13 +118,28 @@ def test_release_form_adaptivemix_against_direct_computation():
         m = lam * f + (1 - lam) * f[perm]
         target = m + torch.randn(m.shape) * 0.05
         logits = D.head(m) + D.head(f_hat)
-        expected = F.softplus(-logits).mean() + 0.5 * shrinkage_loss(f_hat, target, "cosine").mean()
+        expected = (
+            F.softplus(-logits).mean()
+            + 0.5 * shrinkage_loss(f_hat, target, "cosine").mean()
+        )
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
 
 def test_wgan_training_keeps_weights_clipped():
     images = torch.randint(0, 256, (16, 1, 32, 32), dtype=torch.uint8)
-    run = DCGANRun(RunConfig(objective="wgan", kimg=1, batch=8, width=8, optimizer="rmsprop", lr=0.5, n_critic=5, clip=0.01), images)
+    run = DCGANRun(
+        RunConfig(
+            objective="wgan",
+            kimg=1,
+            batch=8,
+            width=8,
+            optimizer="rmsprop",
+            lr=0.5,
+            n_critic=5,
+            clip=0.01,
+        ),
+        images,
+    )
     for _ in range(3):
         run.step()
     assert max(p.abs().max().item() for p in run.D.parameters()) <= 0.01
@@ -134,20 +166,48 @@ def _cli(args):
 
 def test_cli_end_to_end_with_resume(tmp_path):
     data = make_image_zip(tmp_path / "d.zip", num_images=24, resolution=32, channels=3)
-    common = ["--data", str(data), "--objective", "ns", "--batch", "8", "--width", "4", "--eval-every", "0.016", "--seed", "3"]
+    common = [
+        "--data",
+        str(data),
+        "--objective",
+        "ns",
+        "--batch",
+        "8",
+        "--width",
+        "4",
+        "--eval-every",
+        "0.016",
+        "--seed",
+        "3",
+    ]
     full = _cli([*common, "--outdir", str(tmp_path / "full"), "--kimg", "0.032"])
     assert "Training ns" in full
     _cli([*common, "--outdir", str(tmp_path / "part"), "--kimg", "0.016"])
-    resumed = _cli(["--data", str(data), "--outdir", str(tmp_path / "part"), "--resume", "--kimg", "0.032"])
+    resumed = _cli(
+        [
+            "--data",
+            str(data),
+            "--outdir",
+            str(tmp_path / "part"),
+            "--resume",
+            "--kimg",
+            "0.032",
+        ]
+    )
     assert "Training ns" in resumed
-    lines = [json.loads(s) for s in (tmp_path / "part" / "results.jsonl").read_text().splitlines()]
+    lines = [
+        json.loads(s)
+        for s in (tmp_path / "part" / "results.jsonl").read_text().splitlines()
+    ]
     assert [r["kimg"] for r in lines] == [0.016, 0.032]
     assert set(lines[0]) == {"kimg", "fid", "kid", "seconds"}
     assert (tmp_path / "part" / "fakes0000032.png").is_file()
     full_state = torch.load(tmp_path / "full" / "snapshot.pt", weights_only=True)
     part_state = torch.load(tmp_path / "part" / "snapshot.pt", weights_only=True)
     for key in full_state["G"]:  # Resuming trains exactly as the uninterrupted run.
-        torch.testing.assert_close(part_state["G"][key], full_state["G"][key], rtol=0, atol=0)
+        torch.testing.assert_close(
+            part_state["G"][key], full_state["G"][key], rtol=0, atol=0
+        )
     again = _cli(["--data", str(data), "--outdir", str(tmp_path / "part"), "--resume"])
     assert "already reached 0.032 kimg" in again
 
@@ -159,23 +219,58 @@ def test_cli_metrics_with_a_detector_file(tmp_path, monkeypatch):
     data = make_image_zip(tmp_path / "d.zip", num_images=16, resolution=32, channels=1)
     torch.manual_seed(0)
     detector = tmp_path / "det.pt"
-    domain_classifier.save(domain_classifier.DomainClassifier(2, in_channels=1, channels=(4,), hidden=8), str(detector), {})
-    out = _cli(["--data", str(data), "--outdir", str(tmp_path / "run"), "--objective", "wgan-gp", "--batch", "8",
-                "--width", "4", "--kimg", "0.016", "--eval-every", "0.008", "--metric-detector", str(detector),
-                "--metric-images", "16", "--adaptivemix"])
-    lines = [json.loads(s) for s in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
+    domain_classifier.save(
+        domain_classifier.DomainClassifier(2, in_channels=1, channels=(4,), hidden=8),
+        str(detector),
+        {},
+    )
+    out = _cli(
+        [
+            "--data",
+            str(data),
+            "--outdir",
+            str(tmp_path / "run"),
+            "--objective",
+            "wgan-gp",
+            "--batch",
+            "8",
+            "--width",
+            "4",
+            "--kimg",
+            "0.016",
+            "--eval-every",
+            "0.008",
+            "--metric-detector",
+            str(detector),
+            "--metric-images",
+            "16",
+            "--adaptivemix",
+        ]
+    )
+    lines = [
+        json.loads(s)
+        for s in (tmp_path / "run" / "results.jsonl").read_text().splitlines()
+    ]
     fids = [r["fid"] for r in lines]
     assert len(fids) == 2 and all(f > 0 for f in fids)
     assert f"min FID {min(fids):.2f}" in out
     assert f"{np.mean(fids):.2f} ± {np.std(fids, ddof=1):.2f}" in out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--objective", "hinge", "--label-smoothing", "0.9", "--kimg", "1"], "applies to the logistic loss only"),
-    ([], "give the training length"),
-    (["--kimg", "1", "--epochs", "1"], "give --kimg or --epochs, not both"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--objective", "hinge", "--label-smoothing", "0.9", "--kimg", "1"],
+            "applies to the logistic loss only",
+        ),
+        ([], "give the training length"),
+        (["--kimg", "1", "--epochs", "1"], "give --kimg or --epochs, not both"),
+    ],
+)
 def test_cli_bad_options_give_one_line(tmp_path, args, message):
     data = make_image_zip(tmp_path / "d.zip", num_images=8, resolution=32, channels=1)
-    result = CliRunner().invoke(dcgan.main, ["--data", str(data), "--outdir", str(tmp_path / "o"), *args])
+    result = CliRunner().invoke(
+        dcgan.main, ["--data", str(data), "--outdir", str(tmp_path / "o"), *args]
+    )
     assert result.exit_code == 2 and message in result.output

@@ -37,8 +37,12 @@ EXPECTED_G = {
 def test_losses_match_direct_computation(objective):
     real = torch.tensor(REAL).reshape(-1, 1)  # [N, 1] as D returns it.
     fake = torch.tensor(FAKE)
-    assert objectives.d_loss(objective, real, fake).item() == pytest.approx(EXPECTED_D[objective], rel=1e-12)
-    assert objectives.g_loss(objective, fake.reshape(-1, 1)).item() == pytest.approx(EXPECTED_G[objective], rel=1e-12)
+    assert objectives.d_loss(objective, real, fake).item() == pytest.approx(
+        EXPECTED_D[objective], rel=1e-12
+    )
+    assert objectives.g_loss(objective, fake.reshape(-1, 1)).item() == pytest.approx(
+        EXPECTED_G[objective], rel=1e-12
+    )
 
 
 def test_hand_values():
@@ -50,7 +54,9 @@ def test_hand_values():
 
 
 def test_unknown_objective_is_one_clear_error():
-    with pytest.raises(ValueError, match="choose one of ns, wgan, wgan-gp, hinge, lsgan"):
+    with pytest.raises(
+        ValueError, match="choose one of ns, wgan, wgan-gp, hinge, lsgan"
+    ):
         objectives.d_loss("wasserstein", torch.zeros(1), torch.zeros(1))
 
 
@@ -61,7 +67,9 @@ def test_gradient_penalty_against_hand_gradient():
     real = torch.tensor([[1.0, 2.0, 0.0], [0.3, -0.2, 0.7]], dtype=torch.float64)
     fake = torch.tensor([[0.0, 1.0, -1.0], [0.1, 0.4, 0.2]], dtype=torch.float64)
     torch.manual_seed(3)
-    pen = objectives.gradient_penalty(lambda x: (x.square() * w).sum(dim=1), real, fake, weight=10.0)
+    pen = objectives.gradient_penalty(
+        lambda x: (x.square() * w).sum(dim=1), real, fake, weight=10.0
+    )
     torch.manual_seed(3)
     u = torch.rand(2, 1, dtype=torch.float64)
     x = u * real + (1 - u) * fake
@@ -81,7 +89,12 @@ def test_gradient_penalty_reaches_critic_parameters():
 
 def test_clip_weights_keeps_every_parameter_in_range():
     torch.manual_seed(0)
-    d = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.BatchNorm2d(8), torch.nn.Flatten(), torch.nn.LazyLinear(1))
+    d = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.Flatten(),
+        torch.nn.LazyLinear(1),
+    )
     d(torch.randn(2, 3, 6, 6))
     with torch.no_grad():
         for p in d.parameters():
@@ -90,4 +103,6 @@ def test_clip_weights_keeps_every_parameter_in_range():
     objectives.clip_weights(d, clip=0.01)
     for old, p in zip(before, d.parameters()):
         assert p.abs().max().item() <= 0.01
-        torch.testing.assert_close(p, old.clamp(-0.01, 0.01))  # Values inside the range are untouched.
+        torch.testing.assert_close(
+            p, old.clamp(-0.01, 0.01)
+        )  # Values inside the range are untouched.
