@@ -12,7 +12,6 @@ import io
 import itertools
 import json
 import os
-import shutil
 import zipfile
 from collections.abc import Callable, Iterator
 
@@ -20,8 +19,10 @@ import click
 import numpy as np
 import PIL.Image
 
+import dnnlib
+from dnnlib import atomic
 from dnnlib.progress import ProgressBar
-from training.dataset import is_zip_path
+from training.dataset import is_zip_path, label_error, labels_to_array
 from training.dataset_sources import SourceError, open_source
 
 RESIZE_FILTERS = {'box': PIL.Image.Resampling.BOX, 'lanczos': PIL.Image.Resampling.LANCZOS}
@@ -97,45 +98,53 @@ def _encode_png(image: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-@contextlib.contextmanager
-def atomic_destination(dest: str) -> Iterator[Callable[[str, bytes], None]]:
-    """Yields ``write(archive_fname, data)``; the output appears at ``dest`` only if the block succeeds.
-
-    Files go to ``<dest>.tmp-<pid>`` (a zip or a folder), which is moved to ``dest`` with one
-    rename at the end and deleted on any error.
-    """
-    dest = dest.rstrip('/\\') or dest
-    tmp = f'{dest}.tmp-{os.getpid()}'
+def _check_destination(dest: str) -> None:
+    """One-line errors for a destination that exists, is not empty, or lies under a file."""
     if is_zip_path(dest):
         if os.path.exists(dest):
             raise click.ClickException(f'--dest {dest} already exists; delete it or choose another file name')
-        os.makedirs(os.path.dirname(dest) or '.', exist_ok=True)
     elif os.path.isdir(dest) and os.listdir(dest):
         raise click.ClickException(f'--dest folder must be empty: {dest}; delete its contents or choose another')
     elif os.path.exists(dest) and not os.path.isdir(dest):
         raise click.ClickException(f'--dest {dest} exists and is not a folder; choose another name')
+    parent = os.path.dirname(os.path.abspath(dest))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise click.ClickException(f'--dest {dest} lies under {parent}, which is a file, not a folder; choose another path')
 
+
+@contextlib.contextmanager
+def atomic_destination(dest: str) -> Iterator[Callable[[str, bytes], None]]:
+    """Yields ``write(archive_fname, data)``; the output appears at ``dest`` only if the block succeeds.
+
+    Files go to a hidden temp zip or folder beside ``dest`` (``dnnlib.atomic``), renamed to ``dest`` at the
+    end and deleted on any error, Ctrl-C or SIGTERM. A failed write (full disk, no permission) is one line.
+    """
+    dest = dest.rstrip('/\\') or dest
+    _check_destination(dest)
     try:
-        if is_zip_path(dest):
-            with zipfile.ZipFile(tmp, 'w', compression=zipfile.ZIP_STORED) as archive:
-                yield archive.writestr
-        else:
-            os.makedirs(tmp)
+        os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+    except OSError as err:
+        raise click.ClickException(atomic.describe_write_error(dest, err) + '; nothing was written') from None
+    try:
+        with dnnlib.util.sigterm_as_interrupt(), atomic.atomic_path(dest) as tmp:
+            if is_zip_path(dest):
+                with zipfile.ZipFile(tmp, 'w', compression=zipfile.ZIP_STORED) as archive:
+                    yield archive.writestr
+            else:
+                os.makedirs(tmp)
 
-            def write_file(archive_fname: str, data: bytes) -> None:
-                path = os.path.join(tmp, archive_fname)
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                with open(path, 'wb') as file:
-                    file.write(data)
-            yield write_file
-            if os.path.isdir(dest):
-                os.rmdir(dest)  # Empty, checked above.
-        os.replace(tmp, dest)
-    finally:
-        if os.path.isdir(tmp):
-            shutil.rmtree(tmp)
-        elif os.path.exists(tmp):
-            os.remove(tmp)
+                def write_file(archive_fname: str, data: bytes) -> None:
+                    path = os.path.join(tmp, archive_fname)
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                    with open(path, 'wb') as file:
+                        file.write(data)
+                yield write_file
+    except atomic.WriteError as err:
+        raise click.ClickException(f'{err}; nothing was written') from None
+    except KeyboardInterrupt as err:
+        raise click.ClickException(f'interrupted ({str(err) or "Ctrl-C"}); nothing was written to {dest}') from None
 
 
 def convert_dataset(source: str, dest: str, max_images: int | None, transform: Transform) -> int:
@@ -165,6 +174,8 @@ def convert_dataset(source: str, dest: str, max_images: int | None, transform: T
                     _check_first_image(attrs, name)
                     dataset_attrs = attrs
                 _check_same_attributes(dataset_attrs, attrs, name, archive_fname)
+                if label is not None and (error := label_error(label)) is not None:
+                    raise click.ClickException(f'Image {name}: {error}')
                 write(archive_fname, _encode_png(image))
                 labels.append([archive_fname, label] if label is not None else None)
         except SourceError as err:
@@ -173,6 +184,11 @@ def convert_dataset(source: str, dest: str, max_images: int | None, transform: T
             raise click.ClickException(f'None of the {num_images} images of {source} was kept: center-crop-wide drops '
                                        'images narrower than --width or shorter than --height; lower them')
         all_labeled = all(entry is not None for entry in labels)
+        if all_labeled:
+            try:
+                labels_to_array([label for _fname, label in labels], f'labels of {source}')
+            except OSError as err:
+                raise click.ClickException(str(err)) from None
         write('dataset.json', json.dumps({'labels': labels if all_labeled else None}).encode('utf-8'))
     return len(labels)
 

@@ -71,15 +71,35 @@ def _remove(path: str) -> None:
             os.remove(path)
 
 
+class WriteError(OSError):
+    """An atomic write failed (nothing was written under the final name); `str()` is one line naming the file and
+    the reason, with 'no space left on device' for a full disk. `errno` is the original error's, if any."""
+
+    def __init__(self, message: str, errno_value: int | None = None):
+        super().__init__(message)
+        self.errno = errno_value
+
+
+def _is_write_failure(error: BaseException, tmp: str) -> bool:
+    """OS errors while writing `tmp` (not those naming another file, e.g. a source being read), and torch.save's
+    RuntimeErrors from its zip writer (how torch reports a full disk)."""
+    text = str(error)
+    if isinstance(error, OSError):
+        filename = os.fspath(error.filename) if isinstance(error.filename, (str, os.PathLike)) else None
+        return filename is None or os.path.abspath(filename).startswith(tmp)
+    return isinstance(error, RuntimeError) and ("inline_container" in text or "PytorchStreamWriter" in text)
+
+
 def describe_write_error(path: str | os.PathLike, error: BaseException) -> str:
     """One line for a failed write: 'no space left on device' for a full disk, else the OS message."""
     errno_value = getattr(error, "errno", None)
     text = str(error)
-    if errno_value == errno.ENOSPC or "No space left" in text or "enforce fail at inline_container" in text:
+    if errno_value == errno.ENOSPC or "No space left" in text or "inline_container" in text or "PytorchStreamWriter" in text:
         return f"could not write {os.fspath(path)}: no space left on device (free some space and run again)"
     if isinstance(error, PermissionError) or errno_value == errno.EACCES:
         return f"could not write {os.fspath(path)}: permission denied (choose a writable location)"
-    return f"could not write {os.fspath(path)}: {text.splitlines()[0] if text else type(error).__name__}"
+    reason = getattr(error, "strerror", None) or (text.splitlines()[0] if text else type(error).__name__)
+    return f"could not write {os.fspath(path)}: {reason}"
 
 
 @contextlib.contextmanager
@@ -92,21 +112,27 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
             torch.save(obj, tmp)
 
     A folder destination that already exists is replaced as a whole (removed just before the rename).
+    On any error the temp file is removed; a failure to write (an OSError such as a full disk or a missing
+    permission, or torch.save's zip-writer error) is raised as `WriteError` with a one-line message.
     """
     path = os.fspath(path)
     tmp = temp_path_for(path, suffix)
     try:
         yield tmp
-        if not os.path.lexists(tmp):
-            raise FileNotFoundError(f"atomic write of {path}: the writer did not create {tmp}")
-        _fsync_path(tmp)
-        if os.path.isdir(tmp) and os.path.isdir(path):
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-        _fsync_dir(os.path.dirname(os.path.abspath(path)))
-    except BaseException:
+        created = os.path.lexists(tmp)
+        if created:
+            _fsync_path(tmp)
+            if os.path.isdir(tmp) and os.path.isdir(path):
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+            _fsync_dir(os.path.dirname(os.path.abspath(path)))
+    except BaseException as error:
         _remove(tmp)
+        if _is_write_failure(error, tmp) and not isinstance(error, WriteError):
+            raise WriteError(describe_write_error(path, error), getattr(error, "errno", None)) from error
         raise
+    if not created:
+        raise FileNotFoundError(f"atomic write of {path}: the writer did not create {tmp}")
 
 
 @contextlib.contextmanager

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
-import importlib
 import io
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterator
+
+from dnnlib import atomic
 
 CACHE_DIR_ENV = "DNNLIB_CACHE_DIR"
 
@@ -98,43 +102,40 @@ def format_time(seconds: float) -> str:
     return f"{s // 86400}d {(s // 3600) % 24:02d}h {(s // 60) % 60:02d}m"
 
 
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises KeyboardInterrupt in the main thread, as Ctrl-C does.
+
+    A process killed by SIGTERM's default action runs no cleanup; raised as an exception, `finally` blocks and
+    `dnnlib.atomic` remove their temp files. Outside the main thread this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"terminated by {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 # ----------------------------------------------------------------------------
 # Construction of objects by dotted name (used by configuration dicts).
 
 
-def get_obj_by_name(name: str) -> Any:
-    """Resolve a dotted name such as `training.networks.Generator` to the object it names."""
-    parts = name.split(".")
-    for split in range(len(parts) - 1, 0, -1):
-        module_name = ".".join(parts[:split])
-        try:
-            obj = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name is not None and module_name.startswith(err.name):
-                continue  # This prefix is not a module; try a shorter one.
-            raise
-        try:
-            for attr in parts[split:]:
-                obj = getattr(obj, attr)
-        except AttributeError:
-            raise ValueError(f'"{name}": module "{module_name}" has no attribute "{".".join(parts[split:])}"') from None
-        return obj
-    if name in globals():
-        return globals()[name]
-    raise ValueError(f'Cannot find "{name}": give a dotted name such as "package.module.Name"')
-
-
-def call_func_by_name(*args: Any, func_name: str, **kwargs: Any) -> Any:
-    """Call the function named by `func_name` (dotted) with the given arguments."""
-    func = get_obj_by_name(func_name)
-    if not callable(func):
-        raise ValueError(f'"{func_name}" is not callable')
-    return func(*args, **kwargs)
-
-
 def construct_class_by_name(*args: Any, class_name: str, **kwargs: Any) -> Any:
-    """Construct an instance of the class named by `class_name` (dotted)."""
-    return call_func_by_name(*args, func_name=class_name, **kwargs)
+    """Construct the class named by `class_name` (dotted), which must pass `dnnlib.trust.resolve_class_name`.
+
+    Option dicts come from files (training_options.json, snapshots), so only this project's classes, torch
+    optimizers and modules the user trusts are constructed; anything else raises `UntrustedNameError`.
+    """
+    from dnnlib import trust
+
+    return trust.resolve_class_name(class_name, where="the options")(*args, **kwargs)
 
 
 # ----------------------------------------------------------------------------
@@ -245,7 +246,7 @@ def open_url(
     if cache:
         url_md5 = hashlib.md5(url.encode("utf-8")).hexdigest()
         matches = glob.glob(os.path.join(glob.escape(cache_dir), f"{url_md5}_*"))
-        matches = [m for m in matches if ".tmp-" not in m]
+        matches = [m for m in matches if not atomic.is_temp_name(m)]
         if len(matches) == 1:
             return matches[0] if return_filename else open(matches[0], "rb")
 
@@ -261,10 +262,7 @@ def open_url(
     if cache:
         os.makedirs(cache_dir, exist_ok=True)
         path = url_cache_path(url, cache_dir, name)
-        tmp_path = f"{path}.tmp-{os.getpid()}"
-        with open(tmp_path, "wb") as f:
-            f.write(data)
-        os.replace(tmp_path, path)  # Atomic: a crash never leaves a partial file under the final name.
+        atomic.write_bytes(path, data)  # A crash never leaves a partial file under the final name.
         if return_filename:
             return path
     return io.BytesIO(data)

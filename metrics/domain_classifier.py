@@ -16,12 +16,13 @@ sum_layers mean_pixels ||a0 - a1||^2: LPIPS with all channel weights equal to 1 
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from dnnlib import atomic
 
 DETECTOR_FORMAT = "gan-metrics-domain-detector/1"
 POOLED_SIZE = 4  # The last conv map is average-pooled to POOLED_SIZE x POOLED_SIZE before the feature layer.
@@ -106,10 +107,9 @@ def from_file_dict(obj: dict[str, Any]) -> DomainClassifier:
 
 
 def save(model: DomainClassifier, path: str, info: dict[str, Any]) -> None:
-    """Write the detector file atomically (temp file + os.replace)."""
-    tmp_path = f"{path}.tmp-{os.getpid()}"
-    torch.save(to_file_dict(model, info), tmp_path)
-    os.replace(tmp_path, path)
+    """Write the detector file atomically (`dnnlib.atomic`)."""
+    with atomic.atomic_path(path) as tmp_path:
+        torch.save(to_file_dict(model, info), tmp_path)
 
 
 def load(path: str) -> DomainClassifier:

@@ -12,13 +12,13 @@ import hashlib
 import os
 import sys
 import time
-import uuid
 from typing import Any
 
 import numpy as np
 import torch
 
 import dnnlib
+from dnnlib import atomic
 from dnnlib.progress import ProgressBar
 from metrics import detectors
 from metrics.resize import check_resize_mode, clean_resize
@@ -241,7 +241,7 @@ class FeatureStats:
         return mean, cov
 
     def save(self, path: str) -> None:
-        """Write to an .npz file atomically (temp file + os.replace)."""
+        """Write to an .npz file atomically (`dnnlib.atomic`)."""
         arrays = {
             "capture_all": np.array(self.capture_all),
             "capture_mean_cov": np.array(self.capture_mean_cov),
@@ -252,9 +252,8 @@ class FeatureStats:
             "raw_mean": self.raw_mean if self.raw_mean is not None else np.zeros([0]),
             "raw_cov": self.raw_cov if self.raw_cov is not None else np.zeros([0, 0]),
         }
-        tmp_path = f"{path}.tmp-{uuid.uuid4().hex}.npz"
-        np.savez(tmp_path, **arrays)
-        os.replace(tmp_path, path)
+        with atomic.atomic_path(path, suffix=".npz") as tmp_path:
+            np.savez(tmp_path, **arrays)
 
     @staticmethod
     def load(path: str) -> FeatureStats:

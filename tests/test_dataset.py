@@ -11,6 +11,7 @@ import PIL.Image
 import pytest
 import torch
 
+from training import dataset as dataset_module
 from training.dataset import ImageFolderDataset
 
 
@@ -284,3 +285,37 @@ def test_error_unreadable_labels_file(tmp_path):
     files = {'a.png': _png_bytes(_random_images(1)[0]), 'dataset.json': b'{"labels": [[}'}
     with pytest.raises(OSError, match='Cannot read "dataset.json"'):
         ImageFolderDataset(_write_dataset(tmp_path, 'dir', files), use_labels=True)
+
+
+def test_error_class_index_beyond_the_class_cap(tmp_path):
+    files = {name: _png_bytes(img) for name, img in zip(['a.png', 'b.png'], _random_images(2))}
+    files['dataset.json'] = json.dumps({'labels': [['a.png', 10**9], ['b.png', 0]]}).encode()
+    path = _write_dataset(tmp_path, 'zip', files)
+    with pytest.raises(OSError, match='too large: at most 100000 classes'):
+        ImageFolderDataset(path, use_labels=True)  # Would otherwise be a one-hot vector of 10^9 floats per image.
+
+
+def test_dataset_json_size_is_capped_before_inflating(tmp_path, monkeypatch):
+    monkeypatch.setattr(dataset_module, 'MAX_LABELS_JSON_BYTES', 10_000)
+    padding = ' ' * 50_000  # Compresses to a few hundred bytes, inflates beyond the cap.
+    files = {name: _png_bytes(img) for name, img in zip(['a.png', 'b.png'], _random_images(2))}
+    path = str(tmp_path / 'bomb.zip')
+    with zipfile.ZipFile(path, 'w', compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+        archive.writestr('dataset.json', '{"labels": null}' + padding)
+    assert os.path.getsize(path) < 10_000
+    reads = []
+    original_read = zipfile.ZipExtFile.read
+    monkeypatch.setattr(zipfile.ZipExtFile, 'read',
+                        lambda self, n=-1: (self.name == 'dataset.json' and reads.append(n)) or original_read(self, n))
+    with pytest.raises(OSError, match='dataset.json" in .* is 50,016 bytes; dataset.json may hold at most 10,000'):
+        ImageFolderDataset(path, use_labels=True)
+    assert reads == []  # Refused from the recorded size, before inflating anything.
+    assert ImageFolderDataset(path, use_labels=False).label_dim == 0  # Unused labels are never read.
+
+
+def test_oversized_file_that_lies_about_its_size_is_cut_at_the_cap(tmp_path, monkeypatch):
+    monkeypatch.setattr(dataset_module, 'MAX_LABELS_JSON_BYTES', 100)
+    with pytest.raises(OSError, match='inflates to more than'):
+        dataset_module.read_labels_json(io.BytesIO(b' ' * 1000 + b'{"labels": null}'), 10, 'dataset.json')

@@ -1,21 +1,26 @@
 """dataset_tool.py: every source kind, transforms against Pillow, output format, atomicity and bad input."""
 
+import errno
 import gzip
 import io
 import json
 import os
 import pickle
+import signal
 import struct
+import subprocess
 import sys
 import tarfile
 import zipfile
 
 import numpy as np
+import click
 import PIL.Image
 import pytest
 from click.testing import CliRunner
 
 import dataset_tool
+from dnnlib import atomic
 from training.dataset import ImageFolderDataset
 
 FASHION_MNIST = '/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz'
@@ -300,9 +305,95 @@ def test_interrupt_midway_leaves_no_output(tmp_path, monkeypatch):
         return original_encode(image)
     original_encode = dataset_tool._encode_png
     monkeypatch.setattr(dataset_tool, '_encode_png', encode_then_interrupt)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(click.ClickException, match='interrupted .*nothing was written'):
         dataset_tool.convert_dataset(str(tmp_path / 'src'), str(tmp_path / 'out.zip'), None,
                                      dataset_tool.make_transform(None, None, None, 'lanczos'))
+    assert sorted(os.listdir(tmp_path)) == ['src']
+
+
+SIGTERM_SCRIPT = """
+import sys, time
+import dataset_tool
+from dnnlib import atomic
+original = dataset_tool._encode_png
+def slow_encode(image):
+    print('encoding', flush=True)
+    time.sleep(0.2)
+    return original(image)
+dataset_tool._encode_png = slow_encode
+dataset_tool.main(sys.argv[1:])
+"""
+
+
+def test_sigterm_midway_removes_the_temp_file(tmp_path):
+    for i in range(40):
+        _save(tmp_path / 'src' / f'{i}.png', _random_image(8, 8, seed=i))
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen([sys.executable, '-c', SIGTERM_SCRIPT, '--source', str(tmp_path / 'src'), '--dest',
+                             str(tmp_path / 'out.zip')], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=dict(os.environ, PYTHONPATH=repo))
+    assert proc.stdout.readline().startswith('encoding')  # Mid-conversion: the temp zip exists now.
+    assert any(atomic.is_temp_name(name) for name in os.listdir(tmp_path))
+    proc.send_signal(signal.SIGTERM)
+    output = proc.communicate(timeout=60)[0]
+    assert proc.returncode == 1 and 'interrupted (terminated by SIGTERM); nothing was written' in output
+    assert 'Traceback' not in output
+    assert sorted(os.listdir(tmp_path)) == ['src']
+
+
+def test_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    for i in range(3):
+        _save(tmp_path / 'src' / f'{i}.png', _random_image(8, 8, seed=i))
+    original_writestr = zipfile.ZipFile.writestr
+
+    def writestr_until_full(self, name, data, *args, **kwargs):
+        if name.endswith('00000001.png'):
+            raise OSError(errno.ENOSPC, 'No space left on device')
+        return original_writestr(self, name, data, *args, **kwargs)
+    monkeypatch.setattr(zipfile.ZipFile, 'writestr', writestr_until_full)
+    result = _run('--source', str(tmp_path / 'src'), '--dest', str(tmp_path / 'out.zip'))
+    _assert_error(result, 'out.zip: no space left on device', 'nothing was written')
+    assert 'Traceback' not in result.output and sorted(os.listdir(tmp_path)) == ['src']
+
+
+def test_unwritable_destination_and_destination_under_a_file(tmp_path, monkeypatch):
+    _save(tmp_path / 'src' / '0.png', _random_image(8, 8))
+    (tmp_path / 'afile').write_text('x')
+    _assert_error(_run('--source', str(tmp_path / 'src'), '--dest', str(tmp_path / 'afile' / 'sub' / 'out.zip')),
+                  'lies under', 'which is a file')
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EACCES, 'Permission denied')
+    monkeypatch.setattr(zipfile.ZipFile, 'writestr', refuse)  # Tests run as root: simulate a read-only folder.
+    result = _run('--source', str(tmp_path / 'src'), '--dest', str(tmp_path / 'out.zip'))
+    _assert_error(result, 'out.zip: permission denied')
+    assert sorted(os.listdir(tmp_path)) == ['afile', 'src']
+
+
+def test_decompression_bomb_png_is_one_line(tmp_path, monkeypatch):
+    _save(tmp_path / 'src' / '0.png', _random_image(16, 16))
+    monkeypatch.setattr(PIL.Image, 'MAX_IMAGE_PIXELS', 100)  # 256 pixels > 2 * 100: Pillow's bomb error.
+    result = _run('--source', str(tmp_path / 'src'), '--dest', str(tmp_path / 'out.zip'))
+    _assert_error(result, 'Cannot read image', '0.png', 'decompression bomb')
+    assert sorted(os.listdir(tmp_path)) == ['src']
+
+
+@pytest.mark.parametrize('labels, message', [
+    (['cat', 'dog'], "must be an int class index or a list of numbers"),
+    ([1.5, 0], 'must be integers >= 0, got 1.5'),
+    ([-1, 0], 'must be integers >= 0, got -1'),
+    ([10**9, 0], 'too large: at most 100000 classes'),
+    ([[0.5, 1.0], [0.5]], 'vectors of one length'),
+    ([1, [0.5]], 'both kinds'),
+    ([True, False], 'must be an int class index'),
+])
+def test_bad_labels_are_refused_where_written(tmp_path, labels, message):
+    names = []
+    for i in range(len(labels)):
+        _save(tmp_path / 'src' / f'{i}.png', _random_image(8, 8, seed=i))
+        names.append(f'{i}.png')
+    (tmp_path / 'src' / 'dataset.json').write_text(json.dumps({'labels': [list(x) for x in zip(names, labels)]}))
+    _assert_error(_run('--source', str(tmp_path / 'src'), '--dest', str(tmp_path / 'out.zip')), message)
     assert sorted(os.listdir(tmp_path)) == ['src']
 
 

@@ -6,9 +6,10 @@ import sys
 import threading
 
 import pytest
+import torch
 
 import dnnlib
-from dnnlib import util
+from dnnlib import trust, util
 
 
 def test_easydict_attribute_and_item_access():
@@ -105,15 +106,12 @@ def test_cache_dir_defaults(monkeypatch, tmp_path):
     assert util.make_cache_dir_path("a", "b") == os.path.join("/somewhere", "a", "b")
 
 
-def test_construct_and_call_by_name():
-    d = util.construct_class_by_name(class_name="collections.OrderedDict", a=1)
-    assert type(d).__name__ == "OrderedDict" and d["a"] == 1
-    assert util.call_func_by_name(4.0, func_name="math.sqrt") == 2.0
-    assert util.call_func_by_name([3, 1], func_name="builtins.sorted") == [1, 3]
-    with pytest.raises(ValueError, match="no attribute"):
-        util.call_func_by_name(func_name="math.no_such_function")
-    with pytest.raises(ValueError, match="Cannot find"):
-        util.call_func_by_name(func_name="no_such_module_xyz.f")
+def test_construct_class_by_name_admits_only_trusted_classes():
+    opt = util.construct_class_by_name([torch.zeros(2, requires_grad=True)], class_name="torch.optim.Adam", lr=0.5)
+    assert isinstance(opt, torch.optim.Adam) and opt.param_groups[0]["lr"] == 0.5
+    for name in ("collections.OrderedDict", "math.sqrt", "builtins.eval"):
+        with pytest.raises(trust.UntrustedNameError, match="is not trusted"):
+            util.construct_class_by_name(class_name=name)
 
 
 def test_logger_tees_stdout_and_stderr(tmp_path, capsys):

@@ -20,6 +20,9 @@ import torch
 
 import dnnlib
 
+MAX_LABELS_JSON_BYTES = 256 * 2**20  # dataset.json larger than this (uncompressed) is refused before reading.
+MAX_CLASSES = 100_000  # Class indices must be below this: G's label embedding has one weight row per class.
+
 PIL.Image.init()
 IMAGE_EXTENSIONS = frozenset(PIL.Image.EXTENSION)  # lowercase, with the dot: '.png', '.jpg', ...
 
@@ -253,7 +256,7 @@ class ImageFolderDataset(Dataset):
         with self._open_file(fname) as file:
             try:
                 image = np.array(PIL.Image.open(file))
-            except (OSError, ValueError, SyntaxError, EOFError) as err:
+            except (OSError, ValueError, SyntaxError, EOFError, PIL.Image.DecompressionBombError) as err:
                 raise OSError(f'Cannot decode image "{fname}" in "{self._path}" ({err}); '
                               'replace or remove the file') from err
         if image.ndim == 2:
@@ -274,12 +277,12 @@ class ImageFolderDataset(Dataset):
         if fname not in self._all_fnames:
             return None
         where = f'"{fname}" in "{self._path}"'
+        if self._type == 'dir':
+            size = os.path.getsize(os.path.join(self._path, fname))
+        else:
+            size = self._get_zipfile().getinfo(fname).file_size
         with self._open_file(fname) as file:
-            try:
-                labels = json.load(file)['labels']
-            except (ValueError, KeyError, TypeError) as err:
-                raise OSError(f'Cannot read {where} ({err!r}); it must hold {{"labels": [[path, label], ...]}} '
-                              'or {"labels": null}') from err
+            labels = read_labels_json(file, size, where)
         if labels is None:
             return None
         try:
@@ -291,20 +294,62 @@ class ImageFolderDataset(Dataset):
         except KeyError as err:
             raise OSError(f'{where} has no label for image {err}; add one for every image, '
                           'or train without labels (use_labels=False)') from err
-        return _labels_to_array(ordered, where)
+        return labels_to_array(ordered, where)
 
 
-def _labels_to_array(labels: list, where: str) -> np.ndarray:
-    """int64 [N] from class indices (ints, or floats with integral values), float32 [N, L] from vectors."""
+def read_labels_json(file, size: int, where: str) -> list | None:
+    """The "labels" entry of a dataset.json file of `size` bytes (uncompressed), read from the binary `file`.
+
+    Files over MAX_LABELS_JSON_BYTES are refused before reading (for a zip entry `size` is its recorded
+    uncompressed size), and at most that many bytes are ever inflated, so a small zip cannot expand into
+    gigabytes of memory. Raises OSError naming `where` and the expected layout.
+    """
+    limit = MAX_LABELS_JSON_BYTES
+    if size > limit:
+        raise OSError(f'{where} is {size:,} bytes; dataset.json may hold at most {limit:,} bytes of labels '
+                      '(one [path, label] pair per image); recreate it with dataset_tool.py')
+    data = file.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(f'{where} inflates to more than {limit:,} bytes; recreate it with dataset_tool.py')
     try:
-        array = np.array(labels)
-    except ValueError as err:
-        raise OSError(f'{where}: labels must be all class indices or all vectors of one length ({err})') from err
-    if array.ndim == 1 and array.dtype.kind in 'iuf':
-        if not np.all(np.isfinite(array) & (array == np.floor(array)) & (array >= 0)):
-            raise OSError(f'{where}: class labels must be integers >= 0; use lists of floats for label vectors')
-        return array.astype(np.int64)
-    if array.ndim == 2 and array.dtype.kind in 'iuf':
-        return array.astype(np.float32)
-    raise OSError(f'{where}: each label must be an int class index or a list of numbers, '
-                  f'all of the same kind and length (got array of {array.dtype} with shape {list(array.shape)})')
+        return json.loads(data)['labels']
+    except (ValueError, KeyError, TypeError) as err:
+        raise OSError(f'Cannot read {where} ({err!r}); it must hold {{"labels": [[path, label], ...]}} '
+                      'or {"labels": null}') from err
+
+
+def label_error(label) -> str | None:
+    """Why one label is invalid (None if valid): a class index must be an integer in [0, MAX_CLASSES), a vector a
+    list of finite numbers. Booleans and strings are neither."""
+    if isinstance(label, (int, float)) and not isinstance(label, bool):
+        if not (np.isfinite(label) and label == int(label) and label >= 0):
+            return f'class labels must be integers >= 0, got {label!r} (use a list of floats for a label vector)'
+        if label >= MAX_CLASSES:
+            return (f'class label {int(label)} is too large: at most {MAX_CLASSES} classes (0-{MAX_CLASSES - 1}), '
+                    'since a class becomes a one-hot vector of max + 1 entries; number the classes 0..K-1')
+        return None
+    if isinstance(label, (list, tuple)):
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in label):
+            return None
+        return f'label vector {str(label)[:80]} must hold only finite numbers'
+    return f'label {str(label)[:80]!r} must be an int class index or a list of numbers'
+
+
+def labels_to_array(labels: list, where: str) -> np.ndarray:
+    """int64 [N] from class indices (ints, or floats with integral values), float32 [N, L] from vectors.
+
+    Raises OSError naming `where` for an invalid label (see `label_error`), mixed kinds or vectors of unequal
+    length.
+    """
+    for label in labels:
+        error = label_error(label)
+        if error is not None:
+            raise OSError(f'{where}: {error}')
+    kinds = {isinstance(label, (list, tuple)) for label in labels}
+    lengths = {len(label) for label in labels if isinstance(label, (list, tuple))}
+    if len(kinds) > 1 or len(lengths) > 1:
+        raise OSError(f'{where}: labels must be all class indices or all vectors of one length '
+                      f'(found {"both kinds" if len(kinds) > 1 else f"vector lengths {sorted(lengths)[:5]}"})')
+    if kinds == {True}:
+        return np.array(labels, dtype=np.float32).reshape(len(labels), next(iter(lengths)))
+    return np.array(labels, dtype=np.float64).astype(np.int64)

@@ -8,7 +8,6 @@ class index, a list of floats, or None. Problems raise ``SourceError`` naming th
 
 import gzip
 import io
-import json
 import os
 import pickle
 import struct
@@ -21,7 +20,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import PIL.Image
 
-from training.dataset import is_image_file
+from training.dataset import is_image_file, read_labels_json
 
 SourceItem = tuple[str, np.ndarray, Any]
 Source = tuple[int, Iterator[SourceItem]]
@@ -61,7 +60,7 @@ def decode_image(file: BinaryIO, name: str) -> np.ndarray:
         with PIL.Image.open(file) as image:
             mode = image.mode
             array = np.array(image) if mode in ('L', 'RGB') else None
-    except (OSError, ValueError, SyntaxError, EOFError) as err:
+    except (OSError, ValueError, SyntaxError, EOFError, PIL.Image.DecompressionBombError) as err:
         raise SourceError(f'Cannot read image {name} ({err}); replace or remove the file') from err
     if array is None:
         raise SourceError(f'Input images must be stored as RGB or grayscale: {name} has Pillow mode {mode}; '
@@ -69,14 +68,13 @@ def decode_image(file: BinaryIO, name: str) -> np.ndarray:
     return array
 
 
-def _parse_labels_json(file: BinaryIO, name: str) -> dict[str, Any] | None:
-    """{relative path: label} from a dataset.json file, or None for ``{"labels": null}``."""
+def _parse_labels_json(file: BinaryIO, size: int, name: str) -> dict[str, Any] | None:
+    """{relative path: label} from a dataset.json file of `size` bytes, or None for ``{"labels": null}``."""
     try:
-        labels = json.load(file)['labels']
+        labels = read_labels_json(file, size, name)
         return None if labels is None else dict(labels)
-    except (ValueError, KeyError, TypeError) as err:
-        raise SourceError(f'Cannot read labels from {name} ({err!r}); it must hold '
-                          '{"labels": [[path, label], ...]} or {"labels": null}') from err
+    except (OSError, ValueError, TypeError) as err:
+        raise SourceError(f'Cannot read labels from {name}: {err}') from err
 
 
 def _open_image_folder(source_dir: str) -> Source:
@@ -89,7 +87,7 @@ def _open_image_folder(source_dir: str) -> Source:
     labels_path = os.path.join(source_dir, 'dataset.json')
     if os.path.isfile(labels_path):
         with open(labels_path, 'rb') as file:
-            labels = _parse_labels_json(file, labels_path)
+            labels = _parse_labels_json(file, os.path.getsize(labels_path), labels_path)
 
     def iterate() -> Iterator[SourceItem]:
         for rel_path in rel_paths:
@@ -112,7 +110,8 @@ def _open_image_zip(source_zip: str) -> Source:
         labels = None
         if 'dataset.json' in archive.namelist():
             with archive.open('dataset.json') as file:
-                labels = _parse_labels_json(file, f'{source_zip}/dataset.json')
+                size = archive.getinfo('dataset.json').file_size
+                labels = _parse_labels_json(file, size, f'{source_zip}/dataset.json')
 
     def iterate() -> Iterator[SourceItem]:
         with open_zip() as archive:
@@ -147,7 +146,7 @@ def _open_lmdb(lmdb_dir: str) -> Source:
                 try:
                     with PIL.Image.open(io.BytesIO(value)) as image:
                         array = np.array(image.convert('RGB'))
-                except (OSError, ValueError, SyntaxError, EOFError) as err:
+                except (OSError, ValueError, SyntaxError, EOFError, PIL.Image.DecompressionBombError) as err:
                     print(f'Skipping {name}: {err}', file=sys.stderr)  # LSUN has a few broken records.
                     continue
                 yield name, array, None

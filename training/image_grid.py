@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import PIL.Image
+
+from dnnlib import atomic
 
 
 def grid_size(width: int, height: int) -> tuple[int, int]:
@@ -52,6 +52,5 @@ def save_image_grid(images: np.ndarray, path: str, drange: tuple[float, float], 
         raise ValueError(f"save_image_grid: expected [{gw * gh}, 1|3, H, W] images, got {list(img.shape)}")
     img = img.reshape(gh, gw, C, H, W).transpose(0, 3, 1, 4, 2).reshape(gh * H, gw * W, C)
     pil = PIL.Image.fromarray(img[:, :, 0], "L") if C == 1 else PIL.Image.fromarray(img, "RGB")
-    tmp_path = f"{path}.tmp-{os.getpid()}.png"
-    pil.save(tmp_path)
-    os.replace(tmp_path, path)
+    with atomic.atomic_path(path, suffix=".png") as tmp_path:
+        pil.save(tmp_path)

@@ -4,7 +4,7 @@ A state file `training-state-NNNNNN.pt` holds everything a run needs to continue
 G, D and G_ema weights, optimizer moments, augmentation/APA controller state, the path-length mean,
 counters (cur_nimg, cur_tick, batch_idx), and each rank's RNG states. It is a plain dict of tensors and
 Python scalars, loaded with `torch.load(weights_only=True)` (no code from the file runs), and written
-atomically (temp file + rename), so a run killed at any moment leaves either the old or the new file.
+atomically (`dnnlib.atomic`: temp file, fsync, rename), so a run killed at any moment leaves either the old or the new file.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from dnnlib import atomic
 
 STATE_PREFIX = "training-state-"
 STATE_FORMAT_VERSION = 1
@@ -52,9 +54,8 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 def save_training_state(path: str, state: dict[str, Any]) -> None:
     """Write `state` to `path` atomically."""
-    tmp_path = f"{path}.tmp-{os.getpid()}"
-    torch.save(dict(state, format_version=STATE_FORMAT_VERSION), tmp_path)
-    os.replace(tmp_path, path)
+    with atomic.atomic_path(path) as tmp_path:
+        torch.save(dict(state, format_version=STATE_FORMAT_VERSION), tmp_path)
 
 
 def load_training_state(path: str) -> dict[str, Any]:
