@@ -152,11 +152,18 @@ def generate_images(
             print("warn: --seeds is ignored when using --projected-w")
         print(f'Generating images from projected W "{projected_w}"')
         try:
-            ws = np.load(projected_w)["w"]
+            with np.load(projected_w) as data:
+                ws = data["w"]
+                noise = {k.removeprefix("noise."): data[k] for k in data.files if k.startswith("noise.")}
         except (OSError, KeyError, ValueError) as error:
             raise click.UsageError(f"--projected-w must be an .npz file holding 'w': {error}") from None
         if ws.ndim != 3 or ws.shape[1:] != (G.num_ws, G.w_dim):
             raise click.UsageError(f"--projected-w holds w of shape {ws.shape}; expected [n, {G.num_ws}, {G.w_dim}]")
+        buffers = dict(G.synthesis.named_buffers())
+        for name, value in noise.items():  # Constant noise maps optimised by projector.py.
+            if name not in buffers or tuple(buffers[name].shape) != value.shape:
+                raise click.UsageError(f"--projected-w holds noise map {name!r} of shape {value.shape} that this network lacks")
+            buffers[name].copy_(torch.from_numpy(value))
         ws = torch.tensor(ws, device=device, dtype=torch.float32)
         with torch.no_grad():
             for idx, w in enumerate(ws):
