@@ -3,7 +3,10 @@ iteration, Greg every 4th, Dreg every 16th), with and without AdaptiveMix, on th
 the `tiny` preset. Figures and ratios come from one run.
 
     python benchmarks/train.py                    # 2 threads, CPU
-    python benchmarks/train.py --device=cuda --iters=64
+    python benchmarks/train.py --device=cuda --iters=64 --configs=ref32,auto64,paper256 --fp16=both
+
+Columns: seconds per kimg (lower is better), images per second, and on CUDA the peak memory allocated by
+torch during the timed iterations.
 """
 
 from __future__ import annotations
@@ -22,19 +25,25 @@ from training.loss import StyleGAN2Loss
 from training.networks import Discriminator, Generator
 from training.training_loop import build_phases, run_phase
 
-# The issue's reference config (res 32, channel_base 4096, channel_max 256, mapping depth 2, batch 16) and the tiny preset.
+# ref32: the CPU reference config (res 32, channel_base 4096, channel_max 256, mapping depth 2, batch 16);
+# tiny32: the tiny preset's networks; auto64: `--cfg=auto` on one GPU at 64x64 (fmaps 0.5 -> channel_base 16384,
+# batch min(4096 // res, 32) = 32); paper256: `--cfg=paper256` (fmaps 0.5, mapping depth 8, batch 64, mbstd 8).
 CONFIGS = {
     "ref32": dict(res=32, channel_base=4096, channel_max=256, z_dim=512, map=2, batch=16, mbstd=4),
     "tiny32": dict(res=32, channel_base=4096, channel_max=128, z_dim=128, map=2, batch=16, mbstd=4),
+    "auto64": dict(res=64, channel_base=16384, channel_max=512, z_dim=512, map=2, batch=32, mbstd=4),
+    "paper256": dict(res=256, channel_base=16384, channel_max=512, z_dim=512, map=8, batch=64, mbstd=8),
 }
 
 
-def build(cfg: dict, device: torch.device, adaptivemix: bool):
+def build(cfg: dict, device: torch.device, adaptivemix: bool, fp16: bool):
+    num_fp16_res = 4 if fp16 else 0
     G = Generator(z_dim=cfg["z_dim"], c_dim=0, w_dim=cfg["z_dim"], img_resolution=cfg["res"], img_channels=3,
                   mapping_kwargs=dict(num_layers=cfg["map"]),
-                  synthesis_kwargs=dict(channel_base=cfg["channel_base"], channel_max=cfg["channel_max"], num_fp16_res=4, conv_clamp=256))
+                  synthesis_kwargs=dict(channel_base=cfg["channel_base"], channel_max=cfg["channel_max"], num_fp16_res=num_fp16_res,
+                                        conv_clamp=256))
     D = Discriminator(c_dim=0, img_resolution=cfg["res"], img_channels=3, channel_base=cfg["channel_base"],
-                      channel_max=cfg["channel_max"], num_fp16_res=4, conv_clamp=256, epilogue_kwargs=dict(mbstd_group_size=cfg["mbstd"]))
+                      channel_max=cfg["channel_max"], num_fp16_res=num_fp16_res, conv_clamp=256, epilogue_kwargs=dict(mbstd_group_size=cfg["mbstd"]))
     G = G.train().requires_grad_(False).to(device)
     D = D.train().requires_grad_(False).to(device)
     amix = AdaptiveMixDiscriminatorCall(noise_std=0.05) if adaptivemix else None
@@ -44,22 +53,28 @@ def build(cfg: dict, device: torch.device, adaptivemix: bool):
     return G, loss, build_phases(G, D, opt, opt, G_reg_interval=4, D_reg_interval=16)
 
 
-def sec_per_kimg(cfg: dict, device: torch.device, adaptivemix: bool, iters: int, warmup: int) -> float:
+def sec_per_kimg(cfg: dict, device: torch.device, adaptivemix: bool, fp16: bool, iters: int, warmup: int) -> tuple[float, float]:
+    """(seconds per 1000 training images, peak CUDA memory in GiB over the timed iterations; NaN on the CPU)."""
     torch.manual_seed(0)
-    G, loss, phases = build(cfg, device, adaptivemix)
+    G, loss, phases = build(cfg, device, adaptivemix, fp16)
     batch = cfg["batch"]
     real = torch.randn([batch, 3, cfg["res"], cfg["res"]], device=device).clamp(-1, 1)
     c = torch.zeros([batch, 0], device=device)
     elapsed = 0.0
     for batch_idx in range(warmup + iters):
+        if batch_idx == warmup and device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         start = time.perf_counter()
         for phase in phases:
             if batch_idx % phase.interval == 0:
                 z = torch.randn([batch, G.z_dim], device=device)
                 run_phase(phase, loss, [real], [c], [z], [c])
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         if batch_idx >= warmup:
             elapsed += time.perf_counter() - start
-    return elapsed / (iters * batch) * 1000
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+    return elapsed / (iters * batch) * 1000, peak
 
 
 @click.command()
@@ -68,16 +83,26 @@ def sec_per_kimg(cfg: dict, device: torch.device, adaptivemix: bool, iters: int,
 @click.option("--iters", default=16, type=int, help="timed iterations per measurement (a multiple of 16 keeps the phase mix exact)")
 @click.option("--warmup", default=2, type=int)
 @click.option("--configs", default="ref32,tiny32", help=f"comma list of {', '.join(CONFIGS)}")
-def main(device, threads, iters, warmup, configs):
+@click.option("--fp16", "fp16_mode", default="on", type=click.Choice(["on", "off", "both"]),
+              help="fp16 in the 4 highest-resolution blocks (takes effect on CUDA only)")
+def main(device, threads, iters, warmup, configs, fp16_mode):
     torch.set_num_threads(threads)
     device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise click.UsageError("--device=cuda: no CUDA GPU is available")
+    unknown = [key for key in configs.split(",") if key not in CONFIGS]
+    if unknown:
+        raise click.UsageError(f"--configs: unknown {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {threads} threads"
-    print(f"device: {name}; torch {torch.__version__}; {iters} timed iterations (batch 16) after {warmup} warm-up")
-    print(f"{'config':<8} {'plain s/kimg':>13} {'adaptivemix s/kimg':>19} {'amix/plain':>11}")
+    print(f"device: {name}; torch {torch.__version__}; {iters} timed iterations after {warmup} warm-up")
+    print(f"{'config':<9} {'fp16':<4} {'batch':>5} {'plain s/kimg':>13} {'img/s':>8} {'GiB':>6} "
+          f"{'amix s/kimg':>12} {'img/s':>8} {'GiB':>6} {'amix/plain':>11}")
     for key in configs.split(","):
-        plain = sec_per_kimg(CONFIGS[key], device, False, iters, warmup)
-        amix = sec_per_kimg(CONFIGS[key], device, True, iters, warmup)
-        print(f"{key:<8} {plain:>13.1f} {amix:>19.1f} {amix / plain:>10.2f}x")
+        for fp16 in {"on": [True], "off": [False], "both": [True, False]}[fp16_mode]:
+            plain, plain_mem = sec_per_kimg(CONFIGS[key], device, False, fp16, iters, warmup)
+            amix, amix_mem = sec_per_kimg(CONFIGS[key], device, True, fp16, iters, warmup)
+            print(f"{key:<9} {'on' if fp16 else 'off':<4} {CONFIGS[key]['batch']:>5} {plain:>13.2f} {1000 / plain:>8.1f} "
+                  f"{plain_mem:>6.2f} {amix:>12.2f} {1000 / amix:>8.1f} {amix_mem:>6.2f} {amix / plain:>10.2f}x", flush=True)
 
 
 if __name__ == "__main__":
