@@ -1,4 +1,4 @@
-"""Calculate quality metrics for a network snapshot (spec/data-and-tools.md §7).
+"""Calculate quality metrics (FID, KID, precision/recall, IS, PPL) for a network snapshot.
 
 Examples:
     python calc_metrics.py --network=runs/00000-x/network-snapshot-000100.pkl --metrics=fid50k_full,kid50k_full
@@ -13,15 +13,15 @@ from __future__ import annotations
 import copy
 import json
 import os
-import tempfile
 
 import click
 import torch
 
 import dnnlib
-import legacy
 from metrics import detectors, metric_main, metric_utils
 from torch_utils import misc
+from training import distributed
+from training.checkpoint import load_network_pkl
 
 # ----------------------------------------------------------------------------
 # Checks and option resolution.
@@ -84,14 +84,9 @@ def find_run_dir(network_pkl: str) -> str | None:
 # Per-process evaluation.
 
 
-def subprocess_fn(rank: int, args: dnnlib.EasyDict, temp_dir: str) -> None:
-    """Evaluate every metric in process `rank` of `args.num_gpus` (CUDA device `rank`, or CPU without CUDA)."""
-    use_cuda = torch.cuda.is_available()
-    if args.num_gpus > 1:
-        init_file = os.path.abspath(os.path.join(temp_dir, ".torch_distributed_init"))
-        backend = "nccl" if use_cuda else "gloo"
-        torch.distributed.init_process_group(backend=backend, init_method=f"file://{init_file}", rank=rank, world_size=args.num_gpus)
-    device = torch.device("cuda", rank) if use_cuda else torch.device("cpu")
+def subprocess_fn(rank: int, args: dnnlib.EasyDict) -> None:
+    """Evaluate every metric in process `rank` of `args.num_gpus` (inside the group `distributed.launch` set up)."""
+    device = distributed.process_device(args.device, rank)
     torch.backends.cudnn.benchmark = True
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
@@ -117,8 +112,6 @@ def subprocess_fn(rank: int, args: dnnlib.EasyDict, temp_dir: str) -> None:
             print()
     if rank == 0 and args.verbose:
         print("Exiting...")
-    if args.num_gpus > 1:
-        torch.distributed.destroy_process_group()
 
 
 # ----------------------------------------------------------------------------
@@ -157,7 +150,7 @@ def calc_metrics(network_pkl, metrics_text, data, mirror, num_gpus, detector, de
     if verbose:
         print(f'Loading network from "{network_pkl}"...')
     with dnnlib.util.open_url(network_pkl, verbose=verbose) as f:
-        network_dict = legacy.load_network_pkl(f)
+        network_dict = load_network_pkl(f)
     G = network_dict["G_ema"]
 
     dataset_kwargs = resolve_dataset_kwargs(data, mirror, network_dict.get("training_set_kwargs"), G)
@@ -169,14 +162,11 @@ def calc_metrics(network_pkl, metrics_text, data, mirror, num_gpus, detector, de
     args = dnnlib.EasyDict(
         G=G, metrics=metrics, dataset_kwargs=dataset_kwargs, num_gpus=num_gpus, verbose=verbose, network_pkl=network_pkl,
         run_dir=find_run_dir(network_pkl), detector=detector, detector_dir=detector_dir, num_images=num_images, resize=resize,
+        device=distributed.resolve_device("auto"),
     )
     if verbose:
         print("Launching processes...")
-    with tempfile.TemporaryDirectory() as temp_dir:
-        if num_gpus == 1:
-            subprocess_fn(rank=0, args=args, temp_dir=temp_dir)
-        else:
-            torch.multiprocessing.spawn(fn=subprocess_fn, args=(args, temp_dir), nprocs=num_gpus)
+    distributed.launch(subprocess_fn, args, num_gpus, args.device)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ import numpy as np
 import PIL.Image
 import torch
 
-import legacy
+from training import distributed
+from training.checkpoint import load_network_pkl_from_url
 from training.networks import Generator
 
 IMAGE_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
@@ -62,12 +63,11 @@ class SeedList(click.ParamType):
 
 
 def resolve_device(name: str) -> torch.device:
-    """'auto' -> CUDA when available else CPU; 'cuda' must be available."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise click.UsageError("--device=cuda but no CUDA device is available; use --device=cpu or auto")
-    return torch.device(name)
+    """The --device choice as a torch.device ('auto': CUDA when available); a UsageError for 'cuda' without a GPU."""
+    try:
+        return torch.device(distributed.resolve_device(name))
+    except ValueError as err:
+        raise click.UsageError(f"--device={name}: {err}") from None
 
 
 def to_uint8_images(img: torch.Tensor) -> np.ndarray:
@@ -110,7 +110,7 @@ def load_generator(network_pkl: str, device: torch.device) -> torch.nn.Module:
     """`G_ema` of a network pickle, in eval mode on `device`; a ClickException if it cannot be read."""
     print(f'Loading networks from "{network_pkl}"...')
     try:
-        G = legacy.load_network_pkl_from_url(network_pkl)["G_ema"]
+        G = load_network_pkl_from_url(network_pkl)["G_ema"]
     except (OSError, ValueError, pickle.UnpicklingError) as error:
         raise click.ClickException(f'cannot load network "{network_pkl}": {error}') from None
     if not isinstance(G, Generator):
@@ -128,7 +128,7 @@ def load_generator(network_pkl: str, device: torch.device) -> torch.nn.Module:
 @click.option("--projected-w", help="Projection result file (.npz with w [n, num_ws, w_dim])", metavar="FILE",
               type=click.Path(exists=True, dir_okay=False))
 @click.option("--outdir", help="Where to save the output images", required=True, metavar="DIR")
-@click.option("--device", "device_name", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+@click.option("--device", "device_name", type=click.Choice(distributed.DEVICE_CHOICES), default="auto",
               show_default=True, help="Where to run the generator")
 def generate_images(
     network_pkl: str,

@@ -25,6 +25,7 @@ from torch_utils import misc, training_stats
 from training import distributed, run_state
 from training.apa import PseudoAugment
 from training.augment import AdaController
+from training.checkpoint import load_network_pkl_from_url, save_network_pkl
 from training.image_grid import save_image_grid, select_grid_items
 from training.loss import StyleGAN2Loss
 from dnnlib.progress import ProgressBar
@@ -81,11 +82,8 @@ def build_networks(training_set, G_kwargs: dict, D_kwargs: dict, device: torch.d
 
 def copy_from_network_pkl(resume_pkl: str, modules: dict[str, torch.nn.Module]) -> None:
     """Transfer learning: copy matching tensors by name from a network pickle (the original's resume)."""
-    import legacy  # Top-level module of this project.
-
     print(f'Resuming from "{resume_pkl}"')
-    with dnnlib.util.open_url(resume_pkl) as f:
-        resume_data = legacy.load_network_pkl(f)
+    resume_data = load_network_pkl_from_url(resume_pkl)
     for name, module in modules.items():
         misc.copy_params_and_buffers(resume_data[name], module, require_all=False)
 
@@ -175,21 +173,25 @@ def snapshot_networks(training_set_kwargs: dict, modules: dict[str, torch.nn.Mod
     return data
 
 
-def status_line(stats: training_stats.Collector, cur_tick: int, cur_nimg: int, total_kimg: float, tick_start_nimg: int,
-                total_sec: float, tick_sec: float, maintenance_sec: float, augment_p: float, apa_p: float | None) -> str:
-    """The per-tick status line: progress, timing, memory, losses, p values and ETA."""
-    kimg = cur_nimg / 1e3
-    sec_per_kimg = tick_sec / max(cur_nimg - tick_start_nimg, 1) * 1e3
+def status_line(stats: training_stats.Collector, total_kimg: float) -> str:
+    """The per-tick status line, read from the tick's collected statistics (the values stats.jsonl records).
+
+    Progress, timing, memory (CPU resident set; the tick's peak GPU allocation), p values, losses and the ETA
+    (remaining kimg x this tick's sec/kimg). `apa` appears only when APA reported its p.
+    """
+    kimg = stats.mean("Progress/kimg")
+    sec_per_kimg = stats.mean("Timing/sec_per_kimg")
     eta = (total_kimg - kimg) * sec_per_kimg
     fields = [
-        f"tick {cur_tick:<5d}", f"kimg {kimg:<8.1f}", f"time {dnnlib.util.format_time(total_sec):<12s}",
-        f"sec/tick {tick_sec:<7.1f}", f"sec/kimg {sec_per_kimg:<7.2f}", f"maintenance {maintenance_sec:<6.1f}",
-        f"cpumem {psutil.Process(os.getpid()).memory_info().rss / 2**30:<6.2f}",
-        f"gpumem {torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else 0:<6.2f}",
-        f"augment {augment_p:.3f}",
+        f"tick {int(stats.mean('Progress/tick')):<5d}", f"kimg {kimg:<8.1f}",
+        f"time {dnnlib.util.format_time(stats.mean('Timing/total_sec')):<12s}",
+        f"sec/tick {stats.mean('Timing/sec_per_tick'):<7.1f}", f"sec/kimg {sec_per_kimg:<7.2f}",
+        f"maintenance {stats.mean('Timing/maintenance_sec'):<6.1f}",
+        f"cpumem {stats.mean('Resources/cpu_mem_gb'):<6.2f}", f"gpumem {stats.mean('Resources/peak_gpu_mem_gb'):<6.2f}",
+        f"augment {stats.mean('Progress/augment'):.3f}",
     ]
-    if apa_p is not None:
-        fields.append(f"apa {apa_p:.3f}")
+    if stats.num("Progress/apa") > 0:
+        fields.append(f"apa {stats.mean('Progress/apa'):.3f}")
     for label, name in [("lossG", "Loss/G/loss"), ("lossD", "Loss/D/loss"), ("amix", "Loss/adaptivemix")]:
         if stats.num(name) > 0:
             fields.append(f"{label} {stats.mean(name):<7.3f}")
@@ -427,8 +429,7 @@ def training_loop(
         for phase in phases:
             training_stats.report0(f"Timing/{phase.name}", phase.seconds * 1e3)
         stats_collector.update()
-        log(status_line(stats_collector, cur_tick, cur_nimg, total_kimg, tick_start_nimg, total_sec, tick_sec,
-                        maintenance_time, augment_value, float(apa.p) if apa is not None else None))
+        log(status_line(stats_collector, total_kimg))
 
         if not done and abort_fn is not None and abort_fn():
             done = True
@@ -482,8 +483,6 @@ def save_snapshot(run_dir, rank, training_set_kwargs, G, D, G_ema, augment_pipe,
 
     Every rank takes part (RNG and controller states are gathered); returns the snapshot path.
     """
-    from training.checkpoint import save_network_pkl
-
     rng_states = distributed.all_gather_objects(run_state.capture_rng_state())
     ada_states = distributed.all_gather_objects(ada.state_dict() if ada is not None else None)
     apa_states = distributed.all_gather_objects(apa.state_dict() if apa is not None else None)
