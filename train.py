@@ -142,6 +142,8 @@ def is_exact_resume(resume: str | None) -> bool:
 @click.option("--augpipe", help="Augmentation pipeline [default: bgc]", type=click.Choice(AUGPIPE_CHOICES))
 @click.option("--apa", help="Adaptive pseudo augmentation (Deceive D) [default: false]", type=bool, metavar="BOOL", default=False)
 @click.option("--apa-target", help="APA target value for --apa=1 [default: 0.6]", type=float)
+@click.option("--with-dataaug", help="With --apa=1: also augment D's inputs (--augpipe) with APA's p, one p for both [default: false]",
+              type=bool, metavar="BOOL")
 # AdaptiveMix.
 @click.option("--adaptivemix", help="Enable adaptivemix for the discriminator inputs [default: false]", type=bool, metavar="BOOL")
 @click.option("--noise_std", "noise_std", help="inhibition parameter: std of the AdaptiveMix target noise [default: 0.05]", type=float)

@@ -1,15 +1,21 @@
-"""APA, adaptive pseudo augmentation ("Deceive D", spec apa.md): with probability p, D's real
-input is replaced by an image from the generator, and p adapts like ADA's.
+"""APA, adaptive pseudo augmentation (Jiang et al., NeurIPS 2021, "Deceive D"): with probability p, each
+of D's real inputs is replaced by an image the generator made, and p adapts like ADA's.
 
-There is one probability `p`: the scalar buffer of the AugmentPipe when one is given (so the
-pipe, when applied with `with_dataaug`, uses the same p), otherwise a buffer of this object.
+Why it helps: D's "real" distribution becomes the mixture (1 - p) p_data + p p_g, so an overconfident D
+is penalised on the generated images it is told are real; the paper shows G's optimum is still p_g = p_data.
+p follows ADA's rule from the signs of D's logits on the (mixed) real batch: a larger p puts more
+generated images into that batch, D scores them negative, the mean sign falls, and this limits p.
+
+`PseudoAugment` has one probability `p`: the scalar buffer of the AugmentPipe when one is given
+(`--with-dataaug=1`: the pipe augments D's inputs with the same p, and no ADA controller runs),
+otherwise a buffer of this object (`--apa=1` alone). `build_augmentation` makes that choice for the loop.
 
 How the loss uses it (one `PseudoAugment` per rank, living in the loss object):
   * Gmain, right after `gen_img, _ = run_G(gen_z, gen_c)`:  `apa.store(gen_img)`.
     Only Gmain stores (not Gpl, not Dgen). Nothing is saved or synchronized.
   * Dmain / Dreg / Dboth, at the start of the real part, before `run_D` (after Dgen's draws):
         real_img_tmp = apa.replace_reals(real_img).detach().requires_grad_(do_Dr1)
-        real_logits = run_D(real_img_tmp, real_c)   # pipe applied only if with_dataaug
+        real_logits = run_D(real_img_tmp, real_c)   # the pipe (if any) augments the mixed batch
         apa.accumulate(real_logits)                  # the heuristic sees the mixed batch
     then L_Dreal = softplus(-real_logits) and R1 w.r.t. the mixed batch, as usual.
   * Training loop, after `batch_idx += 1`:  `apa.step(batch_idx, batch_size)`.
@@ -23,6 +29,7 @@ from typing import Any
 
 import torch
 
+import dnnlib
 from training.augment import AdaController
 
 
@@ -92,3 +99,29 @@ class PseudoAugment:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.controller.load_state_dict(state)
+
+
+def build_augmentation(augment_kwargs: dict | None, augment_p: float, ada_target: float | None, ada_interval: int,
+                       ada_kimg: float, apa_kwargs: dict | None, device: torch.device | str):
+    """The training loop's augmenters: (augment_pipe or None, ADA controller or None, PseudoAugment or None).
+
+    * The pipe is built from `augment_kwargs` when it has work: a fixed p > 0, an ADA target, or APA with
+      `with_dataaug`. Its p starts at `augment_p`.
+    * ADA (`ada_target` not None) adapts the pipe's p from D's signs on real images.
+    * APA (`apa_kwargs`: target, interval, kimg, with_dataaug) keeps its own p, unless `with_dataaug` is true:
+      then there is one p, the pipe's, which APA adapts and the pipe applies as its augmentation strength
+      (the Deceive D paper's "APA + data augmentation"); there is then no ADA controller.
+    """
+    apa_kwargs = dict(apa_kwargs) if apa_kwargs is not None else None
+    shared = bool(apa_kwargs.pop("with_dataaug", False)) if apa_kwargs is not None else False
+    if shared and (augment_kwargs is None or ada_target is not None):
+        raise ValueError("with_dataaug needs an augmentation pipe (augment_kwargs) and no ADA target: APA adapts the one p")
+    augment_pipe = ada = apa = None
+    if augment_kwargs is not None and (augment_p > 0 or ada_target is not None or shared):
+        augment_pipe = dnnlib.util.construct_class_by_name(**augment_kwargs).train().requires_grad_(False).to(device)
+        augment_pipe.p.copy_(torch.as_tensor(augment_p))
+        if ada_target is not None:
+            ada = AdaController(augment_pipe, target=ada_target, interval=ada_interval, kimg=ada_kimg)
+    if apa_kwargs is not None:
+        apa = PseudoAugment(augment_pipe=augment_pipe if shared else None, **apa_kwargs)
+    return augment_pipe, ada, apa

@@ -78,7 +78,8 @@ def build_training_options(
     target: float | None = None, augpipe: str | None = None, resume: str | None = None, freezed: int = 0,
     fp32: bool = False, nhwc: bool = False, nobench: bool = False, allow_tf32: bool = False, workers: int | None = None,
     adaptivemix: bool | None = None, noise_std: float | None = None, adaptivemix_variant: str = "release",
-    adaptivemix_weight: float = 1.0, apa: bool = False, apa_target: float | None = None, device: str = "cpu",
+    adaptivemix_weight: float = 1.0, apa: bool = False, apa_target: float | None = None, with_dataaug: bool = False,
+    device: str = "cpu",
     tick: float | None = None, deterministic: bool = False, metric_detector: str | None = None,
     detector_dir: str | None = None, metric_images: int | None = None,
 ) -> tuple[dnnlib.EasyDict, str]:
@@ -144,7 +145,7 @@ def build_training_options(
         args.kimg_per_tick = tick
 
     desc += _apply_augmentation(args, aug, p, target, augpipe)
-    desc += _apply_apa(args, apa, apa_target)
+    desc += _apply_apa(args, apa, apa_target, with_dataaug, target)
     _apply_adaptivemix(args, adaptivemix, noise_std, adaptivemix_variant, adaptivemix_weight)
     desc += _apply_resume(args, resume)
 
@@ -268,16 +269,31 @@ def _apply_augmentation(args: dnnlib.EasyDict, aug: str | None, p: float | None,
     return desc
 
 
-def _apply_apa(args: dnnlib.EasyDict, apa: bool, apa_target: float | None) -> str:
+def _apply_apa(args: dnnlib.EasyDict, apa: bool, apa_target: float | None, with_dataaug: bool,
+               ada_target: float | None) -> str:
+    """APA options. With --with-dataaug, the augmentation pipe also runs on D's inputs with APA's p (one p,
+    adapted by APA from --apa-target), as in the Deceive D paper's "APA + data augmentation"."""
     if not apa:
         if apa_target is not None:
             raise _error("--apa-target can only be specified with --apa=1")
+        if with_dataaug:
+            raise _error("--with-dataaug=1 needs --apa=1 (it applies the augmentation pipe with APA's p)")
         return ""
     target = 0.6 if apa_target is None else apa_target
     if not 0 <= target <= 1:
         raise _error("--apa-target must be between 0 and 1")
-    args.apa_kwargs = dnnlib.EasyDict(target=target, interval=4, kimg=500)
-    return "-apa" + (f"-apatarget{target:g}" if apa_target is not None else "")
+    args.apa_kwargs = dnnlib.EasyDict(target=target, interval=4, kimg=500, with_dataaug=bool(with_dataaug))
+    desc = "-apa" + (f"-apatarget{target:g}" if apa_target is not None else "")
+    if with_dataaug:
+        if "augment_kwargs" not in args:
+            raise _error("--with-dataaug=1 cannot be specified with --aug=noaug (it needs the augmentation pipe)")
+        if "augment_p" in args:
+            raise _error("--with-dataaug=1 cannot be specified with --aug=fixed: APA adapts the shared p")
+        if ada_target is not None:
+            raise _error("--target cannot be specified with --with-dataaug=1: the shared p follows --apa-target")
+        args.pop("ada_target", None)
+        desc += "-wdataaug"
+    return desc
 
 
 def _apply_adaptivemix(args: dnnlib.EasyDict, adaptivemix: bool | None, noise_std: float | None, variant: str, weight: float) -> None:

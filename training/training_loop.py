@@ -23,8 +23,7 @@ import dnnlib
 from adaptivemix import AdaptiveMixDiscriminatorCall
 from torch_utils import misc, training_stats
 from training import distributed, run_state
-from training.apa import PseudoAugment
-from training.augment import AdaController
+from training.apa import build_augmentation
 from training.checkpoint import load_network_pkl_from_url, save_network_pkl
 from training.image_grid import save_image_grid, select_grid_items
 from training.loss import StyleGAN2Loss
@@ -253,7 +252,7 @@ def training_loop(
     augment_kwargs: dict | None = None,
     loss_kwargs: dict = {},
     adaptivemix_kwargs: dict | None = None,  # AdaptiveMixDiscriminatorCall args + variant/weight; None = off.
-    apa_kwargs: dict | None = None,  # PseudoAugment args (target, interval, kimg, p); None = off.
+    apa_kwargs: dict | None = None,  # PseudoAugment args (target, interval, kimg) + with_dataaug; None = off.
     metrics: list[str] = [],
     metric_kwargs: dict = {},  # Extra MetricOptions for every metric: detector, detector_dir, num_images.
     random_seed: int = 0,
@@ -309,13 +308,8 @@ def training_loop(
         misc.print_module_summary(D, [img, c])
 
     log("Setting up augmentation...")
-    augment_pipe = ada = None
-    if augment_kwargs is not None and (augment_p > 0 or ada_target is not None):
-        augment_pipe = dnnlib.util.construct_class_by_name(**augment_kwargs).train().requires_grad_(False).to(device)
-        augment_pipe.p.copy_(torch.as_tensor(augment_p))
-        if ada_target is not None:
-            ada = AdaController(augment_pipe, target=ada_target, interval=ada_interval, kimg=ada_kimg)
-    apa = PseudoAugment(**apa_kwargs) if apa_kwargs is not None else None
+    augment_pipe, ada, apa = build_augmentation(augment_kwargs, augment_p, ada_target, ada_interval, ada_kimg,
+                                                apa_kwargs, device)
 
     if num_gpus > 1:
         log(f"Distributing across {num_gpus} GPUs...")
