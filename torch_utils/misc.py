@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -127,10 +126,6 @@ class InfiniteSampler(torch.utils.data.Sampler):
 # Parameters and buffers.
 
 
-def params_and_buffers(module: torch.nn.Module) -> list[torch.Tensor]:
-    return list(module.parameters()) + list(module.buffers())
-
-
 def named_params_and_buffers(module: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
     return list(module.named_parameters()) + list(module.named_buffers())
 
@@ -148,35 +143,6 @@ def copy_params_and_buffers(src_module: torch.nn.Module, dst_module: torch.nn.Mo
             tensor.requires_grad_(tensor.requires_grad)
         elif require_all:
             raise ValueError(f'"{name}" is missing from the source module')
-
-
-@contextlib.contextmanager
-def ddp_sync(module: torch.nn.Module, sync: bool) -> Iterator[None]:
-    """Skip DistributedDataParallel's gradient all-reduce inside the block when `sync` is False."""
-    if sync or not isinstance(module, torch.nn.parallel.DistributedDataParallel):
-        yield
-    else:
-        with module.no_sync():
-            yield
-
-
-def check_ddp_consistency(module: torch.nn.Module, ignore_regex: str | None = None) -> None:
-    """Assert that every parameter/buffer is identical on all ranks (no-op without torch.distributed)."""
-    import re
-
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return
-    for name, tensor in named_params_and_buffers(module):
-        fullname = type(module).__name__ + "." + name
-        if ignore_regex is not None and re.fullmatch(ignore_regex, fullname):
-            continue
-        tensor = tensor.detach()
-        if tensor.is_floating_point():
-            tensor = torch.nan_to_num(tensor)
-        other = tensor.clone()
-        torch.distributed.broadcast(tensor=other, src=0)
-        if not (tensor == other).all():
-            raise AssertionError(f"{fullname} differs between ranks")
 
 
 # ----------------------------------------------------------------------------
