@@ -16,6 +16,7 @@ import click
 import torch
 
 import dnnlib
+from training import options as opts
 from training import run_state
 from training.options import AUGPIPE_CHOICES, CFG_CHOICES, build_training_options, next_run_dir, parse_comma_list
 
@@ -116,12 +117,12 @@ def is_exact_resume(resume: str | None) -> bool:
 # General options.
 @click.option("--outdir", help="Where to save the results", required=True, metavar="DIR")
 @click.option("--gpus", help="Number of GPUs (processes) to use [default: 1]", type=int, metavar="INT")
-@click.option("--snap", help="Snapshot interval [default: 50 ticks]", type=int, metavar="INT")
+@click.option("--snap", help=f"Snapshot interval [default: {opts.SNAP_TICKS} ticks]", type=int, metavar="INT")
 @click.option("--metrics", help='Comma-separated list or "none" [default: fid50k_full on GPU, none on CPU]', type=CommaList())
 @click.option("--metric-detector", help="Detector file/URL for every metric (e.g. a domain detector: works offline)", metavar="PATH")
 @click.option("--detector-dir", help="Folder of local detector copies [default: $GAN_DETECTOR_DIR]", metavar="DIR")
 @click.option("--metric-images", help="Cap real/generated images per metric (quick checks, not comparable with 50k)", type=int, metavar="INT")
-@click.option("--seed", help="Random seed [default: 0]", type=int, metavar="INT")
+@click.option("--seed", help=f"Random seed [default: {opts.RANDOM_SEED}]", type=int, metavar="INT")
 @click.option("-n", "--dry-run", help="Print training options and exit", is_flag=True)
 @click.option("--device", help="Where to train [default: auto]", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
 # Dataset.
@@ -134,22 +135,23 @@ def is_exact_resume(resume: str | None) -> bool:
 @click.option("--gamma", help="Override R1 gamma", type=float)
 @click.option("--kimg", help="Override training duration (thousands of images)", type=float, metavar="KIMG")
 @click.option("--batch", help="Override batch size", type=int, metavar="INT")
-@click.option("--tick", help="Override kimg per status line (tick)", type=float, metavar="KIMG")
+@click.option("--tick", help=f"Override kimg per status line (tick) [default: {opts.KIMG_PER_TICK}; tiny preset: {opts.TINY['kimg_per_tick']}]", type=float, metavar="KIMG")
 # Augmentation.
-@click.option("--aug", help="Augmentation mode [default: ada]", type=click.Choice(["noaug", "ada", "fixed"]))
+@click.option("--aug", help=f"Augmentation mode [default: {opts.AUG}]", type=click.Choice(["noaug", "ada", "fixed"]))
 @click.option("--p", help="Augmentation probability for --aug=fixed", type=float)
-@click.option("--target", help="ADA target value for --aug=ada", type=float)
-@click.option("--augpipe", help="Augmentation pipeline [default: bgc]", type=click.Choice(AUGPIPE_CHOICES))
+@click.option("--target", help=f"ADA target value for --aug=ada [default: {opts.ADA_TARGET}]", type=float)
+@click.option("--augpipe", help=f"Augmentation pipeline [default: {opts.AUGPIPE}]", type=click.Choice(AUGPIPE_CHOICES))
 @click.option("--apa", help="Adaptive pseudo augmentation (Deceive D) [default: false]", type=bool, metavar="BOOL", default=False)
-@click.option("--apa-target", help="APA target value for --apa=1 [default: 0.6]", type=float)
+@click.option("--apa-target", help=f"APA target value for --apa=1 [default: {opts.APA_TARGET}]", type=float)
 @click.option("--with-dataaug", help="With --apa=1: also augment D's inputs (--augpipe) with APA's p, one p for both [default: false]",
               type=bool, metavar="BOOL")
 # AdaptiveMix.
 @click.option("--adaptivemix", help="Enable adaptivemix for the discriminator inputs [default: false]", type=bool, metavar="BOOL")
-@click.option("--noise_std", "noise_std", help="inhibition parameter: std of the AdaptiveMix target noise [default: 0.05]", type=float)
+@click.option("--noise_std", "noise_std", help=f"inhibition parameter: std of the AdaptiveMix target noise [default: {opts.NOISE_STD}]", type=float)
 @click.option("--adaptivemix-variant", help="release: authors' StyleGAN2 code; paper: reals mixed with fakes, L2 [default: release]",
               type=click.Choice(["release", "paper"]), default="release")
-@click.option("--adaptivemix-weight", help="Weight of the AdaptiveMix shrinkage term [default: 1]", type=float, default=1.0)
+@click.option("--adaptivemix-weight", help=f"Weight of the AdaptiveMix shrinkage term [default: {opts.ADAPTIVEMIX_WEIGHT:g}]", type=float,
+              default=opts.ADAPTIVEMIX_WEIGHT)
 # Transfer learning and resume.
 @click.option("--resume", help="latest | training-state .pt | run dir (exact) | network pkl, URL or name (transfer)", metavar="PKL")
 @click.option("--freezed", help="Freeze-D [default: 0 layers]", type=int, metavar="INT")
@@ -158,7 +160,7 @@ def is_exact_resume(resume: str | None) -> bool:
 @click.option("--nhwc", help="Use NHWC memory format with FP16", type=bool, metavar="BOOL")
 @click.option("--nobench", help="Disable cuDNN benchmarking", type=bool, metavar="BOOL")
 @click.option("--allow-tf32", help="Allow PyTorch to use TF32 internally", type=bool, metavar="BOOL")
-@click.option("--workers", help="Override number of DataLoader workers", type=int, metavar="INT")
+@click.option("--workers", help=f"Override number of DataLoader workers [default: {opts.NUM_WORKERS}]", type=int, metavar="INT")
 @click.option("--deterministic", help="Deterministic algorithms (exactly reproducible on CPU) [default: false]", type=bool, metavar="BOOL")
 def main(ctx, outdir, dry_run, device, resume, kimg, **config_kwargs):
     """Train a GAN using the techniques of StyleGAN2-ADA, with AdaptiveMix and APA."""

@@ -40,6 +40,22 @@ TINY = dict(mb=16, mbstd=4, channel_base=4096, channel_max=128, z_dim=128, w_dim
             ramp=0.05, kimg=50, kimg_per_tick=0.5)
 AUGPIPE_CHOICES = ["blit", "geom", "color", "filter", "noise", "cutout", "bg", "bgc", "bgcf", "bgcfn", "bgcfnc"]
 
+# Defaults of train.py's options: the one place they are written. train.py's help texts, the option
+# processing below and the training loop's keyword defaults all read them.
+SNAP_TICKS = 50  # --snap: ticks between image grids, network snapshots and metrics.
+KIMG_PER_TICK = 4  # --tick: kimg between status lines (the tiny preset uses its own).
+RANDOM_SEED = 0  # --seed.
+AUG = "ada"  # --aug.
+AUGPIPE = "bgc"  # --augpipe.
+ADA_TARGET = 0.6  # --target: ADA's target for E[sign(D(real))].
+APA_TARGET = 0.6  # --apa-target.
+P_INTERVAL = 4  # Iterations between p updates (ADA and APA).
+P_KIMG = 500  # kimg for p to change by 1 (ADA and APA) ...
+P_KIMG_TRANSFER = 100  # ... and when training starts from a network pickle (--resume=PKL).
+NOISE_STD = 0.05  # --noise_std: std of the AdaptiveMix target noise.
+ADAPTIVEMIX_WEIGHT = 1.0  # --adaptivemix-weight.
+NUM_WORKERS = 3  # --workers: DataLoader worker processes.
+
 
 def auto_preset(res: int, gpus: int) -> dict[str, Any]:
     """The `auto` preset's formulas for a dataset resolution and GPU count."""
@@ -72,13 +88,13 @@ def probe_dataset(data: str) -> tuple[dnnlib.EasyDict, str, Any]:
 
 
 def build_training_options(
-    outdir: str, data: str, gpus: int = 1, snap: int = 50, metrics: list[str] | None = None, seed: int = 0,
+    outdir: str, data: str, gpus: int = 1, snap: int = SNAP_TICKS, metrics: list[str] | None = None, seed: int = RANDOM_SEED,
     cond: bool = False, subset: int | None = None, mirror: bool = False, cfg: str = "auto", gamma: float | None = None,
     kimg: float | None = None, batch: int | None = None, aug: str | None = None, p: float | None = None,
     target: float | None = None, augpipe: str | None = None, resume: str | None = None, freezed: int = 0,
     fp32: bool = False, nhwc: bool = False, nobench: bool = False, allow_tf32: bool = False, workers: int | None = None,
     adaptivemix: bool | None = None, noise_std: float | None = None, adaptivemix_variant: str = "release",
-    adaptivemix_weight: float = 1.0, apa: bool = False, apa_target: float | None = None, with_dataaug: bool = False,
+    adaptivemix_weight: float = ADAPTIVEMIX_WEIGHT, apa: bool = False, apa_target: float | None = None, with_dataaug: bool = False,
     device: str = "cpu",
     tick: float | None = None, deterministic: bool = False, metric_detector: str | None = None,
     detector_dir: str | None = None, metric_images: int | None = None,
@@ -96,7 +112,7 @@ def build_training_options(
     args.random_seed = seed
 
     args.training_set_kwargs, desc, _dataset = probe_dataset(data)
-    args.data_loader_kwargs = dnnlib.EasyDict(pin_memory=(device == "cuda"), num_workers=3, prefetch_factor=2)
+    args.data_loader_kwargs = dnnlib.EasyDict(pin_memory=(device == "cuda"), num_workers=NUM_WORKERS, prefetch_factor=2)
     if cond:
         if not args.training_set_kwargs.use_labels:
             raise _error("--cond=True requires labels specified in dataset.json")
@@ -233,11 +249,11 @@ def _apply_preset(args: dnnlib.EasyDict, cfg: str, res: int, gpus: int) -> None:
 def _apply_augmentation(args: dnnlib.EasyDict, aug: str | None, p: float | None, target: float | None, augpipe: str | None) -> str:
     desc = ""
     if aug is None:
-        aug = "ada"
+        aug = AUG
     else:
         desc += f"-{aug}"
     if aug == "ada":
-        args.ada_target = 0.6
+        args.ada_target = ADA_TARGET
     elif aug == "fixed":
         if p is None:
             raise _error("--aug=fixed requires specifying --p")
@@ -259,8 +275,8 @@ def _apply_augmentation(args: dnnlib.EasyDict, aug: str | None, p: float | None,
         args.ada_target = target
     if augpipe is not None and aug == "noaug":
         raise _error("--augpipe cannot be specified with --aug=noaug")
-    augpipe = augpipe if augpipe is not None else "bgc"
-    if augpipe != "bgc":
+    augpipe = augpipe if augpipe is not None else AUGPIPE
+    if augpipe != AUGPIPE:
         desc += f"-{augpipe}"
     if aug != "noaug":
         from training.augment import AUGPIPE_PRESETS
@@ -279,10 +295,10 @@ def _apply_apa(args: dnnlib.EasyDict, apa: bool, apa_target: float | None, with_
         if with_dataaug:
             raise _error("--with-dataaug=1 needs --apa=1 (it applies the augmentation pipe with APA's p)")
         return ""
-    target = 0.6 if apa_target is None else apa_target
+    target = APA_TARGET if apa_target is None else apa_target
     if not 0 <= target <= 1:
         raise _error("--apa-target must be between 0 and 1")
-    args.apa_kwargs = dnnlib.EasyDict(target=target, interval=4, kimg=500, with_dataaug=bool(with_dataaug))
+    args.apa_kwargs = dnnlib.EasyDict(target=target, interval=P_INTERVAL, kimg=P_KIMG, with_dataaug=bool(with_dataaug))
     desc = "-apa" + (f"-apatarget{target:g}" if apa_target is not None else "")
     if with_dataaug:
         if "augment_kwargs" not in args:
@@ -301,7 +317,7 @@ def _apply_adaptivemix(args: dnnlib.EasyDict, adaptivemix: bool | None, noise_st
         if noise_std is not None:
             raise _error("--noise_std needs --adaptivemix=1")
         return
-    noise_std = 0.05 if noise_std is None else noise_std
+    noise_std = NOISE_STD if noise_std is None else noise_std
     if noise_std < 0:
         raise _error("--noise_std must be non-negative")
     if weight < 0:
@@ -323,10 +339,10 @@ def _apply_resume(args: dnnlib.EasyDict, resume: str | None) -> str:
     else:
         args.resume_pkl = resume
         desc = "-resumecustom"
-    args.ada_kimg = 100
+    args.ada_kimg = P_KIMG_TRANSFER
     args.ema_rampup = None
     if "apa_kwargs" in args:
-        args.apa_kwargs.kimg = 100
+        args.apa_kwargs.kimg = P_KIMG_TRANSFER
     return desc
 
 

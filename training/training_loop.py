@@ -22,7 +22,7 @@ import torch
 import dnnlib
 from adaptivemix import AdaptiveMixDiscriminatorCall
 from torch_utils import misc, training_stats
-from training import distributed, run_state
+from training import distributed, options, run_state
 from training.apa import build_augmentation
 from training.checkpoint import load_network_pkl_from_url, save_network_pkl
 from training.image_grid import save_image_grid, select_grid_items
@@ -255,7 +255,7 @@ def training_loop(
     apa_kwargs: dict | None = None,  # PseudoAugment args (target, interval, kimg) + with_dataaug; None = off.
     metrics: list[str] = [],
     metric_kwargs: dict = {},  # Extra MetricOptions for every metric: detector, detector_dir, num_images.
-    random_seed: int = 0,
+    random_seed: int = options.RANDOM_SEED,
     num_gpus: int = 1,
     rank: int = 0,
     device: str | torch.device = "cuda",
@@ -267,12 +267,12 @@ def training_loop(
     D_reg_interval: int | None = 16,
     augment_p: float = 0,
     ada_target: float | None = None,
-    ada_interval: int = 4,
-    ada_kimg: float = 500,
+    ada_interval: int = options.P_INTERVAL,
+    ada_kimg: float = options.P_KIMG,
     total_kimg: float = 25000,
-    kimg_per_tick: float = 4,
-    image_snapshot_ticks: int | None = 50,
-    network_snapshot_ticks: int | None = 50,
+    kimg_per_tick: float = options.KIMG_PER_TICK,
+    image_snapshot_ticks: int | None = options.SNAP_TICKS,
+    network_snapshot_ticks: int | None = options.SNAP_TICKS,
     resume_pkl: str | None = None,
     resume_state: str | None = None,
     cudnn_benchmark: bool = True,
