@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 
 import click
 import torch
 
 import dnnlib
 from training import options as opts
-from training import run_state
+from training import distributed, run_state
 from training.options import AUGPIPE_CHOICES, CFG_CHOICES, build_training_options, next_run_dir, parse_comma_list
 
 
@@ -28,58 +27,18 @@ class CommaList(click.ParamType):
         return value if isinstance(value, list) else parse_comma_list(value)
 
 
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise click.UsageError("--device=cuda: no CUDA GPU is available; use --device=cpu (or auto)")
-    return device
-
-
-def torchrun_rank() -> int | None:
-    """This process's rank when started by torchrun (one or more machines), else None."""
-    return int(os.environ["RANK"]) if "RANK" in os.environ and "WORLD_SIZE" in os.environ else None
-
-
-def init_distributed(device: str, rank: int, world_size: int, init_method: str) -> None:
-    backend = "nccl" if device == "cuda" else "gloo"
-    torch.distributed.init_process_group(backend=backend, init_method=init_method, rank=rank, world_size=world_size)
-
-
-def subprocess_fn(rank: int, args: dnnlib.EasyDict, temp_dir: str) -> None:
-    """Entry point of every training process: logging, torch.distributed, then the loop."""
+def subprocess_fn(rank: int, args: dnnlib.EasyDict) -> None:
+    """Entry point of every training process (inside the process group `distributed.launch` set up): log, loop."""
     from torch_utils import training_stats
     from training import training_loop
 
     log = dnnlib.util.Logger(file_name=os.path.join(args.run_dir, "log.txt"), file_mode="a", should_flush=True)
     try:
-        if args.num_gpus > 1 and not torch.distributed.is_initialized():
-            init_file = os.path.abspath(os.path.join(temp_dir, ".torch_distributed_init"))
-            init_distributed(args.device, rank, args.num_gpus, f"file://{init_file}")
-        device = torch.device(args.device)
-        if device.type == "cuda":
-            local_rank = int(os.environ.get("LOCAL_RANK", rank))
-            torch.cuda.set_device(local_rank)
-            device = torch.device("cuda", local_rank)
+        device = distributed.process_device(args.device, rank)
         training_stats.init_multiprocessing(rank=rank, sync_device=device if args.num_gpus > 1 else None)
         training_loop.training_loop(rank=rank, **dict(args, device=device))
     finally:
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
         log.close()
-
-
-def launch(args: dnnlib.EasyDict) -> None:
-    """Run in-process (1 process or this torchrun rank), or spawn --gpus processes on this machine."""
-    rank = torchrun_rank()
-    if rank is not None:
-        subprocess_fn(rank, args, temp_dir="")
-        return
-    with tempfile.TemporaryDirectory() as temp_dir:
-        if args.num_gpus == 1:
-            subprocess_fn(0, args, temp_dir)
-        else:
-            torch.multiprocessing.spawn(fn=subprocess_fn, args=(args, temp_dir), nprocs=args.num_gpus)
 
 
 def exact_resume_options(resume: str, outdir: str, kimg: float | None) -> dnnlib.EasyDict:
@@ -124,7 +83,7 @@ def is_exact_resume(resume: str | None) -> bool:
 @click.option("--metric-images", help="Cap real/generated images per metric (quick checks, not comparable with 50k)", type=int, metavar="INT")
 @click.option("--seed", help=f"Random seed [default: {opts.RANDOM_SEED}]", type=int, metavar="INT")
 @click.option("-n", "--dry-run", help="Print training options and exit", is_flag=True)
-@click.option("--device", help="Where to train [default: auto]", type=click.Choice(["auto", "cpu", "cuda"]), default="auto")
+@click.option("--device", help="Where to train [default: auto]", type=click.Choice(distributed.DEVICE_CHOICES), default="auto")
 # Dataset.
 @click.option("--data", help="Training data (directory or zip)", metavar="PATH")
 @click.option("--cond", help="Train conditional model based on dataset labels [default: false]", type=bool, metavar="BOOL")
@@ -164,14 +123,17 @@ def is_exact_resume(resume: str | None) -> bool:
 @click.option("--deterministic", help="Deterministic algorithms (exactly reproducible on CPU) [default: false]", type=bool, metavar="BOOL")
 def main(ctx, outdir, dry_run, device, resume, kimg, **config_kwargs):
     """Train a GAN using the techniques of StyleGAN2-ADA, with AdaptiveMix and APA."""
-    device = resolve_device(device)
-    rank = torchrun_rank()
+    try:
+        device = distributed.resolve_device(device)
+    except ValueError as err:
+        raise click.UsageError(f"--device={device}: {err}") from None
+    rank = distributed.torchrun_rank()
     if rank is not None:  # torchrun: every process runs main(); rank 0 names and creates the run directory.
         world_size = int(os.environ["WORLD_SIZE"])
         if config_kwargs["gpus"] not in (None, world_size):
             raise click.UsageError(f"--gpus={config_kwargs['gpus']} differs from torchrun's world size {world_size}; omit --gpus")
         config_kwargs["gpus"] = world_size
-        init_distributed(device, rank, world_size, "env://")
+        distributed.init_process_group(device, rank, world_size, "env://")
     if is_exact_resume(resume):
         args = exact_resume_options(resume, outdir, kimg)
         if rank in (None, 0):
@@ -192,7 +154,7 @@ def main(ctx, outdir, dry_run, device, resume, kimg, **config_kwargs):
     if rank not in (None, 0):
         if not dry_run:
             torch.distributed.barrier()  # Wait until rank 0 has created the run directory.
-            launch(args)
+            distributed.launch(subprocess_fn, args, args.num_gpus, device)
         return
 
     print_summary(args, device)
@@ -209,7 +171,7 @@ def main(ctx, outdir, dry_run, device, resume, kimg, **config_kwargs):
         torch.distributed.barrier()
     print("Launching processes...")
     torch.multiprocessing.set_start_method("spawn", force=True)
-    launch(args)
+    distributed.launch(subprocess_fn, args, args.num_gpus, device)
 
 
 def print_summary(args: dnnlib.EasyDict, device: str) -> None:

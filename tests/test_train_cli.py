@@ -75,7 +75,7 @@ def test_plain_run_without_adaptivemix_is_allowed(tiny_zip, tmp_path):
         (["--apa-target=0.5"], "--apa-target can only be specified with --apa=1"),
         (["--apa=1", "--apa-target=3"], "--apa-target must be between 0 and 1"),
         (["--data=MISSING"], "--data:"),
-        (["--device=cuda"], "--device=cuda: no CUDA GPU is available"),
+        (["--device=cuda"], "--device=cuda: no CUDA device is available"),
         (["--resume=latest"], "--resume=latest: no training-state-*.pt"),
     ],
 )
