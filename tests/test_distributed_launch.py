@@ -68,7 +68,7 @@ def _record(rank: int, out_dir: str) -> None:
         torch.distributed.all_reduce(total)
     info = dict(rank=rank, grouped=distributed.is_distributed(), world=distributed.world_size(), total=total.item(),
                 pid=os.getpid())
-    with open(os.path.join(out_dir, f"rank{rank}.json"), "wt", encoding="utf-8") as f:
+    with open(os.path.join(out_dir, f"rank{rank}.json"), "w", encoding="utf-8") as f:
         json.dump(info, f)
 
 
