@@ -1,7 +1,7 @@
 """The AdaptiveMix plug-in (`adaptivemix/`) against NumPy formulas and hand computations.
 
 - `mixing`: the shrinkage distances, the mix, the draw (torch CPU randperm, then NumPy Beta) and validation.
-- `AdaptiveMixDiscriminatorCall`: the release's mixed call (spec `adaptivemix.md` §2.2-§2.3) on a stand-in
+- `AdaptiveMixDiscriminatorCall`: the release's mixed call and its cosine shrinkage term on a stand-in
   F = tanh(W vec(x)) and linear J, replayed from the same seeds; the stop-gradient on the target.
 - On the real StyleGAN2 discriminator: F is per-sample (features of a permuted batch are the permuted
   features), so the plug-in's two F passes match a literal three-pass implementation written here.
@@ -229,7 +229,7 @@ def test_discriminator_features_of_a_permuted_batch_are_the_permuted_features():
 
 
 def literal_three_pass_call(D, x, c, perm, lam, eps):
-    """Spec adaptivemix.md §2.2 step by step: F(x_hat), F(x), F(x[perm]); J(m, img4 of x) + J(F(x_hat))."""
+    """The release's mixed call step by step: F(x_hat), F(x), F(x[perm]); J(m, img4 of x) + J(F(x_hat))."""
     x_b = x[perm]
     f_hat, img4_hat = D.features(lam * x + (1 - lam) * x_b, c)
     f_a, img4_a = D.features(x, c)

@@ -1,4 +1,4 @@
-"""APA (apa.md §2-§3): replacement of D's reals by generated images, and its p adjustment."""
+"""APA: replacement of D's reals by generated images, and its p adjustment."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""AdaController: the p adjustment of training.md §2.5 against hand computations."""
+"""AdaController: the p adjustment p <- max(p + sign(r_t - target) * batch * interval / (kimg * 1000), 0) against hand computations."""
 
 from __future__ import annotations
 

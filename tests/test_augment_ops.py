@@ -1,6 +1,6 @@
-"""Each AugmentPipe op against its definition (augment.md), computed independently in the test.
+"""Each AugmentPipe op against its definition, computed independently in the test.
 
-Random draws are replicated by re-seeding and drawing in the spec's order (§8), so the
+Random draws are replicated by re-seeding and drawing in the pipe's order (per op: value, then gate), so the
 expected output is built from the same random numbers without using the pipe's code.
 """
 
@@ -66,13 +66,13 @@ def test_determinism_under_seed() -> None:
 # ----------------------------------------------------------------------------
 # Pixel blitting.
 #
-# Every geometric op runs through one resampler (augment.md §4.1): reflect pad, 2x upsample
+# Every geometric op runs through one resampler: reflect pad, 2x upsample
 # with the asymmetric sym6 low-pass, sampling through G_inv, 2x downsample. For flips and
 # 90-degree rotations the sampling positions are exact integers in the 2x domain, but the
 # asymmetric filter pair is not mirror-symmetric, so the result is torch.flip / torch.rot90
 # up to a small fixed sub-pixel blur (the reference pipe does the same: augment_1.pt's blit
 # case deviates from exact flips by ~0.25 on noise images). Integer translations are exact.
-# `_blit_definition` evaluates §4.1 for such integer maps in float64 with numpy, independently
+# `_blit_definition` evaluates that resampler for such integer maps in float64 with numpy, independently
 # of the pipe's code (explicit FIR sums and integer gathers instead of conv / grid_sample).
 
 SYM6 = np.array([0.015404109327027373, 0.0034907120842174702, -0.11799011114819057, -0.048311742585633,
@@ -82,7 +82,7 @@ SYM6 = SYM6.astype(np.float32).astype(np.float64) / SYM6.astype(np.float32).sum(
 
 
 def _upsample_axis(x: np.ndarray, axis: int) -> np.ndarray:
-    """u[m] = 2 * sum_i f[m - 2i + 5] x[i], m = 0 .. 2L-1 (augment.md §4.1 step 3)."""
+    """u[m] = 2 * sum_i f[m - 2i + 5] x[i], m = 0 .. 2L-1: the resampler's 2x upsampling along one axis."""
     x = np.moveaxis(x, axis, -1)
     L = x.shape[-1]
     weights = np.zeros([2 * L, L])

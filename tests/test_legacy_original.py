@@ -1,4 +1,4 @@
-"""Reading pickles in the ORIGINAL StyleGAN2-ADA format, written here from spec data-and-tools.md §9.
+"""Reading pickles in the ORIGINAL StyleGAN2-ADA format, written here from a description of that format.
 
 Each network is a call `torch_utils.persistence._reconstruct_persistent_obj(meta)` carrying the module's
 source text, the class name and the instance `__dict__`; tensors are `_rebuild_tensor_v2` over storages given
@@ -29,7 +29,9 @@ HOOK_DICTS = ("_backward_hooks", "_forward_hooks", "_forward_pre_hooks", "_state
 
 
 class StorageBytes:
-    """Pickles as `torch.storage._load_from_bytes(<legacy storage stream>)` (spec §9.4 layout)."""
+    """Pickles as `torch.storage._load_from_bytes(<legacy storage stream>)`: the legacy `torch.save` layout, five
+    protocol-2 pickles (magic number, format version 1001, system info, the storage as a persistent id
+    ('storage', type, key, location, count, None), the list of keys), then the element count and the raw bytes."""
 
     def __init__(self, values: torch.Tensor):
         self.values = values.detach().flatten().to(torch.float32)
@@ -92,7 +94,8 @@ MODULE_SRC = "import pathlib\npathlib.Path({marker!r}).touch()\nclass Generator:
 
 
 class PersistentObject:
-    """Pickles as `torch_utils.persistence._reconstruct_persistent_obj(meta)` (spec §9.2)."""
+    """Pickles as `torch_utils.persistence._reconstruct_persistent_obj(meta)`, with meta = {type: 'class',
+    version: 6, module_src, class_name, state (the instance `__dict__`)}, as the original writes each network."""
 
     def __init__(self, module: torch.nn.Module, module_src: str, init_kwargs: dict | None = None):
         self.module, self.module_src, self.init_kwargs = module, module_src, init_kwargs

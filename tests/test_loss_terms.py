@@ -3,9 +3,10 @@
 Stand-ins: G = a linear mapping (one matrix per ws row) and a linear, noise-free synthesis; D = a linear
 `<v, vec(x)> + b`, or one tanh feature layer F(x) = tanh(W vec(x)) under the same linear head J. Expected
 values are closed forms in float64 NumPy; the AdaptiveMix gradients use autograd through a literal
-implementation of the spec written here (three F passes, explicit cosine / L2, closed-form R1 input
-gradient). Random draws are replayed from the same seeds in the order of `spec/training.md` §1.2/§1.4 and
-`spec/adaptivemix.md` §2.2. Statistics are read back with a `training_stats.Collector`.
+implementation written here (three F passes, explicit cosine / L2, closed-form R1 input gradient). Random
+draws are replayed from the same seeds in the loss's order: per G call the style-mixing cutoff (randint over
+[1, num_ws)), its gate uniform, then z2; per AdaptiveMix D call the partner permutation (CPU torch), lambda
+(NumPy Beta(1, 1)), then the target noise (CPU torch). Statistics are read back with a `training_stats.Collector`.
 """
 
 import numpy as np
@@ -316,7 +317,7 @@ def find_seed(condition) -> int:
 
 
 def replay_style_mixing(seed: int, z_shape, prob: float) -> tuple[int, torch.Tensor]:
-    """Spec §1.2 draws: cutoff in [1, NUM_WS), u ~ U[0, 1) (cutoff = NUM_WS if u >= prob), then z2."""
+    """Style-mixing draws: cutoff in [1, NUM_WS), u ~ U[0, 1) (cutoff = NUM_WS if u >= prob), then z2."""
     torch.manual_seed(seed)
     cutoff = int(torch.randint(1, NUM_WS, []))
     if float(torch.rand([])) >= prob:
@@ -365,7 +366,7 @@ def neg_cosine(u: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 def literal_release_call(D, x, perm, lam, eps):
-    """adaptivemix.md §2.2 with three F passes: logits J(m) + J(F(x_hat)) [N] and -cos(F(x_hat), sg(m + eps)) [N]."""
+    """The release's mixed D call with three F passes: logits J(m) + J(F(x_hat)) [N] and -cos(F(x_hat), sg(m + eps)) [N]."""
     x_b = x[perm]
     f_hat = D.features(lam * x + (1 - lam) * x_b, None)[0]
     f_a, f_b = D.features(x, None)[0], D.features(x_b, None)[0]

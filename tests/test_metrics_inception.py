@@ -1,4 +1,4 @@
-"""Native FID Inception: weight-file layout, TF-1.x resize, and outputs against the reference (spec/inception.md §7)."""
+"""Native FID Inception: weight-file layout, TF-1.x resize, and outputs against the reference data made with the original TensorFlow graph."""
 
 import importlib.util
 import json

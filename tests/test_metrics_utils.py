@@ -64,7 +64,7 @@ _FFHQ_KWARGS = {
 
 
 def test_cache_key_rule_reproduces_spec_test_vector():
-    # The original's key (spec/metrics.md §4.1): the same rule applied to its four fields.
+    # The original's cache key: MD5 of repr(sorted(fields.items())) over its four fields, the same rule as ours.
     fields = dict(
         dataset_kwargs=_FFHQ_KWARGS,
         detector_url=INCEPTION_URL,

@@ -25,7 +25,8 @@ def tiny_discriminator(arch="resnet", c_dim=0, img_channels=3, res=16, **kwargs)
 
 
 # ----------------------------------------------------------------------------
-# state_dict tables (spec §4.2): z = w = 512, c = 10, 32x32 RGB, 2 mapping layers, fp16 settings.
+# state_dict tables of the original (key names, shapes, order) for z = w = 512, c = 10, 32x32 RGB, 2 mapping
+# layers, fp16 settings.
 
 
 def spec_generator(arch: str, c_dim: int = 10) -> Generator:
@@ -119,7 +120,8 @@ def test_num_ws(res, num_ws):
 
 
 # ----------------------------------------------------------------------------
-# Initialization (spec §6): same randn calls with the same shapes, in the same order.
+# Initialization: the same randn calls with the same shapes, in the same order as the original (weights N(0, 1) /
+# lr_multiplier, in module construction order), so one seed builds the same network.
 
 
 def generator_draw_order(G: Generator) -> list[str]:
@@ -256,7 +258,7 @@ def test_freeze_layers_turns_weights_into_buffers():
     assert sorted(D.state_dict()) == sorted(free.state_dict())
     assert list(dict(D.b32.conv0.named_buffers())) == ["resample_filter", "weight", "bias"]
     frozen = {n for n, _ in free.named_parameters()} - {n for n, _ in D.named_parameters()}
-    # Layer indices (spec §2.12): b32 fromrgb 0, conv0 1, conv1 2, skip 3.
+    # Freeze-D counts layers from the input: b32 fromrgb 0, conv0 1, conv1 2, skip 3 (skips are numbered last).
     assert frozen == {f"b32.{layer}.{p}" for layer in ("fromrgb", "conv0", "conv1") for p in ("weight", "bias")}
 
 

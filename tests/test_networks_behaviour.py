@@ -108,7 +108,7 @@ def test_minibatch_std_matches_loops(group_size, num_channels, batch):
 
 def test_random_noise_draw_order_per_layer():
     """'random' draws randn([N, 1, r, r]) per layer in execution order b4.conv1, b8.conv0, b8.conv1, ...
-    (spec §6.3); writing those draws into noise_const must reproduce it with 'const' (batch of one)."""
+    (the original's order); writing those draws into noise_const must reproduce it with 'const' (batch of one)."""
     G = perturb_(tiny_generator("skip")).eval()
     z = torch.randn([1, 8])
     torch.manual_seed(5)

@@ -1,6 +1,6 @@
 """Parity with the original networks: reproduce every output of shared/reference/net_a.pt.
 
-net_a.pt (spec networks-and-ops.md §7): a conditional G ('skip') and D ('resnet') at 32x32, every tensor
+net_a.pt (made with the original code): a conditional G ('skip') and D ('resnet') at 32x32, every tensor
 perturbed (so filters are asymmetric), evaluated in training mode (non-fused modconv), float32.
 """
 

@@ -1,4 +1,4 @@
-"""bias_act (spec §1.5), fma (§1.6) and normalize_2nd_moment (§1.7) against direct NumPy formulas."""
+"""bias_act, fma and normalize_2nd_moment against direct NumPy formulas."""
 
 import math
 import zlib
@@ -11,7 +11,7 @@ from torch_utils.ops import bias_act, fma, normalize_2nd_moment
 
 SELU_LAMBDA = 1.0507009873554804934
 SELU_ALPHA = 1.6732632423543772848
-SPEC_DEFAULTS = {  # act: (def_alpha, def_gain), spec §1.5 table
+SPEC_DEFAULTS = {  # act: (default alpha, default gain), as in the original; sqrt(2) keeps the variance of ReLU-like outputs
     "linear": (0, 1),
     "relu": (0, math.sqrt(2)),
     "lrelu": (0.2, math.sqrt(2)),

@@ -1,4 +1,4 @@
-"""Every case of shared/reference/ops_1.pt (made by the original's 'ref' paths, spec §7) is reproduced.
+"""Every case of the reference ops_1.pt (made by the original's 'ref' paths) is reproduced.
 
 Finding about the data: the upfirdn2d cases with a 1-D `f` of 4 taps ([1, 3, 3, 1]) were made with
 `setup_filter(f)`, i.e. the normalized 4x4 outer product (passing the raw taps as a separable filter is off by

@@ -1,4 +1,4 @@
-"""setup_filter, upfirdn2d (+ wrappers) and conv2d_resample against brute-force NumPy/SciPy definitions (spec §1.1-1.4, §1.8)."""
+"""setup_filter, upfirdn2d (+ wrappers) and conv2d_resample against brute-force NumPy/SciPy definitions."""
 
 import numpy as np
 import pytest
@@ -33,7 +33,7 @@ def np_upfirdn2d(x, f2d, up, down, pad, flip_filter=False, gain=1.0):
 
 
 def np_conv2d_resample(x, w, f2d, up, down, pad, groups, flip_weight, flip_filter):
-    """Spec §1.8 steps 1-5: adjust padding, FIR-upsample (gain up^2) or pad, grouped correlation, FIR-downsample."""
+    """The definition, step by step: adjust padding, FIR-upsample (gain up^2) or pad, grouped correlation, FIR-downsample."""
     fh, fw = f2d.shape
     px0, px1, py0, py1 = pad
     if up > 1:
@@ -229,7 +229,7 @@ def test_wrapper_output_sizes(size):
 # ----------------------------------------------------------------------------
 # conv2d_resample.
 
-# (up, down, kernel (kh, kw), padding, groups): covers the evaluation orders (a)-(f) of spec §1.8.
+# (up, down, kernel (kh, kw), padding, groups): covers the evaluation orders (a)-(f) listed in conv2d_resample's docstring.
 CONV_CASES = [
     (1, 2, (1, 1), 0, 1),  # (a)
     (1, 3, (1, 1), [1, 0, 2, 1], 2),  # (a)

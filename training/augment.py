@@ -1,10 +1,12 @@
 """ADA: the differentiable augmentation pipeline (`AugmentPipe`) and its p controller (`AdaController`).
 
-Spec: augment.md (pipe), training.md §2.5 (p adjustment). Images are float32
-[N, C, H, W] in [-1, 1]. Every op's per-sample probability is (op multiplier) * p,
-where `p` is a scalar buffer of the pipe. All random draws come from the global torch
-RNG on the images' device, in the fixed order of augment.md §8, so a run is
-reproducible from `torch.manual_seed` and matches the reference pipe draw for draw.
+Images are float32 [N, C, H, W] in [-1, 1]. Every op's per-sample probability is
+(op multiplier) * p, where `p` is a scalar buffer of the pipe. All random draws come from
+the global torch RNG on the images' device, in a fixed order, so a run is reproducible from
+`torch.manual_seed` and matches the original pipe draw for draw: stages run blit ->
+geometric -> colour -> filter -> noise -> cutout; each op draws its value first and then its
+gate uniform (cutout: gate first), and an op whose multiplier is 0 draws nothing. The ops,
+their strengths and the presets are described in docs/data.md.
 
 Training-loop wiring (what the loss and loop do with these):
     pipe = AugmentPipe(**AUGPIPE_PRESETS['bgc']).train().requires_grad_(False).to(device)
@@ -36,11 +38,13 @@ SYM6 = [0.015404109327027373, 0.0034907120842174702, -0.11799011114819057, -0.04
         0.4910559419267466, 0.787641141030194, 0.3379294217276218, -0.07263752278646252,
         -0.021060292512300564, 0.04472490177066578, 0.0017677118642428036, -0.007800708325034148]
 
-# Relative power of the four image-filter bands (lowest first), augment.md §6.
+# Relative power of the four image-filter bands (lowest first): the per-sample band gains are normalised so that
+# sum_i power_i * gain_i^2 = 1, which keeps the expected image energy unchanged.
 IMGFILTER_EXPECTED_POWER = [10 / 13, 1 / 13, 1 / 13, 1 / 13]
 
 # ----------------------------------------------------------------------------
-# The `--augpipe` presets (augment.md §1.1): every listed op gets multiplier 1.
+# The `--augpipe` presets, named by their stages in order (b blit, g geom, c color, f filter, n noise, c cutout):
+# every listed op gets multiplier 1.
 
 _BLIT = dict(xflip=1, rotate90=1, xint=1)
 _GEOM = dict(scale=1, rotate=1, aniso=1, xfrac=1)
@@ -62,7 +66,12 @@ AUGPIPE_PRESETS: dict[str, dict[str, int]] = {
 
 
 def make_imgfilter_bank() -> np.ndarray:
-    """The [4, 43] float64 filter bank of augment.md §6 (row 0 = lowest band; rows sum to an impulse)."""
+    """The [4, 43] float64 image-filter bank (row 0 = lowest band; the rows add up to a unit impulse).
+
+    From the sym2 wavelet h: L2 = (h * reverse(h)) / 2 and H2 likewise for the high-pass h_hi[k] = (-1)^k h[k].
+    Start from rows [1, 0, 0, 0]; three times: upsample every row by 2 (zero insertion), convolve it with L2, and
+    add H2 centred to row i (i = 1, 2, 3). Widths grow 1 -> 7 -> 19 -> 43.
+    """
     h = np.asarray(SYM2)
     h_hi = h * (-1.0) ** np.arange(h.size)
     lo2 = np.convolve(h, h[::-1]) / 2
@@ -95,8 +104,8 @@ def _gate(value: torch.Tensor, prob: torch.Tensor, identity: float,
 class AugmentPipe(torch.nn.Module):
     """ADA augmentation pipe: blit -> geometric -> colour -> image filter -> noise -> cutout.
 
-    Arguments are the per-op probability multipliers and strengths of augment.md §1
-    (0 switches an op off). Buffers: `p` (scalar overall strength, 1.0 at construction),
+    Arguments are the per-op probability multipliers (0 switches an op off) and strengths, named as in the
+    original (docs/data.md lists them). Buffers: `p` (scalar overall strength, 1.0 at construction),
     `Hz_geom` ([12] sym6 low-pass) and `Hz_fbank` ([4, 43] image-filter bank).
     Differentiable (to second order) w.r.t. the input images; the random parameters are not.
     """
@@ -183,7 +192,9 @@ class AugmentPipe(torch.nn.Module):
         return images
 
     # ------------------------------------------------------------------------
-    # Geometric stage (augment.md §3-§4).
+    # Geometric stage: each op right-multiplies its factor onto G_inv (output -> input pixel coordinates, origin at
+    # the image centre); then one resampling: reflect-pad by the margins the corners need, 2x upsample with the
+    # sym6 filter, bilinear grid_sample through G_inv, 2x downsample with the same filter.
 
     def _geometric_matrix(self, N: int, W: int, H: int, device: torch.device, q: torch.Tensor | None) -> torch.Tensor:
         """Draw the blit and general geometric parameters; returns G_inv [N, 3, 3] (output -> input pixels)."""
@@ -277,7 +288,7 @@ class AugmentPipe(torch.nn.Module):
         return upfirdn2d.downsample2d(images, self.Hz_geom, down=2, padding=-Hz_pad * 2, flip_filter=True)
 
     # ------------------------------------------------------------------------
-    # Colour stage (augment.md §5).
+    # Colour stage: each op left-multiplies a 4x4 homogeneous matrix onto C, applied to RGB (or luma) once.
 
     def _colour_matrix(self, N: int, num_channels: int, device: torch.device,
                        q: torch.Tensor | None) -> torch.Tensor | None:
@@ -340,7 +351,7 @@ class AugmentPipe(torch.nn.Module):
         return images.reshape([N, num_channels, H, W])
 
     # ------------------------------------------------------------------------
-    # Image-space filtering and corruptions (augment.md §6-§7).
+    # Image-space filtering (per-sample band gains on the filter bank) and corruptions (additive noise, cutout).
 
     def _apply_imgfilter(self, images: torch.Tensor, q: torch.Tensor | None) -> torch.Tensor:
         """Amplify/attenuate four frequency bands by random per-sample gains (separable 43-tap filter)."""
@@ -405,7 +416,7 @@ class AugmentPipe(torch.nn.Module):
 
 
 class AdaController:
-    """Adaptive p (training.md §2.5): moves `owner.p` so that r_t = E[sign(D(real))] tracks `target`.
+    """Adaptive p: moves `owner.p` so that r_t = E[sign(D(real))] tracks `target`.
 
     `owner` is any object with a scalar float32 tensor attribute `p` (an AugmentPipe, or the
     APA state of training/apa.py); p is read through it at every update, so moving the owner

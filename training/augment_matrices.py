@@ -1,4 +1,5 @@
-"""Batched homogeneous transform matrices for the augmentation pipe (spec augment.md §2).
+"""Batched homogeneous transform matrices for the augmentation pipe: translate, scale, rotate (2-D, 3x3) and
+translate, scale, Rodrigues rotation about a unit axis (3-D colour space, 4x4).
 
 Every builder takes per-sample tensors of shape [N] (or Python numbers, broadcast to the
 tensors' shape) and returns float32 matrices of shape [N, 3, 3] (2-D, pixel coordinates)

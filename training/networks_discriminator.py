@@ -1,6 +1,8 @@
 """The StyleGAN2 discriminator, split into a feature extractor and a head (for AdaptiveMix).
 
-Spec: `networks-and-ops.md` §2.9-§2.12, §3, §4, §6; `adaptivemix.md` §2.1 (split of D).
+Layer structure, parameter names, fp16/clamping rules and initialisation follow the original StyleGAN2-ADA
+discriminator (docs/networks.md). The split puts everything up to the 4x4 epilogue in F and the epilogue in J,
+so AdaptiveMix can mix and compare features at the input of the head.
 
 `D(img, c) == D.head(D.features(img, c), c)`, bit for bit:
 * `D.features(img, c)` runs the blocks b{res} ... b8 and returns `(x, img4)`: x is the epilogue input
@@ -34,7 +36,7 @@ DiscriminatorFeatures = tuple[torch.Tensor, torch.Tensor | None]
 
 
 class DiscriminatorBlock(torch.nn.Module):
-    """One resolution of D: [fromrgb], conv0, conv1 (2x down), [resnet skip] (spec §2.9).
+    """One resolution of D: [fromrgb], conv0, conv1 (2x down), [resnet skip].
 
     `forward(x, img)`: x [N, in, res, res] or None (first block), img [N, img_channels, res, res] or None.
     Returns (x [N, out, res/2, res/2] in the block dtype, img downsampled for 'skip' else None).
@@ -133,7 +135,7 @@ class DiscriminatorBlock(torch.nn.Module):
 
 
 class MinibatchStdLayer(torch.nn.Module):
-    """Appends `num_channels` feature maps holding the std of features over sample groups (spec §2.10).
+    """Appends `num_channels` feature maps holding the std of features over sample groups.
 
     x: [N, C, H, W] -> [N, C + num_channels, H, W]. Group size G = min(group_size, N) (N if None); sample i
     belongs to group i mod (N / G), i.e. groups are strided. N must be divisible by G, C by num_channels.
@@ -168,7 +170,7 @@ class MinibatchStdLayer(torch.nn.Module):
 
 
 class DiscriminatorEpilogue(torch.nn.Module):
-    """The 4x4 head of D: [skip fromrgb], minibatch-std, conv, fc, out, label projection (spec §2.11).
+    """The 4x4 head of D: [skip fromrgb], minibatch-std, conv, fc, out, label projection.
 
     `forward(x [N, in, 4, 4], img [N, img_channels, 4, 4] or None, cmap [N, cmap_dim] or None)` -> [N, 1]
     float32 logits. Always runs in float32.
@@ -232,7 +234,7 @@ class DiscriminatorEpilogue(torch.nn.Module):
 
 
 class Discriminator(torch.nn.Module):
-    """StyleGAN2 discriminator (spec §2.12) with the AdaptiveMix split into `features` and `head`.
+    """StyleGAN2 discriminator with the AdaptiveMix split into `features` and `head`.
 
     `forward(img [N, img_channels, res, res], c [N, c_dim] or None, force_fp32=False)` -> logits [N, 1].
     `init_kwargs` holds the constructor arguments (used to rebuild the network).

@@ -1,6 +1,8 @@
 """The StyleGAN2 generator: synthesis layers and blocks (orig/skip/resnet), synthesis network, Generator.
 
-Spec: `networks-and-ops.md` §2.4-§2.8, §3 (fp16/clamping), §4 (state_dict), §6 (init and random-draw order).
+Layer structure, parameter names and shapes, fp16/clamping rules, initialisation and the order of random draws
+follow the original StyleGAN2-ADA generator, so its `state_dict`s load unchanged and the same seed builds the
+same network (docs/networks.md).
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ def resolution_log2(img_resolution: int, minimum: int) -> int:
 
 
 class SynthesisLayer(torch.nn.Module):
-    """Modulated, demodulated 3x3 conv (optionally 2x upsampling) + noise + bias + activation (spec §2.4).
+    """Modulated, demodulated 3x3 conv (optionally 2x upsampling) + noise + bias + activation.
 
     x: [N, in, res/up, res/up], w: [N, w_dim] -> [N, out, res, res] in x.dtype.
     noise_mode: 'random' (fresh N(0,1) per call), 'const' (the stored `noise_const`) or 'none'.
@@ -132,7 +134,7 @@ class SynthesisLayer(torch.nn.Module):
 
 
 class ToRGBLayer(torch.nn.Module):
-    """Modulated (not demodulated) 1x1 conv to image channels + bias + clamp (spec §2.5).
+    """Modulated (not demodulated) 1x1 conv to image channels + bias + clamp.
 
     x: [N, in, H, W], w: [N, w_dim] -> [N, out, H, W] in x.dtype. The weight gain is folded into the styles.
     """
@@ -167,7 +169,7 @@ class ToRGBLayer(torch.nn.Module):
 
 
 class SynthesisBlock(torch.nn.Module):
-    """One resolution of the synthesis network: [conv0 (2x up)], conv1, [torgb], [resnet skip] (spec §2.6).
+    """One resolution of the synthesis network: [conv0 (2x up)], conv1, [torgb], [resnet skip].
 
     `forward(x, img, ws)`: x [N, in, res/2, res/2] (None for the first block, which starts from `const`),
     img [N, img_channels, res/2, res/2] or None, ws [N, num_conv + num_torgb, w_dim].
@@ -292,7 +294,7 @@ class SynthesisBlock(torch.nn.Module):
 class SynthesisNetwork(torch.nn.Module):
     """Turns ws [N, num_ws, w_dim] into images [N, img_channels, res, res] (float32, nominally [-1, 1]).
 
-    Spec §2.7: blocks b4 ... b{img_resolution} with min(channel_base // res, channel_max) channels; the
+    Blocks b4 ... b{img_resolution} with min(channel_base // res, channel_max) channels; the
     `num_fp16_res` highest resolutions (never 4x4) run in float16 on CUDA. num_ws = 2 * log2(res) - 2.
     `forward(ws, noise_mode=..., force_fp32=..., fused_modconv=...)` passes keywords to every block.
     """
@@ -351,7 +353,7 @@ class SynthesisNetwork(torch.nn.Module):
 
 
 class Generator(torch.nn.Module):
-    """StyleGAN2 generator: mapping network z, c -> ws, then synthesis network ws -> image (spec §2.8).
+    """StyleGAN2 generator: mapping network z, c -> ws, then synthesis network ws -> image.
 
     `forward(z [N, z_dim], c [N, c_dim], truncation_psi=1, truncation_cutoff=None, **synthesis_kwargs)`
     returns [N, img_channels, img_resolution, img_resolution] float32. `init_kwargs` holds the constructor

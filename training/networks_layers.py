@@ -1,6 +1,5 @@
 """Building blocks shared by G and D: modulated convolution, the equalized-lr layers and the mapping network.
 
-Spec: `networks-and-ops.md` §1.9 (modulated_conv2d), §2.1-§2.3 (layers, mapping network), §6 (init).
 Every trainable weight is stored as N(0, 1) / lr_multiplier and scaled at run time by lr_multiplier / sqrt(fan_in)
 ("equalized learning rate"), so the stored values, `state_dict` keys and random-draw order match the original.
 """
@@ -35,7 +34,7 @@ def match_memory_format(weight: torch.Tensor, x: torch.Tensor, channels_last: bo
 def block_precision(
     use_fp16: bool, channels_last: bool, force_fp32: bool, device: torch.device
 ) -> tuple[torch.dtype, torch.memory_format]:
-    """Activation dtype and memory format of a G/D block (spec §3).
+    """Activation dtype and memory format of a G/D block.
 
     float16 only for fp16 blocks on CUDA without `force_fp32`; on the CPU everything runs in float32, so the
     fp16 options are no-ops there. Channels-last only together with float16.
@@ -59,7 +58,7 @@ def modulated_conv2d(
     flip_weight: bool = True,
     fused_modconv: bool = True,
 ) -> torch.Tensor:
-    """Convolution whose input channels are scaled per sample by `styles`, optionally demodulated (spec §1.9).
+    """Convolution whose input channels are scaled per sample by `styles`, optionally demodulated.
 
     Computes `y[n, o] = d[n, o] * conv(x[n] * styles[n], weight)[o] + noise` with
     `d[n, o] = rsqrt(sum_{i,a,b} (weight[o, i, a, b] * styles[n, i])^2 + 1e-8)` (d = 1 without demodulation).
@@ -119,7 +118,7 @@ def modulated_conv2d(
 
 
 class FullyConnectedLayer(torch.nn.Module):
-    """Dense layer `y = act(x W^T * gain_w + b * gain_b)` with equalized learning rate (spec §2.1).
+    """Dense layer `y = act(x W^T * gain_w + b * gain_b)` with equalized learning rate.
 
     x: [N, in_features] -> [N, out_features], in x.dtype. `weight` is stored as N(0,1) / lr_multiplier.
     """
@@ -160,11 +159,12 @@ class FullyConnectedLayer(torch.nn.Module):
 
 
 class Conv2dLayer(torch.nn.Module):
-    """Conv + optional FIR up/down-sampling + bias + activation + clamp, equalized learning rate (spec §2.2).
+    """Conv + optional FIR up/down-sampling + bias + activation + clamp, equalized learning rate.
 
     x: [N, in, H, W] -> [N, out, H*up/down, W*up/down], in x.dtype. With `trainable=False` (Freeze-D) the
     weight and bias are buffers of the same names. `forward(x, gain)` multiplies the activation gain and the
-    clamp by `gain`. Layers with `up > 1` compute a true convolution, all others a correlation (spec quirk).
+    clamp by `gain`. Layers with `up > 1` compute a true convolution (flip_weight = (up == 1)), all others a
+    correlation: the original does the same, and trained weights depend on it.
     """
 
     def __init__(
@@ -224,7 +224,7 @@ class Conv2dLayer(torch.nn.Module):
 
 
 class MappingNetwork(torch.nn.Module):
-    """Maps latents z [N, z_dim] and labels c [N, c_dim] to intermediate latents w (spec §2.3).
+    """Maps latents z [N, z_dim] and labels c [N, c_dim] to intermediate latents w.
 
     Output: [N, num_ws, w_dim] (each w repeated), or [N, w_dim] when `num_ws` is None; float32.
     Tracks the running mean `w_avg` (in training mode, unless `skip_w_avg_update`) and applies truncation

@@ -1,4 +1,4 @@
-"""Low-level ops of the networks (spec §1): FIR resampling, fused bias/activation, resampling conv, fma.
+"""Low-level ops of the networks: FIR resampling, fused bias/activation, resampling conv, fma.
 
 Import the op modules by name, e.g. `from torch_utils.ops import upfirdn2d, bias_act, conv2d_resample, fma`.
 `normalize_2nd_moment` is importable from here directly. See docs/ops.md for the `impl` switch, the CUDA

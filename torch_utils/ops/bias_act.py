@@ -1,4 +1,7 @@
-"""Fused bias + activation + gain + clamp (spec §1.5).
+"""Fused bias + activation + gain + clamp, in that order: y = clamp(act(x + b; alpha) * gain, -clamp, clamp).
+
+The gain step is skipped when gain == 1 exactly; clamp=None disables clamping. Defaults per activation
+(alpha, gain) are in `activation_funcs` (e.g. lrelu: 0.2, sqrt(2), which keeps the signal variance).
 
 * `'ref'`: plain differentiable PyTorch ops (gradients of every order), any device and dtype.
 * `'cuda'`: the kernel in `bias_act.cu` (CUDA tensors, when the plugin builds; else `'ref'`), float32

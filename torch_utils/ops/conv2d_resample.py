@@ -1,8 +1,11 @@
-"""2-D convolution with optional FIR upsampling/downsampling (spec §1.8).
+"""2-D convolution with optional FIR upsampling/downsampling.
 
 Mathematically: pad (relative to the upsampled image), FIR-upsample with gain up^2 if `up > 1`, correlate
 with `w` (flipped if not `flip_weight`), FIR-downsample if `down > 1`. The evaluation order follows the
-reference's fast paths (a)-(f) of the spec for the closest numerical parity.
+original's fast paths for the closest numerical parity, first match wins: (a) 1x1 kernel with down only:
+downsample, then 1x1 conv; (b) 1x1 kernel with up only: 1x1 conv, then upsample; (c) down only: FIR filter,
+then strided conv; (d) up: transposed conv with stride `up`, then FIR (and FIR-downsample if `down > 1`);
+(e) no resampling, symmetric padding: one conv2d; (f) otherwise the definition above.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fused multiply-add `a * b + c` with broadcasting (spec §1.6); exists only for speed."""
+"""Fused multiply-add `a * b + c` with broadcasting; it exists only for speed (one kernel instead of two)."""
 
 from __future__ import annotations
 

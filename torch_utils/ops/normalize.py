@@ -1,4 +1,4 @@
-"""Normalization of latent vectors (spec §1.7)."""
+"""Normalization of latent vectors to unit mean square (the mapping network applies it to z and to embedded c)."""
 
 from __future__ import annotations
 

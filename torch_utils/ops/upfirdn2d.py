@@ -1,4 +1,4 @@
-"""FIR resampling of images: upsample by zero insertion, pad/crop, FIR filter, downsample (spec §1.1-1.4).
+"""FIR resampling of images: upsample by zero insertion, pad/crop, FIR filter, downsample.
 
 `upfirdn2d` is one autograd Function whose gradient is again an `upfirdn2d` (the exact adjoint, with up and
 down swapped and the filter flipped), so gradients of every order exist on both implementations:
@@ -37,7 +37,8 @@ class ResampleParams(NamedTuple):
 
 
 # ----------------------------------------------------------------------------
-# Argument parsing shared with conv2d_resample (spec §1.1).
+# Argument parsing shared with conv2d_resample: scalings `s` or `[sx, sy]`; paddings `p`, `[px, py]` or
+# `[px0, px1, py0, py1]` (x first; negative values crop); filter size (fw, fh).
 
 
 def parse_scaling(scaling: Scaling, name: str = "scaling") -> tuple[int, int]:
@@ -73,7 +74,7 @@ def get_filter_size(f: torch.Tensor | None) -> tuple[int, int]:
 
 
 # ----------------------------------------------------------------------------
-# Filter setup (spec §1.2).
+# Filter setup: to float32, outer product for short 1-D filters, normalise to unit sum, flip, gain^(ndim/2).
 
 
 def setup_filter(
@@ -159,7 +160,11 @@ def _output_size(shape: Sequence[int], f: torch.Tensor, p: ResampleParams) -> tu
 
 
 def _adjoint_params(in_shape: Sequence[int], out_shape: Sequence[int], f: torch.Tensor, p: ResampleParams) -> ResampleParams:
-    """Parameters of the upfirdn2d that computes the gradient w.r.t. the input (spec §1.3)."""
+    """Parameters of the upfirdn2d that computes the gradient w.r.t. the input: its exact adjoint.
+
+    Up and down factors swap, the filter flips, the gain stays, and the padding is
+    [fw - px0 - 1, W*ux - Wout*dx + px0 - ux + 1, fh - py0 - 1, H*uy - Hout*dy + py0 - uy + 1].
+    """
     fw, fh = get_filter_size(f)
     in_h, in_w = in_shape[2], in_shape[3]
     out_h, out_w = out_shape[2], out_shape[3]
@@ -259,7 +264,8 @@ def _forward_cuda(plugin, x: torch.Tensor, f: torch.Tensor, p: ResampleParams) -
 
 
 # ----------------------------------------------------------------------------
-# Wrappers (spec §1.4).
+# Wrappers: upfirdn2d with the padding that keeps the image centred (and the gain up^2 that compensates the
+# zero insertion when upsampling), plus any user padding on top.
 
 
 def filter2d(
