@@ -59,15 +59,15 @@ class ToyConfig:
     objective: str
     variant: str
     seed: int
-    steps: int = 1000
-    batch: int = 256
+    steps: int = 400
+    batch: int = 128
     n_critic: int = 1
-    lr: float = 2e-4
+    lr: float = 1e-3
     fm_weight: float = 1.0
     bures_weight: float = 1.0
     ls_alpha: float = 0.9
     ha_weight: float = 0.01
-    mbdisc_kernels: int = 100
+    mbdisc_kernels: int = 16
     mbdisc_dim: int = 5
     noise_std: float = 0.05
 

@@ -40,8 +40,9 @@ class MinibatchDiscrimination(torch.nn.Module):
         if x.ndim != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"minibatch discrimination expects [N, {self.in_features}] features, got {tuple(x.shape)}")
         m = (x.to(torch.float32) @ self.T.to(torch.float32)).view(-1, self.num_kernels, self.kernel_dim)  # [N, B, C]
-        l1 = (m[:, None] - m[None, :]).abs().sum(dim=3)  # [N, N, B]
-        return torch.exp(-l1).sum(dim=1)
+        m = m.permute(1, 0, 2).contiguous()  # [B, N, C]
+        l1 = (m[:, :, None] - m[:, None]).abs().sum(dim=3)  # [B, N, N]; not cdist: it has no double backward (WGAN-GP)
+        return torch.exp(-l1).sum(dim=2).T
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([x, self.closeness(x).to(x.dtype)], dim=1)
