@@ -9,7 +9,9 @@ A detector is named by a URL or a local path and may be one of four kinds of fil
 * a DINOv2 ViT checkpoint such as `dinov2_vitl14_pretrain.pth` (plain tensors), run by the native
   `metrics.dinov2.DINOv2ViT` (FD_DINOv2).
 The last three are read with `torch.load(weights_only=True)`. All of them are called as
-`detector(images, **detector_kwargs)` with the keyword arguments of spec/metrics.md §3.
+`detector(images, **detector_kwargs)` with uint8 RGB images [N, 3, H, W] and the original's keyword arguments:
+`return_features=True` (features for FID, KID, PR), `no_output_bias=True` (class probabilities for IS) or
+`resize_images=False, return_lpips=True` (LPIPS embedding for PPL).
 
 Downloads go through `dnnlib.util.open_url` (cached). A folder of local copies can be named with
 `$GAN_DETECTOR_DIR` or the `detector_dir` argument (`--detector-dir`): a URL whose file name is found there

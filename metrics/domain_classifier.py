@@ -4,7 +4,8 @@ A detector file is a plain dict saved with `torch.save` and read with `torch.loa
 loading one never executes code:
     {'format': DETECTOR_FORMAT, 'config': {...constructor kwargs...}, 'state_dict': {...}, 'info': {...}}
 
-`DomainClassifier.forward` follows the call convention of the TorchScript detectors (spec/metrics.md §3):
+`DomainClassifier.forward` follows the call convention of the original's TorchScript detectors (uint8 RGB
+[N, 3, H, W] in 0..255, any size; grayscale repeated to 3 channels before the call):
     model(images)                                  -> softmax class probabilities [N, K] (IS)
     model(images, return_features=True)            -> penultimate-layer features [N, hidden] (FID, KID, PR)
     model(images, resize_images=False, return_lpips=True)

@@ -1,4 +1,4 @@
-"""The metric formulas on feature arrays (spec/metrics.md §5-§9), independent of networks and datasets.
+"""The metric formulas on feature arrays (FID, KID, precision/recall, IS, PPL), independent of networks and datasets.
 
 All public functions take NumPy arrays: features `[N, F]` (float) or class probabilities `[N, K]`.
 """

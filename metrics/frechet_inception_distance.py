@@ -1,4 +1,5 @@
-"""Frechet Inception Distance (Heusel et al. 2017), spec/metrics.md §5."""
+"""Frechet Inception Distance (Heusel et al. 2017): ||mu_g - mu_r||^2 + tr(S_g + S_r - 2 sqrtm(S_g S_r)) of the
+feature means and (biased) covariances of generated and real images."""
 
 from __future__ import annotations
 

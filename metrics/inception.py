@@ -1,4 +1,4 @@
-"""Native PyTorch FID Inception-v3 (the TF "inception-2015-12-05" graph), see spec/inception.md.
+"""Native PyTorch FID Inception-v3 (the TF "inception-2015-12-05" graph; docs/metrics.md).
 
 `InceptionV3FID` has exactly the `state_dict` layout of the converted weight file
 `pt_inception-2015-12-05-6726825d.pth` (pytorch-fid / torch-fidelity), so that file loads into it

@@ -1,4 +1,8 @@
-"""Inception Score (Salimans et al. 2016), spec/metrics.md §8."""
+"""Inception Score (Salimans et al. 2016): exp(E_x KL(p(y|x) || p(y))), per split of the generated images.
+
+score_i = exp(mean_rows sum_classes P (log P - log mean_rows P)) over 10 equal splits; reports the mean and the
+population std of the scores.
+"""
 
 from __future__ import annotations
 

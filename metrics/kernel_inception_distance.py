@@ -1,4 +1,5 @@
-"""Kernel Inception Distance (Binkowski et al. 2018), spec/metrics.md §6."""
+"""Kernel Inception Distance (Binkowski et al. 2018): the unbiased MMD^2 with the cubic kernel (x.y / n + 1)^3
+between generated and real features, averaged over random subsets."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Metric registry, evaluation and reporting (spec/metrics.md §1-§2).
+"""Metric registry (names, parameters, result keys as in the original; see docs/metrics.md), evaluation and
+reporting (one JSON line per result, appended to `metric-<name>.jsonl` in the run directory).
 
 The training loop and calc_metrics.py share this code path:
     result = metric_main.calc_metric('fid50k_full', G=G_ema, dataset_kwargs=..., num_gpus=..., rank=..., device=...)

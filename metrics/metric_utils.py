@@ -28,7 +28,7 @@ from metrics.resize import check_resize_mode, clean_resize
 
 
 class MetricOptions:
-    """Everything a metric needs (spec/metrics.md §2).
+    """Everything a metric needs.
 
     G: generator (normally G_ema); G_kwargs: extra G(z, c) arguments; dataset_kwargs: real-data kwargs
     (copied); num_gpus/rank: process group layout; device: default `cuda:<rank>` if CUDA is available,
@@ -115,7 +115,7 @@ def iterate_random_labels(opts: MetricOptions, batch_size: int):
 
 
 class ProgressMonitor:
-    """Progress of one stage: prints `{tag:<19s} items ... time ... ms/item ...` lines (spec §10) every
+    """Progress of one stage: prints `{tag:<19s} items ... time ... ms/item ...` lines (the original's format) every
     `flush_interval` items and at completion, plus a live bar on stderr when it is a terminal."""
 
     def __init__(self, tag: str | None = None, num_items: int | None = None, flush_interval: int = 1000, verbose: bool = False):
@@ -126,7 +126,7 @@ class ProgressMonitor:
         self.start_time = time.time()
         self.batch_time = self.start_time
         self.batch_items = 0
-        self.bar: ProgressBar | None = None  # Live bar on a terminal, between the spec's progress lines.
+        self.bar: ProgressBar | None = None  # Live bar on a terminal, between the printed progress lines.
 
     def update(self, cur_items: int) -> None:
         if not self.verbose:
@@ -276,7 +276,7 @@ class FeatureStats:
 
 
 def cache_key(fields: dict[str, Any]) -> str:
-    """MD5 hex digest of repr(sorted(fields.items())) (the original's key rule, spec/metrics.md §4.1)."""
+    """MD5 hex digest of repr(sorted(fields.items())): the original's key rule, so its cached statistics match."""
     return hashlib.md5(repr(sorted(fields.items())).encode("utf-8")).hexdigest()
 
 

@@ -1,4 +1,5 @@
-"""Perceptual Path Length (Karras et al. 2019), spec/metrics.md §9.
+"""Perceptual Path Length (Karras et al. 2019): the mean of d(G(t), G(t + eps)) / eps^2 over random latent
+paths (lerp in W, slerp in Z), with the lowest and highest 1% of distances left out.
 
 The distance is the VGG16 LPIPS distance of the TorchScript `vgg16.pt` (`return_lpips=True`), or, with a
 domain detector (`opts.detector`), that detector's uncalibrated LPIPS-like distance

@@ -1,4 +1,4 @@
-"""AugmentPipe against the original pipe's outputs (reference/augment_1.pt) and the spec's constants."""
+"""AugmentPipe against the original pipe's outputs (reference/augment_1.pt) and the original's filter constants."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def test_buffers_and_parameters() -> None:
     assert pipe.init_kwargs['xflip'] == 1 and pipe.init_kwargs['imgfilter_bands'] == [1, 1, 1, 1]
     assert isinstance(pipe.xflip, float) and isinstance(pipe.imgfilter_bands, list)
 
-    # Hz_geom: sym6 rounded to float32 and divided by its float32 sum (values from the spec).
+    # Hz_geom: sym6 rounded to float32 and divided by its float32 sum (the original's float32 values).
     spec_values = [0.010892349, 0.0024683059, -0.0834316, -0.03416156, 0.34722894, 0.5569464,
                    0.23895217, -0.05136248, -0.014891874, 0.03162528, 0.001249961, -0.0055159335]
     assert pipe.Hz_geom.shape == (12,) and pipe.Hz_geom.dtype == torch.float32

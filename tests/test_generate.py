@@ -31,7 +31,7 @@ def save_tiny_network(path, c_dim: int = 0, img_channels: int = 3) -> Generator:
 
 
 def expected_pixels(G: Generator, seed: int, label: torch.Tensor, psi: float = 1.0) -> np.ndarray:
-    """The image the spec describes, converted with NumPy: NHWC, x * 127.5 + 128, clip, truncate to uint8."""
+    """The image generate.py should write, converted with NumPy: NHWC, x * 127.5 + 128, clip, truncate to uint8."""
     z = torch.from_numpy(np.random.RandomState(seed).standard_normal([1, G.z_dim]))
     with torch.no_grad():
         img = G(z, label, truncation_psi=psi, noise_mode="const").numpy()

@@ -1,4 +1,4 @@
-"""Network structure: state_dict tables of the spec, initialization and random-draw order, every
+"""Network structure: the original's state_dict tables, initialization and random-draw order, every
 architecture x conditioning x channel-count combination forward/backward, Freeze-D, argument checks."""
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def discriminator_draw_order(D: Discriminator, num_mapping_layers: int) -> list[
 
 
 def replay_draws(seed: int, *nets: tuple[dict, list[str]]) -> dict[str, torch.Tensor]:
-    """The values the spec's draw order gives for (state, keys) of consecutively built networks: one
+    """The values the original's draw order gives for (state, keys) of consecutively built networks: one
     torch.randn(shape) per key, divided by the lr multiplier for the mapping fc layers."""
     torch.manual_seed(seed)
     draws = {}

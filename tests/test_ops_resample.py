@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch_utils.ops import conv2d_resample, upfirdn2d
 
 # ----------------------------------------------------------------------------
-# Brute-force definitions, written from the spec's steps with NumPy loops and SciPy's 2-D convolution.
+# Brute-force definitions, written from the ops' definitions with NumPy loops and SciPy's 2-D convolution.
 
 
 def np_upfirdn2d(x, f2d, up, down, pad, flip_filter=False, gain=1.0):
@@ -187,7 +187,7 @@ def test_upfirdn2d_output_can_be_modified_in_place(f, up, down):
 
 
 # ----------------------------------------------------------------------------
-# Wrappers: closed forms with box filters, and the spec's padding table with the network filter.
+# Wrappers: closed forms with box filters, and the wrappers' default paddings with the network filter.
 
 
 def test_wrappers_with_box_filters_match_pooling_and_nearest():

@@ -87,7 +87,7 @@ def bias_act(
 def _bias_act_ref(
     x: torch.Tensor, b: torch.Tensor | None, dim: int, func: Callable, alpha: float, gain: float, clamp: float
 ) -> torch.Tensor:
-    """Reference path in the spec's order: bias, activation, gain (unless 1), clamp (unless < 0)."""
+    """Reference path in the op's order: bias, activation, gain (unless 1), clamp (unless < 0)."""
     if b is not None:
         x = x + b.reshape([-1 if i == dim else 1 for i in range(x.ndim)])
     x = func(x, alpha)
