@@ -18,6 +18,7 @@ import dnnlib
 from training import options as opts
 from training import distributed, run_state
 from training.options import AUGPIPE_CHOICES, CFG_CHOICES, build_training_options, next_run_dir, parse_comma_list
+from training.techniques.train_options import describe_techniques
 
 
 class CommaList(click.ParamType):
@@ -111,6 +112,13 @@ def is_exact_resume(resume: str | None) -> bool:
               type=click.Choice(["release", "paper"]), default="release")
 @click.option("--adaptivemix-weight", help=f"Weight of the AdaptiveMix shrinkage term [default: {opts.ADAPTIVEMIX_WEIGHT:g}]", type=float,
               default=opts.ADAPTIVEMIX_WEIGHT)
+# Techniques of Salimans et al. 2016 and the Bures-metric GAN (all off by default).
+@click.option("--fm-weight", help="Feature matching: weight of ||E f(real) - E f(fake)||^2 in G's loss [default: 0]", type=float)
+@click.option("--label-smoothing", help="One-sided label smoothing: D's real target alpha, e.g. 0.9 [default: 1 = off]", type=float)
+@click.option("--bures-weight", help="Bures diversity matching: weight of the squared Bures distance in G's loss [default: 0]", type=float)
+@click.option("--bures-alt", help="Alt-Bures: G's updates alternate GAN loss and Bures term [default: false]", type=bool, metavar="BOOL")
+@click.option("--hist-avg-weight", help="Historical averaging of G and D: weight of ||theta - mean past theta||^2 [default: 0]", type=float)
+@click.option("--mbdisc", help="Minibatch discrimination in D's head, joining minibatch-std [default: false]", type=bool, metavar="BOOL")
 # Transfer learning and resume.
 @click.option("--resume", help="latest | training-state .pt | run dir (exact) | network pkl, URL or name (transfer)", metavar="PKL")
 @click.option("--freezed", help="Freeze-D [default: 0 layers]", type=int, metavar="INT")
@@ -188,6 +196,7 @@ def print_summary(args: dnnlib.EasyDict, device: str) -> None:
     print(f"Conditional model:  {args.training_set_kwargs.use_labels}")
     print(f"Dataset x-flips:    {args.training_set_kwargs.xflip}")
     print(f"AdaptiveMix:        {'adaptivemix_kwargs' in args}")
+    print(f"Techniques:         {describe_techniques(args)}")
     print()
 
 

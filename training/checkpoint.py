@@ -34,6 +34,7 @@ SAFE_CLASS_MODULES = (
     "training.networks_layers",
     "training.networks_generator",
     "training.networks_discriminator",
+    "training.techniques.minibatch_discrimination",  # --mbdisc=1: a layer of D's epilogue.
     "training.augment",
 )
 TORCH_CONTAINERS = ("ModuleList", "ModuleDict", "Sequential", "ParameterList", "ParameterDict")

@@ -9,6 +9,17 @@ AdaptiveMix joins through the split discriminator (`D.features` = F, `D.head` = 
   J(mix of features) + J(F(mixed input))); the shrinkage term joins Gmain, Dgen and Dreal, not R1.
 - `adaptivemix_variant='paper'`: clean logits J(F(x)); reals are mixed with fakes and the shrinkage term
   (L2 distance by default) joins Gmain and Dmain.
+
+Techniques of `training.techniques` (all off by default), on the same split D (f = D.features, flattened):
+- feature matching: G's loss gains `fm_weight * ||mean f(real) - mean f(fake)||^2` per round;
+- Bures diversity matching: G's loss gains `bures_weight * B(C_real, C_fake)^2` (squared Bures distance of the
+  normalised feature covariances) per round; with `bures_alt`, G's updates alternate between the GAN loss
+  (even updates) and the Bures term alone (odd updates), with no weight;
+- one-sided label smoothing: D's real loss is the logistic loss against target `label_smoothing` (< 1);
+- historical averaging: each player's main loss gains `hist_avg_weight * ||theta - mean of its past theta||^2`
+  once per update (on the last round), and the update's parameters join the mean after that round.
+The real features for G's terms come from the reals as D sees them (augmented), without gradient. In the
+release AdaptiveMix variant the fake features cost one extra F pass (the mixed call never computes F(x)).
 """
 
 from __future__ import annotations
@@ -22,6 +33,10 @@ import torch.nn.functional as F
 from adaptivemix import AdaptiveMixDiscriminatorCall, split_features
 from torch_utils import training_stats
 from torch_utils.ops.grad import input_gradients
+from training.techniques.bures import alt_bures_term, bures_distance_squared
+from training.techniques.feature_matching import feature_matching_loss
+from training.techniques.historical_averaging import HistoricalAverage
+from training.techniques.label_smoothing import check_alpha, smoothed_real_loss
 
 PHASES = ("Gmain", "Greg", "Gboth", "Dmain", "Dreg", "Dboth")
 ADAPTIVEMIX_VARIANTS = ("release", "paper")
@@ -41,6 +56,8 @@ class StyleGAN2Loss:
         apa: a `training.apa.PseudoAugment` (None: off); its p is its own unless it shares the ADA pipe's.
         real_logit_observers: objects with `accumulate(real_logits)` (ADA/APA p controllers) that see the
             logits of every real batch, in Dmain and Dreg.
+        fm_weight, bures_weight, bures_alt, label_smoothing, hist_avg_weight: the techniques of the module
+            docstring (0 / False / 1.0 = off).
     """
 
     def __init__(
@@ -59,9 +76,18 @@ class StyleGAN2Loss:
         adaptivemix_weight: float = 1.0,
         apa: Any = None,
         real_logit_observers: tuple = (),
+        fm_weight: float = 0.0,
+        bures_weight: float = 0.0,
+        bures_alt: bool = False,
+        label_smoothing: float = 1.0,
+        hist_avg_weight: float = 0.0,
     ):
         if adaptivemix_variant not in ADAPTIVEMIX_VARIANTS:
             raise ValueError(f"adaptivemix_variant must be one of {ADAPTIVEMIX_VARIANTS}, got {adaptivemix_variant!r}")
+        if min(fm_weight, bures_weight, hist_avg_weight) < 0:
+            raise ValueError("fm_weight, bures_weight and hist_avg_weight must be >= 0")
+        if bures_alt and bures_weight > 0:
+            raise ValueError("bures_alt is the parameter-free alternative to bures_weight: use one of them")
         self.device = torch.device(device)
         self.G = G
         self.D = D
@@ -77,6 +103,31 @@ class StyleGAN2Loss:
         self.adaptivemix_weight = adaptivemix_weight
         self.apa = apa
         self.real_logit_observers = tuple(real_logit_observers) + ((apa,) if apa is not None else ())
+        self.fm_weight = float(fm_weight)
+        self.bures_weight = float(bures_weight)
+        self.bures_alt = bool(bures_alt)
+        self.label_smoothing = check_alpha(label_smoothing)
+        self.hist_avg_weight = float(hist_avg_weight)
+        self.hist = {}  # Player ('G'/'D') -> HistoricalAverage of its parameters.
+        if self.hist_avg_weight > 0:
+            self.hist = {"G": HistoricalAverage(G.parameters()), "D": HistoricalAverage(D.parameters())}
+        self.g_updates = 0  # Completed Gmain updates (Alt-Bures picks its term from the parity).
+
+    # ------------------------------------------------------------------------
+    # Technique state (part of the training state, so that resume is exact).
+
+    def state_dict(self) -> dict:
+        """Historical averages and the count of G updates."""
+        return {"g_updates": self.g_updates, "hist": {player: h.state_dict() for player, h in self.hist.items()}}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.g_updates = int(state["g_updates"])
+        missing = sorted(set(self.hist) - set(state["hist"]))
+        if missing:
+            raise ValueError(f"the training state has no historical average of {', '.join(missing)}: it was saved "
+                             "without --hist-avg-weight; resume with the options it was trained with")
+        for player, hist in self.hist.items():
+            hist.load_state_dict(state["hist"][player])
 
     # ------------------------------------------------------------------------
     # Network calls.
@@ -97,34 +148,45 @@ class StyleGAN2Loss:
     def _augment(self, img: torch.Tensor) -> torch.Tensor:
         return self.augment_pipe(img) if self.augment_pipe is not None else img
 
-    def run_D(self, img: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Logits [N] and the per-sample AdaptiveMix shrinkage term [N] (None unless the release variant is on)."""
+    def run_D(self, img: torch.Tensor, c: torch.Tensor, need_features: bool = False
+              ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        """Logits [N], the per-sample AdaptiveMix shrinkage term [N] (None unless the release variant is on) and,
+        when `need_features` (else None), the features F(x) [N, ...] of the augmented input."""
         x = self._augment(img)
         if self.adaptivemix is None or self.adaptivemix_variant != "release":
-            return self.D(x, c).flatten(), None
+            features = self.D.features(x, c)
+            logits = self.D.head(features, c).flatten()
+            return logits, None, split_features(features)[0] if need_features else None
         result = self.adaptivemix(lambda t: self.D.features(t, c), self.D.head, x, c)
-        return result.logits.flatten(), self.adaptivemix.shrinkage(result)
+        features = split_features(self.D.features(x, c))[0] if need_features else None
+        return result.logits.flatten(), self.adaptivemix.shrinkage(result), features
 
     def _paper_terms(self, real_img: torch.Tensor, real_c: torch.Tensor, gen_img: torch.Tensor, gen_c: torch.Tensor,
-                     need_real_logits: bool) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
-        """Paper variant: clean real logits [N] (None unless needed), clean fake logits [N] and the real-fake
-        shrinkage term [N]. F ignores labels; the reals need no graph when their logits are not needed."""
+                     need_real_logits: bool) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Paper variant: clean real logits [N] (None unless needed), clean fake logits [N], the real-fake
+        shrinkage term [N], and the mixable real and fake features. F ignores labels; the reals need no graph
+        when their logits are not needed."""
         real_x, gen_x = self._augment(real_img), self._augment(gen_img)
         with torch.set_grad_enabled(need_real_logits):
             real_feat = self.D.features(real_x, real_c)
         gen_feat = self.D.features(gen_x, gen_c)
         real_logits = self.D.head(real_feat, real_c).flatten() if need_real_logits else None
         gen_logits = self.D.head(gen_feat, gen_c).flatten()
-        shrink = self.adaptivemix.cross_shrinkage(lambda t: self.D.features(t, real_c), real_x,
-                                                     split_features(real_feat)[0], gen_x, split_features(gen_feat)[0])
-        return real_logits, gen_logits, shrink
+        real_f, gen_f = split_features(real_feat)[0], split_features(gen_feat)[0]
+        shrink = self.adaptivemix.cross_shrinkage(lambda t: self.D.features(t, real_c), real_x, real_f, gen_x, gen_f)
+        return real_logits, gen_logits, shrink, real_f, gen_f
 
     # ------------------------------------------------------------------------
     # Phases.
 
     def accumulate_gradients(self, phase: str, real_img: torch.Tensor, real_c: torch.Tensor, gen_z: torch.Tensor,
                              gen_c: torch.Tensor, sync: bool, gain: float) -> None:
-        """Run one phase on one round of data and backpropagate `mean(loss) * gain`."""
+        """Run one phase on one round of data and backpropagate `mean(loss) * gain`.
+
+        `sync` is True on the last round of the phase's update (the one after which its optimiser steps): the
+        per-update terms (historical averaging) join that round, and the update's bookkeeping (the running
+        parameter mean, the count of G updates for Alt-Bures) happens after it.
+        """
         if phase not in PHASES:
             raise ValueError(f"Unknown loss phase {phase!r}: expected one of {', '.join(PHASES)}")
         do_Gmain = phase in ("Gmain", "Gboth")
@@ -134,15 +196,36 @@ class StyleGAN2Loss:
         paper = self.adaptivemix is not None and self.adaptivemix_variant == "paper"
 
         if do_Gmain:
-            self._accumulate_Gmain(real_img, real_c, gen_z, gen_c, gain, paper)
+            self._accumulate_Gmain(real_img, real_c, gen_z, gen_c, gain, paper, last_round=sync)
         if do_Gpl:
             self._accumulate_Gpl(gen_z, gen_c, gain)
         if do_Dmain and paper:
-            self._accumulate_Dmain_paper(real_img, real_c, gen_z, gen_c, gain)
+            self._accumulate_Dmain_paper(real_img, real_c, gen_z, gen_c, gain, last_round=sync)
         elif do_Dmain:
-            self._accumulate_Dgen(gen_z, gen_c, gain)
+            loss_Dgen = self._accumulate_Dgen(gen_z, gen_c, gain, last_round=sync)
         if (do_Dmain and not paper) or do_Dr1:
-            self._accumulate_Dreal(real_img, real_c, gain, do_Dmain=do_Dmain and not paper, do_Dr1=do_Dr1)
+            loss_Dreal = self._accumulate_Dreal(real_img, real_c, gain, do_Dmain=do_Dmain and not paper, do_Dr1=do_Dr1)
+            if do_Dmain and not paper:
+                training_stats.report("Loss/D/loss", loss_Dgen + loss_Dreal)
+        if sync:
+            self._end_update(do_Gmain, do_Dmain)
+
+    def _end_update(self, did_Gmain: bool, did_Dmain: bool) -> None:
+        """After the last round of a main update: fold the player's parameters into its running mean (they are
+        the values the penalty of this update was taken at) and count G's update."""
+        for player, did in (("G", did_Gmain), ("D", did_Dmain)):
+            if did and player in self.hist:
+                self.hist[player].update()
+        if did_Gmain:
+            self.g_updates += 1
+
+    def _hist_penalty(self, player: str, last_round: bool) -> torch.Tensor | float:
+        """`hist_avg_weight * ||theta - mean||^2` of the player on the last round of its update, else 0."""
+        if player not in self.hist or not last_round:
+            return 0
+        penalty = self.hist[player].penalty()
+        training_stats.report(f"Loss/{player}/hist_avg", penalty)
+        return penalty * self.hist_avg_weight
 
     def _real_input(self, real_img: torch.Tensor) -> torch.Tensor:
         """The detached batch D sees as real: APA swaps in pseudo-real (generated) images with probability p."""
@@ -161,19 +244,55 @@ class StyleGAN2Loss:
         training_stats.report("Loss/adaptivemix", shrink)
         return shrink * self.adaptivemix_weight
 
-    def _accumulate_Gmain(self, real_img, real_c, gen_z, gen_c, gain, paper):
+    def _real_loss(self, real_logits: torch.Tensor) -> torch.Tensor:
+        """D's per-sample logistic loss on real logits: target 1, or `label_smoothing` (one-sided smoothing)."""
+        if self.label_smoothing == 1.0:
+            return F.softplus(-real_logits)
+        return smoothed_real_loss(real_logits, self.label_smoothing)
+
+    def _real_features(self, real_img: torch.Tensor, real_c: torch.Tensor) -> torch.Tensor:
+        """Mixable features of the (augmented) reals, without gradient: the constant side of G's statistics."""
+        with torch.no_grad():
+            return split_features(self.D.features(self._augment(real_img.detach()), real_c))[0]
+
+    def _statistics_terms(self, real_feat: torch.Tensor, gen_feat: torch.Tensor) -> torch.Tensor | float:
+        """Weighted feature-matching and Bures terms of G (scalars, reported)."""
+        total = 0
+        if self.fm_weight > 0:
+            fm = feature_matching_loss(real_feat, gen_feat)
+            training_stats.report("Loss/G/feature_matching", fm)
+            total = total + fm * self.fm_weight
+        if self.bures_weight > 0:
+            bures = bures_distance_squared(real_feat, gen_feat)
+            training_stats.report("Loss/G/bures", bures)
+            total = total + bures * self.bures_weight
+        return total
+
+    def _accumulate_Gmain(self, real_img, real_c, gen_z, gen_c, gain, paper, last_round):
         gen_img, _ = self.run_G(gen_z, gen_c)
         if self.apa is not None:
             self.apa.store(gen_img)
+        hist = self._hist_penalty("G", last_round)
+        if self.bures_alt and alt_bures_term(self.g_updates) == "bures":
+            gen_feat = split_features(self.D.features(self._augment(gen_img), gen_c))[0]
+            bures = bures_distance_squared(self._real_features(real_img, real_c), gen_feat)
+            training_stats.report("Loss/G/bures", bures)
+            training_stats.report("Loss/G/loss", bures)
+            ((bures + hist) * gain).backward()
+            return
+        need_stats = self.fm_weight > 0 or self.bures_weight > 0
         if paper:
-            _, gen_logits, shrink = self._paper_terms(real_img.detach(), real_c, gen_img, gen_c, need_real_logits=False)
+            _, gen_logits, shrink, real_feat, gen_feat = self._paper_terms(real_img.detach(), real_c, gen_img, gen_c,
+                                                                           need_real_logits=False)
         else:
-            gen_logits, shrink = self.run_D(gen_img, gen_c)
+            gen_logits, shrink, gen_feat = self.run_D(gen_img, gen_c, need_features=need_stats)
+            real_feat = self._real_features(real_img, real_c) if need_stats else None
         training_stats.report("Loss/scores/fake", gen_logits)
         training_stats.report("Loss/signs/fake", gen_logits.sign())
         loss_Gmain = F.softplus(-gen_logits) + self._report_adaptivemix(shrink)
-        training_stats.report("Loss/G/loss", loss_Gmain)
-        (loss_Gmain.mean() * gain).backward()
+        extra = (self._statistics_terms(real_feat, gen_feat) if need_stats else 0) + hist
+        training_stats.report("Loss/G/loss", loss_Gmain + extra)
+        ((loss_Gmain.mean() + extra) * gain).backward()
 
     def _accumulate_Gpl(self, gen_z, gen_c, gain):
         batch_size = max(gen_z.shape[0] // self.pl_batch_shrink, 1)
@@ -190,24 +309,27 @@ class StyleGAN2Loss:
         # The zero term gives every G parameter a (zero) gradient, as in the original: Adam then steps them all.
         ((gen_img[:, 0, 0, 0] * 0 + loss_Gpl).mean() * gain).backward()
 
-    def _accumulate_Dgen(self, gen_z, gen_c, gain):
+    def _accumulate_Dgen(self, gen_z, gen_c, gain, last_round) -> torch.Tensor:
+        """Dmain's fake part; returns its detached per-sample loss [N] (including the D history term)."""
         with torch.no_grad():
             gen_img, _ = self.run_G(gen_z, gen_c)
-        gen_logits, shrink = self.run_D(gen_img, gen_c)
+        gen_logits, shrink, _ = self.run_D(gen_img, gen_c)
         training_stats.report("Loss/scores/fake", gen_logits)
         training_stats.report("Loss/signs/fake", gen_logits.sign())
         loss_Dgen = F.softplus(gen_logits) + self._report_adaptivemix(shrink)
-        self._loss_Dgen = loss_Dgen.detach()
-        (loss_Dgen.mean() * gain).backward()
+        hist = self._hist_penalty("D", last_round)
+        ((loss_Dgen.mean() + hist) * gain).backward()
+        return (loss_Dgen + hist).detach()
 
-    def _accumulate_Dreal(self, real_img, real_c, gain, do_Dmain, do_Dr1):
+    def _accumulate_Dreal(self, real_img, real_c, gain, do_Dmain, do_Dr1) -> torch.Tensor | None:
+        """Dmain's real part and/or R1; returns the detached per-sample Dmain loss [N] (None without Dmain)."""
         real_img = self._real_input(real_img).requires_grad_(do_Dr1)
-        real_logits, shrink = self.run_D(real_img, real_c)
+        real_logits, shrink, _ = self.run_D(real_img, real_c)
         self._observe_real(real_logits)
         loss = 0
+        loss_Dreal = None
         if do_Dmain:
-            loss_Dreal = F.softplus(-real_logits) + self._report_adaptivemix(shrink)
-            training_stats.report("Loss/D/loss", self._loss_Dgen + loss_Dreal)
+            loss_Dreal = self._real_loss(real_logits) + self._report_adaptivemix(shrink)
             loss = loss + loss_Dreal
         if do_Dr1:
             (r1_grads,) = input_gradients(real_logits.sum(), [real_img])
@@ -217,15 +339,17 @@ class StyleGAN2Loss:
             training_stats.report("Loss/D/reg", loss_Dr1)
             loss = loss + loss_Dr1
         ((real_logits * 0 + loss).mean() * gain).backward()  # Zero term: every D parameter gets a gradient.
+        return loss_Dreal.detach() if loss_Dreal is not None else None
 
-    def _accumulate_Dmain_paper(self, real_img, real_c, gen_z, gen_c, gain):
+    def _accumulate_Dmain_paper(self, real_img, real_c, gen_z, gen_c, gain, last_round):
         with torch.no_grad():
             gen_img, _ = self.run_G(gen_z, gen_c)
         real_img = self._real_input(real_img)
-        real_logits, gen_logits, shrink = self._paper_terms(real_img, real_c, gen_img, gen_c, need_real_logits=True)
+        real_logits, gen_logits, shrink, _, _ = self._paper_terms(real_img, real_c, gen_img, gen_c, need_real_logits=True)
         training_stats.report("Loss/scores/fake", gen_logits)
         training_stats.report("Loss/signs/fake", gen_logits.sign())
         self._observe_real(real_logits)
-        loss = F.softplus(gen_logits) + F.softplus(-real_logits) + self._report_adaptivemix(shrink)
-        training_stats.report("Loss/D/loss", loss)
-        (loss.mean() * gain).backward()
+        loss = F.softplus(gen_logits) + self._real_loss(real_logits) + self._report_adaptivemix(shrink)
+        hist = self._hist_penalty("D", last_round)
+        training_stats.report("Loss/D/loss", loss + hist)
+        ((loss.mean() + hist) * gain).backward()

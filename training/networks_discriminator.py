@@ -31,6 +31,7 @@ from training.networks_layers import (
     MappingNetwork,
     block_precision,
 )
+from training.techniques.minibatch_discrimination import MinibatchDiscrimination
 
 DiscriminatorFeatures = tuple[torch.Tensor, torch.Tensor | None]
 
@@ -174,6 +175,9 @@ class DiscriminatorEpilogue(torch.nn.Module):
 
     `forward(x [N, in, 4, 4], img [N, img_channels, 4, 4] or None, cmap [N, cmap_dim] or None)` -> [N, 1]
     float32 logits. Always runs in float32.
+
+    With `mbdisc_kernels` B > 0, minibatch discrimination (Salimans et al. 2016) joins minibatch-std: the fc
+    output [N, in] gains B cross-sample closeness values (kernel size `mbdisc_kernel_dim`) before `out`.
     """
 
     def __init__(
@@ -187,6 +191,8 @@ class DiscriminatorEpilogue(torch.nn.Module):
         mbstd_num_channels: int = 1,
         activation: str = "lrelu",
         conv_clamp: float | None = None,
+        mbdisc_kernels: int = 0,
+        mbdisc_kernel_dim: int = 5,
     ):
         super().__init__()
         check_architecture(architecture)
@@ -203,7 +209,8 @@ class DiscriminatorEpilogue(torch.nn.Module):
             in_channels + mbstd_num_channels, in_channels, kernel_size=3, activation=activation, conv_clamp=conv_clamp
         )
         self.fc = FullyConnectedLayer(in_channels * resolution**2, in_channels, activation=activation)
-        self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
+        self.mbdisc = MinibatchDiscrimination(in_channels, mbdisc_kernels, mbdisc_kernel_dim) if mbdisc_kernels > 0 else None
+        self.out = FullyConnectedLayer(in_channels + mbdisc_kernels, 1 if cmap_dim == 0 else cmap_dim)
 
     def forward(
         self, x: torch.Tensor, img: torch.Tensor | None, cmap: torch.Tensor | None, force_fp32: bool = False
@@ -222,6 +229,8 @@ class DiscriminatorEpilogue(torch.nn.Module):
             x = self.mbstd(x)
         x = self.conv(x)
         x = self.fc(x.flatten(1))
+        if self.mbdisc is not None:
+            x = self.mbdisc(x)
         x = self.out(x)
 
         if self.cmap_dim > 0:

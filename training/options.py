@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 import dnnlib
+from training.techniques.train_options import apply_technique_options
 
 RESUME_SPECS = {
     name: "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/transfer-learning-source-nets/" + file
@@ -98,6 +99,8 @@ def build_training_options(
     device: str = "cpu",
     tick: float | None = None, deterministic: bool = False, metric_detector: str | None = None,
     detector_dir: str | None = None, metric_images: int | None = None,
+    fm_weight: float | None = None, label_smoothing: float | None = None, bures_weight: float | None = None,
+    bures_alt: bool = False, hist_avg_weight: float | None = None, mbdisc: bool = False,
 ) -> tuple[dnnlib.EasyDict, str]:
     """Validate the options and return (keyword arguments of `training_loop`, run description)."""
     args = dnnlib.EasyDict()
@@ -163,6 +166,10 @@ def build_training_options(
     desc += _apply_augmentation(args, aug, p, target, augpipe)
     desc += _apply_apa(args, apa, apa_target, with_dataaug, target)
     _apply_adaptivemix(args, adaptivemix, noise_std, adaptivemix_variant, adaptivemix_weight)
+    try:
+        desc += apply_technique_options(args, fm_weight, label_smoothing, bures_weight, bures_alt, hist_avg_weight, mbdisc)
+    except ValueError as err:
+        raise _error(str(err)) from None
     desc += _apply_resume(args, resume)
 
     if freezed < 0:

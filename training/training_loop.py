@@ -191,7 +191,9 @@ def status_line(stats: training_stats.Collector, total_kimg: float) -> str:
     ]
     if stats.num("Progress/apa") > 0:
         fields.append(f"apa {stats.mean('Progress/apa'):.3f}")
-    for label, name in [("lossG", "Loss/G/loss"), ("lossD", "Loss/D/loss"), ("amix", "Loss/adaptivemix")]:
+    for label, name in [("lossG", "Loss/G/loss"), ("lossD", "Loss/D/loss"), ("amix", "Loss/adaptivemix"),
+                        ("fm", "Loss/G/feature_matching"), ("bures", "Loss/G/bures"), ("histG", "Loss/G/hist_avg"),
+                        ("histD", "Loss/D/hist_avg")]:
         if stats.num(name) > 0:
             fields.append(f"{label} {stats.mean(name):<7.3f}")
     fields.append(f"eta {dnnlib.util.format_time(max(eta, 0))}")
@@ -336,6 +338,8 @@ def training_loop(
         for phase in phases:
             phase.opt.load_state_dict(state["optimizers"][phase.name])
         loss.pl_mean.copy_(state["pl_mean"])
+        if "loss" in state:  # Technique state: historical averages, Alt-Bures update count.
+            loss.load_state_dict(state["loss"])
         if augment_pipe is not None:
             augment_pipe.p.copy_(torch.as_tensor(state["augment_p"]))
         if ada is not None:
@@ -489,7 +493,7 @@ def save_snapshot(run_dir, rank, training_set_kwargs, G, D, G_ema, augment_pipe,
             optimizers={phase.name: phase.opt.state_dict() for phase in phases},
             pl_mean=loss.pl_mean.detach().cpu(),
             augment_p=float(augment_pipe.p) if augment_pipe is not None else 0.0,
-            ada=ada_states, apa=apa_states, rng=rng_states,
+            ada=ada_states, apa=apa_states, rng=rng_states, loss=loss.state_dict(),
             cur_nimg=cur_nimg, cur_tick=cur_tick + 1, batch_idx=batch_idx,
         )
         run_state.save_training_state(os.path.join(run_dir, run_state.state_file_name(cur_nimg)), state)
