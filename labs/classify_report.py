@@ -28,6 +28,13 @@ def _eval_key(record: dict) -> str:
     return f"FGSM {eps}" if record["attack"] == "fgsm" else f"PGD-{record['steps']} {eps}"
 
 
+def _column_order(key: str) -> tuple:
+    """clean, then FGSM, then PGD by number of steps."""
+    kind, _, rest = key.partition(" ")
+    steps = int(kind.split("-")[1]) if kind.startswith("PGD-") else 0
+    return ("clean", "FGSM").index(kind) if kind in ("clean", "FGSM") else 2, steps, rest
+
+
 def collect(runs_dir: str) -> dict[str, list[dict[str, float]]]:
     """{method: [one dict per run: column name -> value]}."""
     table: dict[str, list[dict[str, float]]] = {}
@@ -62,7 +69,7 @@ def render(table: dict[str, list[dict[str, float]]]) -> str:
     methods = [m for m in METHODS if m in table]
     keys = sorted({k for rows in table.values() for row in rows for k in row})
     acc_cols = [k for k in keys if "|" not in k and k != "train s"]
-    acc_cols = sorted(acc_cols, key=lambda k: (k != "clean", not k.startswith("FGSM"), k))
+    acc_cols = sorted(acc_cols, key=_column_order)
     lines = [
         "| method | runs | " + " | ".join(f"{c} acc. %" for c in acc_cols) + " | train s |",
         "|---" * (3 + len(acc_cols)) + "|",
