@@ -86,6 +86,7 @@ def cli() -> None:
     help="paper: trainable cosine head (Eq. 7-9); release: frozen |cosine| head",
 )
 @click.option("--max-images", type=click.IntRange(min=2), default=None, help="Train on a seeded random subset")
+@click.option("--augment", is_flag=True, help="Random crops of the 4-pixel zero-padded image and left-right flips")
 @click.option("--resume", is_flag=True, help="Continue the run in --outdir from its classifier.pt")
 @click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True)
 def train_cmd(
@@ -102,6 +103,7 @@ def train_cmd(
     noise_std,
     orth_head,
     max_images,
+    augment,
     resume,
     device,
 ) -> None:
@@ -119,6 +121,7 @@ def train_cmd(
         "noise_std": noise_std,
         "orth_head": orth_head,
         "max_images": max_images,
+        "augment": augment,
     }
     try:
         train(config, outdir, resume, device)

@@ -52,6 +52,21 @@ def load_images(
     return torch.from_numpy(images), (torch.from_numpy(labels) if need_labels else None)
 
 
+def random_crop_flip(x: torch.Tensor, pad: int = 4) -> torch.Tensor:
+    """Standard CIFAR augmentation of a batch [N, C, H, W]: zero-pad by `pad`, cut a random H x W window per
+    image, then mirror each image left-right with probability 1/2 (torch's global generator)."""
+    n, c, h, w = x.shape
+    padded = torch.nn.functional.pad(x, [pad] * 4)
+    top = torch.randint(0, 2 * pad + 1, (n,)).to(x.device)
+    left = torch.randint(0, 2 * pad + 1, (n,)).to(x.device)
+    flip = (torch.rand(n) < 0.5).to(x.device)
+    rows = (top[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = left[:, None] + torch.arange(w, device=x.device)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)[:, None, None, :]
+    index = torch.arange(n, device=x.device)[:, None, None, None], torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[index[0], index[1], rows, cols]
+
+
 def write_zip(dest: str, images: np.ndarray, labels: list[int] | None) -> None:
     """Write uint8 images [N, H, W] or [N, H, W, C] as PNGs plus dataset.json, atomically."""
     entries = []

@@ -28,7 +28,7 @@ from dnnlib.atomic import atomic_path, write_text
 from dnnlib.progress import ProgressBar
 from training.distributed import resolve_device
 
-from .classify_data import load_images
+from .classify_data import load_images, random_crop_flip
 from .classify_methods import ImageClassifier, MethodOptions, training_loss
 
 CHECKPOINT_KIND = "adaptivemix-lab-classifier"
@@ -169,6 +169,8 @@ def train(
         with ProgressBar(len(batches), desc=f"epoch {epoch + 1}/{config['epochs']}", unit="batch") as progress:
             for idx in batches:
                 x = images[idx].float().div(255)
+                if config["augment"]:
+                    x = random_crop_flip(x)
                 loss, logs = training_loss(model, config["method"], x, labels[idx], options)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

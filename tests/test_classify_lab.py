@@ -12,6 +12,7 @@ from adaptivemix.mixing import MixDraw
 from labs.classify import cli
 from labs.classify_attacks import fgsm, pgd
 from labs.classify_backbones import make_backbone
+from labs.classify_data import random_crop_flip
 from labs.classify_methods import ImageClassifier, MethodOptions, training_loss
 from labs.classify_report import collect, render
 from tests.conftest import make_image_zip
@@ -103,6 +104,19 @@ def test_pgd_stays_in_the_eps_ball_and_never_lowers_the_start_loss(random_start)
         assert float(ce(model(adv), y)) > float(ce(model(x), y))
 
 
+def test_random_crop_flip_matches_brute_force_crops():
+    x = torch.rand(6, 2, 5, 7)
+    torch.manual_seed(4)
+    out = random_crop_flip(x, pad=2)
+    torch.manual_seed(4)
+    top, left, flip = torch.randint(0, 5, (6,)), torch.randint(0, 5, (6,)), torch.rand(6) < 0.5
+    padded = torch.zeros(6, 2, 9, 11)
+    padded[:, :, 2:7, 2:9] = x
+    for i in range(6):
+        crop = padded[i, :, top[i] : top[i] + 5, left[i] : left[i] + 7]
+        torch.testing.assert_close(out[i], crop.flip(2) if flip[i] else crop)
+
+
 def _run(args):
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     return result.exit_code, result.output.strip().splitlines()
@@ -112,7 +126,15 @@ def test_train_eval_ood_end_to_end_resume_and_errors(tmp_path):
     data = str(make_image_zip(tmp_path / "train.zip", num_images=24, resolution=16, channels=1, num_classes=3))
     other = str(make_image_zip(tmp_path / "other.zip", num_images=12, resolution=16, channels=1, seed=7))
     run = str(tmp_path / "run")
-    common = ["train", f"--data={data}", "--method=orth-adaptivemix", "--seed=1", f"--outdir={run}", "--batch=8"]
+    common = [
+        "train",
+        f"--data={data}",
+        "--method=orth-adaptivemix",
+        "--seed=1",
+        f"--outdir={run}",
+        "--batch=8",
+        "--augment",
+    ]
     code, out = _run([*common, "--epochs=1"])
     assert code == 0, out
     ckpt = f"{run}/classifier.pt"
