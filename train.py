@@ -108,8 +108,8 @@ def is_exact_resume(resume: str | None) -> bool:
 # AdaptiveMix.
 @click.option("--adaptivemix", help="Enable adaptivemix for the discriminator inputs [default: false]", type=bool, metavar="BOOL")
 @click.option("--noise_std", "noise_std", help=f"inhibition parameter: std of the AdaptiveMix target noise [default: {opts.NOISE_STD}]", type=float)
-@click.option("--adaptivemix-variant", help="release: authors' StyleGAN2 code; paper: reals mixed with fakes, L2 [default: release]",
-              type=click.Choice(["release", "paper"]), default="release")
+@click.option("--adaptivemix-variant", help=f"release: authors' StyleGAN2 code; paper: reals mixed with fakes, L2 [default: {opts.ADAPTIVEMIX_VARIANT}]",
+              type=click.Choice(opts.ADAPTIVEMIX_VARIANTS), default=opts.ADAPTIVEMIX_VARIANT)
 @click.option("--adaptivemix-weight", help=f"Weight of the AdaptiveMix shrinkage term [default: {opts.ADAPTIVEMIX_WEIGHT:g}]", type=float,
               default=opts.ADAPTIVEMIX_WEIGHT)
 # Techniques of Salimans et al. 2016 and the Bures-metric GAN (all off by default).

@@ -54,6 +54,8 @@ P_INTERVAL = 4  # Iterations between p updates (ADA and APA).
 P_KIMG = 500  # kimg for p to change by 1 (ADA and APA) ...
 P_KIMG_TRANSFER = 100  # ... and when training starts from a network pickle (--resume=PKL).
 NOISE_STD = 0.05  # --noise_std: std of the AdaptiveMix target noise.
+ADAPTIVEMIX_VARIANTS = ["release", "paper"]  # --adaptivemix-variant: the authors' code, or the paper's form.
+ADAPTIVEMIX_VARIANT = "release"
 ADAPTIVEMIX_WEIGHT = 1.0  # --adaptivemix-weight.
 NUM_WORKERS = 3  # --workers: DataLoader worker processes.
 
@@ -94,7 +96,7 @@ def build_training_options(
     kimg: float | None = None, batch: int | None = None, aug: str | None = None, p: float | None = None,
     target: float | None = None, augpipe: str | None = None, resume: str | None = None, freezed: int = 0,
     fp32: bool = False, nhwc: bool = False, nobench: bool = False, allow_tf32: bool = False, workers: int | None = None,
-    adaptivemix: bool | None = None, noise_std: float | None = None, adaptivemix_variant: str = "release",
+    adaptivemix: bool | None = None, noise_std: float | None = None, adaptivemix_variant: str = ADAPTIVEMIX_VARIANT,
     adaptivemix_weight: float = ADAPTIVEMIX_WEIGHT, apa: bool = False, apa_target: float | None = None, with_dataaug: bool = False,
     device: str = "cpu",
     tick: float | None = None, deterministic: bool = False, metric_detector: str | None = None,
