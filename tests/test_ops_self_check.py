@@ -6,8 +6,8 @@ import types
 
 import pytest
 import torch
-
 from test_ops_cuda import stand_in_bias_act, stand_in_upfirdn2d
+
 from torch_utils import custom_ops
 from torch_utils.ops import _plugins, _self_check, bias_act, upfirdn2d
 

@@ -15,10 +15,11 @@ grad mode on, whatever the caller's context.
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 import types
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -62,10 +63,10 @@ def _measure(name: str, plugin: types.ModuleType, device: torch.device) -> tuple
         for case_name, run, shape in _CASES[name]():
             x = torch.randn(shape, generator=generator).to(device)
             try:
-                kernel = _value_and_gradient(lambda t: run(plugin, t), x)
+                kernel = _value_and_gradient(functools.partial(run, plugin), x)
             except Exception as error:  # noqa: BLE001 - a kernel that fails is as unusable as a wrong one
                 return errors, f"{case_name} raised {type(error).__name__}: {str(error).splitlines()[0][:200]}"
-            reference = _value_and_gradient(lambda t: run(None, t), x)
+            reference = _value_and_gradient(functools.partial(run, None), x)
             for output, k, r in zip(("forward", "gradient"), kernel, reference):
                 errors.append((f"{case_name} {output}", _relative_error(k, r)))
     return errors, None
