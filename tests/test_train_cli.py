@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 import train
-from training.options import auto_preset, next_run_dir
+from training.options import TINY, auto_preset, next_run_dir
 
 
 def run_train(*args):
@@ -40,7 +40,8 @@ def test_dry_run_prints_resolved_options(tiny_zip, tmp_path):
     assert options["adaptivemix_kwargs"]["noise_std"] == 0.1 and options["adaptivemix_kwargs"]["variant"] == "release"
     assert options["apa_kwargs"]["target"] == 0.6 and options["ada_target"] == 0.6
     assert options["training_set_kwargs"]["xflip"] is True and options["total_kimg"] == 2
-    assert options["G_kwargs"]["synthesis_kwargs"]["channel_base"] == 4096 and options["metrics"] == []
+    assert options["G_kwargs"]["synthesis_kwargs"]["channel_base"] == TINY["channel_base"] and options["metrics"] == []
+    assert options["loss_kwargs"]["pl_weight"] == TINY["pl_weight"] == 0
     assert options["run_dir"].endswith("00000-tiny16-mirror-tiny-kimg2-apa")
     assert "Dry run; exiting." in text
     assert not (tmp_path / "runs").exists()
