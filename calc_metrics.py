@@ -13,14 +13,16 @@ from __future__ import annotations
 import copy
 import json
 import os
+import pickle
 
 import click
 import torch
 
 import dnnlib
+from dnnlib import trust
 from metrics import detectors, metric_main, metric_utils
 from torch_utils import misc
-from training import distributed
+from training import distributed, run_checks
 from training.checkpoint import load_network_pkl
 
 # ----------------------------------------------------------------------------
@@ -32,8 +34,10 @@ def parse_metric_list(text: str) -> list[str]:
     if text is None or text.strip().lower() in ("", "none"):
         return []
     metrics = [m.strip() for m in text.split(",") if m.strip()]
-    if any(not metric_main.is_valid_metric(m) for m in metrics):
-        raise click.UsageError("\n".join(["--metrics can only contain the following values:"] + metric_main.list_valid_metrics()))
+    unknown = [m for m in metrics if not metric_main.is_valid_metric(m)]
+    if unknown:
+        raise click.UsageError(f"--metrics: unknown metric {unknown[0]!r}; --metrics can only contain the following values:\n"
+                               + "\n".join(metric_main.list_valid_metrics()))
     return metrics
 
 
@@ -42,6 +46,10 @@ def resolve_dataset_kwargs(data: str | None, mirror: bool | None, training_set_k
     if data is not None:
         dataset_kwargs = dnnlib.EasyDict(class_name="training.dataset.ImageFolderDataset", path=data)
     elif training_set_kwargs is not None:
+        try:  # The snapshot is data: its class_name must be one the allow-list admits (dnnlib.trust).
+            trust.check_class_names(training_set_kwargs, "the snapshot's training_set_kwargs")
+        except trust.UntrustedNameError as err:
+            raise click.UsageError(f"{err}; or pass --data") from None
         dataset_kwargs = dnnlib.EasyDict(copy.deepcopy(training_set_kwargs))
     else:
         raise click.UsageError("Could not look up dataset options; please specify --data")
@@ -134,8 +142,15 @@ _HELP = "Calculate quality metrics for a previous training run or a pretrained n
 @click.option("--num-images", help="Cap the real/generated image counts (quick checks; not comparable with 50k results)", type=int, metavar="INT")
 @click.option("--resize", help="How images reach the detector's input size: the original's protocol, or PIL bicubic in float (clean-fid)", type=click.Choice(["legacy", "clean"]), default="legacy", show_default=True)
 @click.option("--verbose", help="Print progress and details", type=bool, default=True, show_default=True, metavar="BOOL")
-def calc_metrics(network_pkl, metrics_text, data, mirror, num_gpus, detector, detector_dir, num_images, resize, verbose):
+@click.option("--trust-module", help="Module whose network classes the pickle may name (your own networks); repeatable "
+              "[default: $GAN_TRUSTED_MODULES]", metavar="NAME", multiple=True)
+def calc_metrics(network_pkl, metrics_text, data, mirror, num_gpus, detector, detector_dir, num_images, resize, verbose,
+                 trust_module):
     metrics = parse_metric_list(metrics_text)
+    try:
+        trust.trust_modules(name for text in trust_module for name in text.split(","))
+    except ValueError as err:
+        raise click.UsageError(f"--trust-module: {err}") from None
     if num_gpus < 1:
         raise click.UsageError("--gpus must be at least 1")
     if torch.cuda.is_available() and num_gpus > torch.cuda.device_count():
@@ -149,8 +164,11 @@ def calc_metrics(network_pkl, metrics_text, data, mirror, num_gpus, detector, de
 
     if verbose:
         print(f'Loading network from "{network_pkl}"...')
-    with dnnlib.util.open_url(network_pkl, verbose=verbose) as f:
-        network_dict = load_network_pkl(f)
+    try:
+        with dnnlib.util.open_url(network_pkl, verbose=verbose) as f:
+            network_dict = load_network_pkl(f)
+    except (OSError, ValueError, pickle.UnpicklingError) as err:
+        raise click.ClickException(f'cannot load network "{network_pkl}": {err}') from None
     G = network_dict["G_ema"]
 
     dataset_kwargs = resolve_dataset_kwargs(data, mirror, network_dict.get("training_set_kwargs"), G)
@@ -164,9 +182,13 @@ def calc_metrics(network_pkl, metrics_text, data, mirror, num_gpus, detector, de
         run_dir=find_run_dir(network_pkl), detector=detector, detector_dir=detector_dir, num_images=num_images, resize=resize,
         device=distributed.resolve_device("auto"),
     )
+    run_checks.check_detectors(metrics, dict(detector=detector, detector_dir=detector_dir))  # Offline: one line now.
     if verbose:
         print("Launching processes...")
-    distributed.launch(subprocess_fn, args, num_gpus, args.device)
+    try:
+        distributed.launch(subprocess_fn, args, num_gpus, args.device)
+    except detectors.DetectorUnavailableError as err:
+        raise click.ClickException(str(err)) from None
 
 
 if __name__ == "__main__":

@@ -111,7 +111,8 @@ def _check_destination(dest: str) -> None:
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent):
-        raise click.ClickException(f'--dest {dest} lies under {parent}, which is a file, not a folder; choose another path')
+        raise click.ClickException(f'--dest {dest} lies under {parent}, which is a file, not a folder; '
+                                   'choose another path')
 
 
 @contextlib.contextmanager

@@ -14,38 +14,46 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import uuid
 
 import click
 import numpy as np
 import PIL.Image
 import torch
 
+from dnnlib import atomic, trust
 from training import distributed
 from training.checkpoint import load_network_pkl_from_url
 from training.networks import Generator
+from training.options import FINITE_FLOAT
 
 IMAGE_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 
 
+MAX_SEEDS = 1_000_000  # Seeds per call: one PNG each; a typo such as 0-9999999999 must not fill the disk.
+
+
 def parse_range(text: str) -> list[int]:
-    """Parse a seed list like '0-3,7' into [0, 1, 2, 3, 7] (ranges are inclusive)."""
-    seeds = []
+    """Parse a seed list like '0-3,7' into [0, 1, 2, 3, 7] (ranges are inclusive).
+
+    Seeds must be below 2**32 and number at most MAX_SEEDS; both are checked before any range is expanded.
+    """
+    ranges = []
     for part in text.split(","):
         part = part.strip()
-        match = re.fullmatch(r"(\d+)-(\d+)", part)
-        if match:
-            lo, hi = int(match.group(1)), int(match.group(2))
-            if lo > hi:
-                raise ValueError(f"empty range {part!r}: write it low-high")
-            seeds.extend(range(lo, hi + 1))
-        elif re.fullmatch(r"\d+", part):
-            seeds.append(int(part))
-        else:
+        match = re.fullmatch(r"(\d+)-(\d+)", part) or re.fullmatch(r"(\d+)()", part)
+        if match is None:
             raise ValueError(f"{part!r} is not a seed or a range; use e.g. '0-3,7'")
-    if any(seed >= 2**32 for seed in seeds):
-        raise ValueError("seeds must be below 2**32")
-    return seeds
+        lo = int(match.group(1))
+        hi = int(match.group(2)) if match.group(2) else lo
+        if lo > hi:
+            raise ValueError(f"empty range {part!r}: write it low-high")
+        if hi >= 2**32:
+            raise ValueError(f"seeds must be below 2**32, got {hi} in {part!r}")
+        ranges.append((lo, hi))
+    count = sum(hi - lo + 1 for lo, hi in ranges)
+    if count > MAX_SEEDS:
+        raise ValueError(f"{count} seeds requested; at most {MAX_SEEDS} per call (one image each): split the range")
+    return [seed for lo, hi in ranges for seed in range(lo, hi + 1)]
 
 
 class SeedList(click.ParamType):
@@ -77,18 +85,16 @@ def to_uint8_images(img: torch.Tensor) -> np.ndarray:
 
 
 def save_image(pixels: np.ndarray, path: str) -> None:
-    """Save a [H, W, C] uint8 image as PNG atomically (temp file + os.replace)."""
+    """Save a [H, W, C] uint8 image as PNG atomically (`dnnlib.atomic`); a failed write is one error line."""
     channels = pixels.shape[2]
     if channels not in IMAGE_MODES:
         raise click.ClickException(f"cannot save images with {channels} channels as PNG (supported: 1, 3, 4)")
     image = PIL.Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels, IMAGE_MODES[channels])
-    tmp_path = f"{path}.{uuid.uuid4().hex}.tmp"
     try:
-        image.save(tmp_path, format="PNG")
-        os.replace(tmp_path, path)
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
+        with atomic.atomic_path(path, suffix=".png") as tmp_path:
+            image.save(tmp_path, format="PNG")
+    except atomic.WriteError as error:
+        raise click.ClickException(str(error)) from None
 
 
 def class_label(G: torch.nn.Module, class_idx: int | None, device: torch.device) -> torch.Tensor:
@@ -121,7 +127,7 @@ def load_generator(network_pkl: str, device: torch.device) -> torch.nn.Module:
 @click.command()
 @click.option("--network", "network_pkl", help="Network pickle path or URL", required=True, metavar="PATH")
 @click.option("--seeds", type=SeedList(), help="List of random seeds, e.g. 0-3,7")
-@click.option("--trunc", "truncation_psi", type=float, help="Truncation psi", default=1, show_default=True)
+@click.option("--trunc", "truncation_psi", type=FINITE_FLOAT, help="Truncation psi", default=1, show_default=True)
 @click.option("--class", "class_idx", type=int, help="Class label (required for conditional networks)")
 @click.option("--noise-mode", help="Noise mode", type=click.Choice(["const", "random", "none"]), default="const",
               show_default=True)
@@ -130,6 +136,8 @@ def load_generator(network_pkl: str, device: torch.device) -> torch.nn.Module:
 @click.option("--outdir", help="Where to save the output images", required=True, metavar="DIR")
 @click.option("--device", "device_name", type=click.Choice(distributed.DEVICE_CHOICES), default="auto",
               show_default=True, help="Where to run the generator")
+@click.option("--trust-module", help="Module whose network classes the pickle may name (your own networks); repeatable "
+              "[default: $GAN_TRUSTED_MODULES]", metavar="NAME", multiple=True)
 def generate_images(
     network_pkl: str,
     seeds: list[int] | None,
@@ -139,13 +147,23 @@ def generate_images(
     projected_w: str | None,
     outdir: str,
     device_name: str,
+    trust_module: tuple[str, ...],
 ) -> None:
     """Generate images using a pretrained network pickle."""
     if projected_w is None and not seeds:
         raise click.UsageError("--seeds option is required when not using --projected-w")
+    try:
+        trust.trust_modules(name for text in trust_module for name in text.split(","))
+    except ValueError as err:
+        raise click.UsageError(f"--trust-module: {err}") from None
+    if os.path.exists(outdir) and not os.path.isdir(outdir):
+        raise click.UsageError(f"--outdir={outdir} is a file, not a folder; choose another name")
     device = resolve_device(device_name)
     G = load_generator(network_pkl, device)
-    os.makedirs(outdir, exist_ok=True)
+    try:
+        os.makedirs(outdir, exist_ok=True)
+    except OSError as err:
+        raise click.ClickException(atomic.describe_write_error(outdir, err)) from None
 
     if projected_w is not None:
         if seeds:

@@ -42,7 +42,10 @@ def convert_network_pickle(source: str, dest: str, force_fp16: bool) -> None:
     except (OSError, ValueError, pickle.UnpicklingError) as error:
         raise click.ClickException(f'cannot load "{source}": {error}') from None
     print(f'Saving "{dest}"...')
-    save_network_pkl(os.fspath(dest), data)
+    try:
+        save_network_pkl(os.fspath(dest), data)
+    except OSError as error:  # dnnlib.atomic.WriteError: one line, and no partial file left.
+        raise click.ClickException(str(error)) from None
     print("Done.")
 
 

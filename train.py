@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import traceback
 
 import click
 import torch
+from torch.multiprocessing.spawn import ProcessException
 
 import dnnlib
+from dnnlib import atomic, trust
+from training import distributed, run_checks, run_control, run_state
 from training import options as opts
-from training import distributed, run_state
-from training.options import AUGPIPE_CHOICES, CFG_CHOICES, build_training_options, next_run_dir, parse_comma_list
+from training.options import AUGPIPE_CHOICES, CFG_CHOICES, FINITE_FLOAT, build_training_options, next_run_dir, parse_comma_list
 from training.techniques.train_options import describe_techniques
 
 
@@ -29,43 +32,77 @@ class CommaList(click.ParamType):
 
 
 def subprocess_fn(rank: int, args: dnnlib.EasyDict) -> None:
-    """Entry point of every training process (inside the process group `distributed.launch` set up): log, loop."""
+    """Entry point of every training process (inside the process group `distributed.launch` set up): log, loop.
+
+    The first SIGINT/SIGTERM ends the run cleanly at the next iteration. log.txt ends with the reason a run
+    stopped: the loop's last line, a one-line error, or the traceback (written before the log closes).
+    """
     from torch_utils import training_stats
     from training import training_loop
 
     log = dnnlib.util.Logger(file_name=os.path.join(args.run_dir, "log.txt"), file_mode="a", should_flush=True)
     try:
-        device = distributed.process_device(args.device, rank)
-        training_stats.init_multiprocessing(rank=rank, sync_device=device if args.num_gpus > 1 else None)
-        training_loop.training_loop(rank=rank, **dict(args, device=device))
+        with run_control.StopSignals() as stop:
+            device = distributed.process_device(args.device, rank)
+            training_stats.init_multiprocessing(rank=rank, sync_device=device if args.num_gpus > 1 else None)
+            training_loop.training_loop(rank=rank, abort_fn=stop.requested, **dict(args, device=device))
+    except run_control.RunError as err:
+        log.write_file_only(f"\nError: {err}\n")
+        raise
+    except KeyboardInterrupt as err:
+        log.write_file_only(f"\nStopped at once ({err or 'KeyboardInterrupt'}); {run_state.resume_hint(args.run_dir)}.\n")
+        raise
+    except BaseException:
+        log.write_file_only(traceback.format_exc())
+        raise
     finally:
         log.close()
 
 
-def exact_resume_options(resume: str, outdir: str, kimg: float | None) -> dnnlib.EasyDict:
-    """Options to continue a run exactly: from `latest` (newest state in --outdir), a state file or a run dir."""
-    if resume == "latest":
-        state_path = run_state.find_latest_state(outdir)
-        if state_path is None:
-            raise click.UsageError(f"--resume=latest: no training-state-*.pt in any run under --outdir={outdir}")
-    elif os.path.isdir(resume):
-        state_path = run_state.latest_state_in_run(resume)
-        if state_path is None:
-            raise click.UsageError(f"--resume={resume}: that run directory has no training-state-*.pt yet")
-    else:
-        state_path = resume
-    run_dir = os.path.dirname(os.path.abspath(state_path))
-    options_path = os.path.join(run_dir, "training_options.json")
-    if not os.path.isfile(options_path):
-        raise click.UsageError(f"--resume={resume}: {options_path} is missing; is {run_dir} a run directory?")
-    with open(options_path, "rt", encoding="utf-8") as f:
-        args = json.load(f, object_hook=dnnlib.EasyDict)
-    args.run_dir = run_dir
-    args.resume_state = state_path
-    args.pop("resume_pkl", None)
-    if kimg is not None:
-        args.total_kimg = kimg
-    return args
+def start_run_dir(args: dnnlib.EasyDict, outdir: str, desc: str | None) -> run_control.RunLock:
+    """Create a new run directory (renumbered if a simultaneous run took the name) or lock an existing one.
+
+    Returns the held lock; a directory in use by another train.py is one error line naming its pid.
+    """
+    if "resume_state" not in args:
+        print("Creating output directory...")
+        for _attempt in range(100):
+            try:
+                os.makedirs(args.run_dir)
+                break
+            except FileExistsError:
+                if desc is None or distributed.torchrun_rank() is not None:
+                    raise
+                args.run_dir = next_run_dir(outdir, desc)
+            except OSError as err:
+                raise click.ClickException(atomic.describe_write_error(args.run_dir, err)) from None
+    lock = run_control.RunLock(args.run_dir)
+    try:
+        lock.acquire()
+    except run_control.RunDirBusyError as err:
+        raise click.ClickException(str(err)) from None
+    if "resume_state" not in args:
+        saved = {k: v for k, v in args.items() if k != "device"}
+        atomic.write_text(os.path.join(args.run_dir, "training_options.json"), json.dumps(saved, indent=2))
+    return lock
+
+
+def run_launch(args: dnnlib.EasyDict, device: str) -> None:
+    """`distributed.launch` of the training processes, with their failures reported as one line."""
+    try:
+        if args.num_gpus > 1 and distributed.torchrun_rank() is None:
+            with run_control.StopSignals():  # Ctrl-C reaches every process; the children stop cleanly.
+                distributed.launch(subprocess_fn, args, args.num_gpus, device)
+        else:
+            distributed.launch(subprocess_fn, args, args.num_gpus, device)
+    except run_control.RunError as err:
+        raise click.ClickException(str(err)) from None
+    except KeyboardInterrupt as err:
+        raise click.ClickException(f"stopped at once ({err or 'KeyboardInterrupt'}); "
+                                   f"{run_state.resume_hint(args.run_dir)}") from None
+    except ProcessException as err:
+        last = [line for line in str(err).splitlines() if line.strip()][-1:] or ["unknown error"]
+        raise click.ClickException(f"a training process failed: {last[0]} (see {args.run_dir}/log.txt)") from None
 
 
 def is_exact_resume(resume: str | None) -> bool:
@@ -92,32 +129,32 @@ def is_exact_resume(resume: str | None) -> bool:
 @click.option("--mirror", help="Enable dataset x-flips [default: false]", type=bool, metavar="BOOL")
 # Base configuration.
 @click.option("--cfg", help="Base config [default: auto]", type=click.Choice(CFG_CHOICES))
-@click.option("--gamma", help="Override R1 gamma", type=float)
-@click.option("--kimg", help="Override training duration (thousands of images)", type=float, metavar="KIMG")
+@click.option("--gamma", help="Override R1 gamma", type=FINITE_FLOAT)
+@click.option("--kimg", help="Override training duration (thousands of images)", type=FINITE_FLOAT, metavar="KIMG")
 @click.option("--batch", help="Override batch size", type=int, metavar="INT")
-@click.option("--tick", help=f"Override kimg per status line (tick) [default: {opts.KIMG_PER_TICK}; tiny preset: {opts.TINY['kimg_per_tick']}]", type=float, metavar="KIMG")
+@click.option("--tick", help=f"Override kimg per status line (tick) [default: {opts.KIMG_PER_TICK}; tiny preset: {opts.TINY['kimg_per_tick']}]", type=FINITE_FLOAT, metavar="KIMG")
 # Augmentation.
 @click.option("--aug", help=f"Augmentation mode [default: {opts.AUG}]", type=click.Choice(["noaug", "ada", "fixed"]))
-@click.option("--p", help="Augmentation probability for --aug=fixed", type=float)
-@click.option("--target", help=f"ADA target value for --aug=ada [default: {opts.ADA_TARGET}]", type=float)
+@click.option("--p", help="Augmentation probability for --aug=fixed", type=FINITE_FLOAT)
+@click.option("--target", help=f"ADA target value for --aug=ada [default: {opts.ADA_TARGET}]", type=FINITE_FLOAT)
 @click.option("--augpipe", help=f"Augmentation pipeline [default: {opts.AUGPIPE}]", type=click.Choice(AUGPIPE_CHOICES))
 @click.option("--apa", help="Adaptive pseudo augmentation (Deceive D) [default: false]", type=bool, metavar="BOOL", default=False)
-@click.option("--apa-target", help=f"APA target value for --apa=1 [default: {opts.APA_TARGET}]", type=float)
+@click.option("--apa-target", help=f"APA target value for --apa=1 [default: {opts.APA_TARGET}]", type=FINITE_FLOAT)
 @click.option("--with-dataaug", help="With --apa=1: also augment D's inputs (--augpipe) with APA's p, one p for both [default: false]",
               type=bool, metavar="BOOL")
 # AdaptiveMix.
 @click.option("--adaptivemix", help="Enable adaptivemix for the discriminator inputs [default: false]", type=bool, metavar="BOOL")
-@click.option("--noise_std", "noise_std", help=f"inhibition parameter: std of the AdaptiveMix target noise [default: {opts.NOISE_STD}]", type=float)
+@click.option("--noise_std", "noise_std", help=f"inhibition parameter: std of the AdaptiveMix target noise [default: {opts.NOISE_STD}]", type=FINITE_FLOAT)
 @click.option("--adaptivemix-variant", help=f"release: authors' StyleGAN2 code; paper: reals mixed with fakes, L2 [default: {opts.ADAPTIVEMIX_VARIANT}]",
               type=click.Choice(opts.ADAPTIVEMIX_VARIANTS), default=opts.ADAPTIVEMIX_VARIANT)
-@click.option("--adaptivemix-weight", help=f"Weight of the AdaptiveMix shrinkage term [default: {opts.ADAPTIVEMIX_WEIGHT:g}]", type=float,
+@click.option("--adaptivemix-weight", help=f"Weight of the AdaptiveMix shrinkage term [default: {opts.ADAPTIVEMIX_WEIGHT:g}]", type=FINITE_FLOAT,
               default=opts.ADAPTIVEMIX_WEIGHT)
 # Techniques of Salimans et al. 2016 and the Bures-metric GAN (all off by default).
-@click.option("--fm-weight", help="Feature matching: weight of ||E f(real) - E f(fake)||^2 in G's loss [default: 0]", type=float)
-@click.option("--label-smoothing", help="One-sided label smoothing: D's real target alpha, e.g. 0.9 [default: 1 = off]", type=float)
-@click.option("--bures-weight", help="Bures diversity matching: weight of the squared Bures distance in G's loss [default: 0]", type=float)
+@click.option("--fm-weight", help="Feature matching: weight of ||E f(real) - E f(fake)||^2 in G's loss [default: 0]", type=FINITE_FLOAT)
+@click.option("--label-smoothing", help="One-sided label smoothing: D's real target alpha, e.g. 0.9 [default: 1 = off]", type=FINITE_FLOAT)
+@click.option("--bures-weight", help="Bures diversity matching: weight of the squared Bures distance in G's loss [default: 0]", type=FINITE_FLOAT)
 @click.option("--bures-alt", help="Alt-Bures: G's updates alternate GAN loss and Bures term [default: false]", type=bool, metavar="BOOL")
-@click.option("--hist-avg-weight", help="Historical averaging of G and D: weight of ||theta - mean past theta||^2 [default: 0]", type=float)
+@click.option("--hist-avg-weight", help="Historical averaging of G and D: weight of ||theta - mean past theta||^2 [default: 0]", type=FINITE_FLOAT)
 @click.option("--mbdisc", help="Minibatch discrimination in D's head, joining minibatch-std [default: false]", type=bool, metavar="BOOL")
 # Transfer learning and resume.
 @click.option("--resume", help="latest | training-state .pt | run dir (exact) | network pkl, URL or name (transfer)", metavar="PKL")
@@ -128,9 +165,15 @@ def is_exact_resume(resume: str | None) -> bool:
 @click.option("--nobench", help="Disable cuDNN benchmarking", type=bool, metavar="BOOL")
 @click.option("--allow-tf32", help="Allow PyTorch to use TF32 internally", type=bool, metavar="BOOL")
 @click.option("--workers", help=f"Override number of DataLoader workers [default: {opts.NUM_WORKERS}]", type=int, metavar="INT")
+@click.option("--trust-module", help="Module whose classes snapshots and options may name (your own networks), e.g. mypkg; "
+              "repeatable [default: $GAN_TRUSTED_MODULES]", metavar="NAME", multiple=True)
 @click.option("--deterministic", help="Deterministic algorithms (exactly reproducible on CPU) [default: false]", type=bool, metavar="BOOL")
-def main(ctx, outdir, dry_run, device, resume, kimg, **config_kwargs):
+def main(ctx, outdir, dry_run, device, resume, kimg, trust_module, **config_kwargs):
     """Train a GAN using the techniques of StyleGAN2-ADA, with AdaptiveMix and APA."""
+    try:
+        trust.trust_modules(name for text in trust_module for name in text.split(","))
+    except ValueError as err:
+        raise click.UsageError(f"--trust-module: {err}") from None
     try:
         device = distributed.resolve_device(device)
     except ValueError as err:
@@ -142,8 +185,12 @@ def main(ctx, outdir, dry_run, device, resume, kimg, **config_kwargs):
             raise click.UsageError(f"--gpus={config_kwargs['gpus']} differs from torchrun's world size {world_size}; omit --gpus")
         config_kwargs["gpus"] = world_size
         distributed.init_process_group(device, rank, world_size, "env://")
+    desc = None
     if is_exact_resume(resume):
-        args = exact_resume_options(resume, outdir, kimg)
+        sources = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
+        given = {name: value for name, value in dict(config_kwargs, kimg=kimg).items()
+                 if ctx.get_parameter_source(name) in sources and not (name == "gpus" and rank is not None)}
+        args = run_checks.exact_resume_options(resume, outdir, given)
         if rank in (None, 0):
             print(f'Continuing run "{args.run_dir}" from "{args.resume_state}"')
     else:
@@ -162,24 +209,26 @@ def main(ctx, outdir, dry_run, device, resume, kimg, **config_kwargs):
     if rank not in (None, 0):
         if not dry_run:
             torch.distributed.barrier()  # Wait until rank 0 has created the run directory.
-            distributed.launch(subprocess_fn, args, args.num_gpus, device)
+            run_launch(args, device)
         return
 
     print_summary(args, device)
     if dry_run:
         print("Dry run; exiting.")
         return
-    if "resume_state" not in args:
-        print("Creating output directory...")
-        os.makedirs(args.run_dir)
-        saved = {k: v for k, v in args.items() if k != "device"}
-        with open(os.path.join(args.run_dir, "training_options.json"), "wt", encoding="utf-8") as f:
-            json.dump(saved, f, indent=2)
+    # Everything that can be refused is checked before the run directory is created or touched.
+    if "resume_pkl" in args:
+        run_checks.check_transfer_pickle(args.resume_pkl)
+    run_checks.check_detectors(args.metrics, args.get("metric_kwargs", {}))
+    lock = start_run_dir(args, outdir, desc)
     if rank is not None:
         torch.distributed.barrier()
     print("Launching processes...")
     torch.multiprocessing.set_start_method("spawn", force=True)
-    distributed.launch(subprocess_fn, args, args.num_gpus, device)
+    try:
+        run_launch(args, device)
+    finally:
+        lock.release()
 
 
 def print_summary(args: dnnlib.EasyDict, device: str) -> None:

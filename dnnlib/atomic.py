@@ -94,7 +94,8 @@ def describe_write_error(path: str | os.PathLike, error: BaseException) -> str:
     """One line for a failed write: 'no space left on device' for a full disk, else the OS message."""
     errno_value = getattr(error, "errno", None)
     text = str(error)
-    if errno_value == errno.ENOSPC or "No space left" in text or "inline_container" in text or "PytorchStreamWriter" in text:
+    torch_writer = "inline_container" in text or "PytorchStreamWriter" in text
+    if errno_value == errno.ENOSPC or "No space left" in text or torch_writer:
         return f"could not write {os.fspath(path)}: no space left on device (free some space and run again)"
     if isinstance(error, PermissionError) or errno_value == errno.EACCES:
         return f"could not write {os.fspath(path)}: permission denied (choose a writable location)"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import sys
 from typing import Any, Iterable
 
 TRUSTED_MODULES_ENV = "GAN_TRUSTED_MODULES"
@@ -71,12 +72,22 @@ def is_user_trusted(module: str) -> bool:
     return _within(module, trusted_modules())
 
 
+# Top-level packages that are never a user's own network code: no refusal suggests trusting them.
+_NOT_USER_CODE = frozenset(sys.stdlib_module_names) | {"torch", "numpy", "scipy", "PIL", "click", "requests",
+                                                       "dnnlib", "training", "metrics", "torch_utils", "adaptivemix"}
+
+
+def trust_hint(module: str) -> str:
+    """The advice appended to a refusal: how to trust `module`'s package, unless it cannot be user code."""
+    package = module.split(".")[0]
+    if package in _NOT_USER_CODE or not _MODULE_NAME.match(package):
+        return ""
+    return f"; if {package} is your own code, pass --trust-module={package} or set {TRUSTED_MODULES_ENV}={package}"
+
+
 def _refuse(name: str, where: str, reason: str) -> UntrustedNameError:
-    module = name.split(".")[0]
-    return UntrustedNameError(
-        f'refusing "{name}" named in {where}: {reason}; files may name only this project\'s classes and modules '
-        f"you trust (if you trust {module}, pass --trust-module={module} or set {TRUSTED_MODULES_ENV}={module})"
-    )
+    return UntrustedNameError(f'refusing "{name}" named in {where}: {reason}; files may name only this project\'s '
+                              f"classes, torch optimizers and modules you trust{trust_hint(name)}")
 
 
 def resolve_class_name(name: Any, where: str = "a file") -> Any:

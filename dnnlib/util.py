@@ -71,6 +71,12 @@ class Logger:
             self.flush()
         return len(text)
 
+    def write_file_only(self, text: str) -> None:
+        """Write `text` to the log file but not the console (e.g. a traceback the console will show anyway)."""
+        if self.file is not None:
+            self.file.write(text)
+            self.file.flush()
+
     def flush(self) -> None:
         if self.file is not None:
             self.file.flush()

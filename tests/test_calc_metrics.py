@@ -91,6 +91,7 @@ def test_all_metric_kinds_run_offline_with_a_domain_detector(setup, monkeypatch)
 def test_unknown_metric_lists_valid_names(setup):
     result = _invoke(f"--network={setup['network']}", "--metrics=fid50k_full,fid")
     assert result.exit_code == 2
+    assert "--metrics: unknown metric 'fid'" in result.output
     assert "--metrics can only contain the following values:" in result.output
     assert "ppl_wend" in result.output
 
@@ -116,3 +117,26 @@ def test_mismatched_dataset_is_a_usage_error(setup, tmp_path, resolution, channe
     result = _invoke(f"--network={setup['network']}", f"--data={data}", "--metrics=none")
     assert result.exit_code == 2
     assert message in result.output and "network makes 8x8 with 1" in result.output
+
+
+@pytest.mark.parametrize("content", [b"", b"<html>Not Found</html>", b"plain text\n", b"\x80\x04truncated"])
+def test_bad_network_file_is_one_line(setup, tmp_path, content):
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(content)
+    result = _invoke(f"--network={bad}", "--metrics=none")
+    assert result.exit_code == 1 and f'cannot load network "{bad}"' in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_offline_without_the_detector_is_one_line_before_any_work(setup, tmp_path, monkeypatch):
+    from dnnlib import util
+
+    monkeypatch.setenv(util.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv("GAN_DETECTOR_DIR", raising=False)
+
+    def offline(url, num_attempts, verbose):
+        raise util.DownloadError("network unreachable")
+    monkeypatch.setattr(util, "_download", offline)
+    result = _invoke(f"--network={setup['network']}", "--metrics=kid50k_full")
+    assert result.exit_code == 2 and 'Detector "inception-2015-12-05.pt" is not available' in result.output
+    assert "Launching processes" not in result.output and "Traceback" not in result.output

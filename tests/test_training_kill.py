@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import legacy
+from dnnlib import atomic
 from training import run_state
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,6 +56,10 @@ def test_sigkill_mid_tick_then_resume_latest(tiny_zip, tmp_path):
     states = [run_state.load_training_state(str(p)) for p in run_dir.glob("training-state-*.pt")]
     assert states and all(s["batch_idx"] >= 2 for s in states)
     killed_at = max(s["batch_idx"] for s in states)
+    # A kill during a snapshot write leaves a temp file of the atomic writer; the resume must remove them all.
+    for name in ("network-snapshot-000000.pkl", "training-state-000000.pt", "stats.jsonl"):
+        with open(atomic.temp_path_for(run_dir / name), "wb") as f:
+            f.write(b"partial")
 
     result = subprocess.run(train_command(outdir, "--resume=latest", "--kimg=0.04"), env=env, capture_output=True, text=True,
                             timeout=300)
@@ -62,7 +67,7 @@ def test_sigkill_mid_tick_then_resume_latest(tiny_zip, tmp_path):
     assert "Continuing run" in result.stdout
     final = run_state.load_training_state(str(run_state.latest_state_in_run(str(run_dir))))
     assert final["batch_idx"] == 10 and final["batch_idx"] > killed_at
-    assert not [p for p in run_dir.iterdir() if ".tmp-" in p.name]
+    assert not [p for p in run_dir.iterdir() if atomic.is_temp_name(p.name) or ".tmp" in p.name]  # No temp of any kind.
     lines = stats_lines(run_dir)
     assert all(line.endswith("\n") for line in lines)
     kimgs = [json.loads(line)["Progress/kimg"]["mean"] for line in lines]

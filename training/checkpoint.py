@@ -2,8 +2,10 @@
 
 Snapshots are standard pickles of a dict (`G`, `D`, `G_ema`, `augment_pipe`, `training_set_kwargs`, ...), so
 `pickle.load(f)['G_ema']` works wherever this package is importable. `safe_load` reads the same files, and the
-original's files (spec `data-and-tools.md` §9), with a restricted unpickler: every global the file names is
-looked up in an allow-list (this project's network and augmentation classes, local re-implementations of the
+original StyleGAN2-ADA's files (whose networks are records of class name, source text and state, rebuilt as
+this project's classes by `training/checkpoint_original.py` without running the source), with a restricted
+unpickler: every global the file names is looked up in an allow-list (this project's network and augmentation
+classes, classes of modules the user trusts by name through `dnnlib.trust`, local re-implementations of the
 tensor/storage/NumPy reconstruction functions, `collections.OrderedDict`, `dnnlib.EasyDict`, sets, ...).
 Anything else is refused with `pickle.UnpicklingError` naming the global as `module.name`; nothing from the
 file is imported or run. Storage bytes are decoded locally (never through `torch.load`).
@@ -18,13 +20,13 @@ import io
 import os
 import pickle
 import struct
-import uuid
 from typing import Any, BinaryIO, Callable, NamedTuple
 
 import numpy as np
 import torch
 
 import dnnlib
+from dnnlib import atomic, trust
 from training.checkpoint_original import ORIGINAL_GLOBALS, PersistentRecord, build_module, module_from_record
 
 # Modules whose torch.nn.Module classes may appear in snapshots. Their constructors only allocate tensors, so
@@ -57,26 +59,16 @@ DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, Ov
 
 
 def save_network_pkl(path: str | os.PathLike, data: dict) -> None:
-    """Pickle `data` (a snapshot dict) to `path` atomically: a temp file in the same folder, then os.replace.
+    """Pickle `data` (a snapshot dict) to `path` atomically (`dnnlib.atomic`; a failed write raises WriteError).
 
     Modules should be on the CPU, in eval mode and without hooks (as the training loop stores them).
     """
     if not isinstance(data, dict):
         raise ValueError(f"a network pickle holds a dict, got {type(data).__name__}")
     path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp_path = os.path.join(folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    try:
-        with open(tmp_path, "xb") as f:
-            pickle.dump(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic.atomic_write(path, "wb") as f:
+        pickle.dump(data, f)
 
 
 # ----------------------------------------------------------------------------
@@ -123,7 +115,7 @@ class _StorageUnpickler(pickle.Unpickler):
 
 
 def load_legacy_storage(data: bytes) -> DecodedStorage:
-    """Decode the legacy `torch.save` serialization of one storage (spec `data-and-tools.md` §9.4).
+    """Decode the legacy (pre-zip) `torch.save` serialization of one storage, as the original's pickles embed it.
 
     Layout: five protocol-2 pickles (magic, version 1001, system info, the storage reference, the key list),
     then per key: an int64 element count and the little-endian element bytes.
@@ -248,12 +240,24 @@ SAFE_GLOBALS: dict[tuple[str, str], Any] = {
 }
 
 
-def _project_module_class(module: str, name: str) -> type | None:
-    """The `torch.nn.Module` subclass `module.name` if `module` is one of SAFE_CLASS_MODULES, else None."""
-    if module not in SAFE_CLASS_MODULES or not name.isidentifier() or name.startswith("_"):
+def _module_class(module: str, name: str) -> type | None:
+    """The `torch.nn.Module` subclass `module.name` defined in one of SAFE_CLASS_MODULES or in a module the user
+    trusts (`dnnlib.trust`: --trust-module / $GAN_TRUSTED_MODULES), else None. Untrusted modules are never imported."""
+    if not name.isidentifier() or name.startswith("_"):
         return None
-    obj = getattr(importlib.import_module(module), name, None)
-    if isinstance(obj, type) and issubclass(obj, torch.nn.Module) and obj.__module__ == module:
+    if module in SAFE_CLASS_MODULES:
+        allowed = (module,)
+    elif trust.is_user_trusted(module):
+        allowed = trust.trusted_modules()
+    else:
+        return None
+    try:
+        obj = getattr(importlib.import_module(module), name, None)
+    except ImportError as err:
+        raise pickle.UnpicklingError(f"cannot import trusted module '{module}' for '{module}.{name}': {err}") from None
+    defined_in = getattr(obj, "__module__", "")
+    if isinstance(obj, type) and issubclass(obj, torch.nn.Module) and any(
+            defined_in == m or defined_in.startswith(m + ".") for m in allowed):
         return obj
     return None
 
@@ -283,11 +287,12 @@ class SafeUnpickler(pickle.Unpickler):
                 f"'{module}.{name}': TensorFlow network pickles are not supported by this project; "
                 "use a PyTorch network pickle"
             )
-        cls = _project_module_class(module, name)
+        cls = _module_class(module, name)
         if cls is not None:
             return cls
         raise pickle.UnpicklingError(
             f"refusing to load global '{module}.{name}': not on the allow-list of safe network pickle contents"
+            + trust.trust_hint(module)
         )
 
     def persistent_load(self, pid: Any) -> Any:

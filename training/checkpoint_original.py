@@ -1,8 +1,8 @@
 """Rebuilding networks from pickles written by the original StyleGAN2-ADA code, without running their code.
 
 The original pickles each network as a call `torch_utils.persistence._reconstruct_persistent_obj(meta)`, where
-`meta` carries the full source text of the defining module, the class name and the instance `__dict__`
-(spec `data-and-tools.md` §9.2). Here that call only records `class_name` and `state`; the source text is
+`meta` carries the full source text of the defining module, the class name and the instance `__dict__`.
+Here that call only records `class_name` and `state`; the source text is
 dropped unread. The top-level record's `_init_args`/`_init_kwargs` build this project's class of the same
 name, and the tensors found under `_parameters`/`_buffers` (merged, for Freeze-D layers) are copied in by
 their dotted names, which equal the `state_dict` keys.

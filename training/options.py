@@ -1,12 +1,14 @@
 """train.py option processing: validation, presets (`--cfg`), run description and the loop's keyword arguments.
 
-`build_training_options(...)` mirrors StyleGAN2-ADA's `train.py` (spec `training.md` §3.2) step by step and
-adds this project's options (AdaptiveMix, APA, devices, the `tiny` preset, exact resume). Every problem is
-raised as a `click.UsageError` whose one-line message names the option and the fix.
+`build_training_options(...)` mirrors StyleGAN2-ADA's `train.py` step by step (same option names, defaults,
+checks and run-description suffixes) and adds this project's options (AdaptiveMix, APA, devices, the `tiny`
+preset, exact resume). Every problem is raised as a `click.UsageError` whose one-line message names the
+option and the fix.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from typing import Any
@@ -27,7 +29,9 @@ RESUME_SPECS = {
     }.items()
 }
 
-# ref_gpus, kimg, mb, mbstd, fmaps, lrate, gamma, ema, ramp, map (spec §3.3), plus the CPU demo preset `tiny`.
+# StyleGAN2-ADA's presets: reference GPU count, kimg, minibatch, minibatch-std group, feature-map scale
+# (channel_base = fmaps * 32768), learning rate, R1 gamma, G EMA half-life (kimg), EMA ramp-up, mapping layers;
+# plus the CPU demo preset `tiny`.
 CFG_SPECS = {
     "paper256": dict(ref_gpus=8, kimg=25000, mb=64, mbstd=8, fmaps=0.5, lrate=0.0025, gamma=1, ema=20, ramp=None, map=8),
     "paper512": dict(ref_gpus=8, kimg=25000, mb=64, mbstd=8, fmaps=1, lrate=0.0025, gamma=0.5, ema=20, ramp=None, map=8),
@@ -82,9 +86,31 @@ def _error(message: str) -> click.UsageError:
     return click.UsageError(message)
 
 
-def probe_dataset(data: str) -> tuple[dnnlib.EasyDict, str, Any]:
-    """training_set_kwargs for `data`, its description name, and the dataset (one-line error on failure)."""
-    kwargs = dnnlib.EasyDict(class_name="training.dataset.ImageFolderDataset", path=data, use_labels=True, max_size=None, xflip=False)
+class FiniteFloat(click.ParamType):
+    """A float option that refuses nan and inf (which every range check would let through)."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+FINITE_FLOAT = FiniteFloat()
+
+
+def probe_dataset(data: str, use_labels: bool) -> tuple[dnnlib.EasyDict, str, Any]:
+    """training_set_kwargs for `data`, its description name, and the dataset (one-line error on failure).
+
+    Labels are read only for a conditional run, so an unused, broken dataset.json never blocks training.
+    """
+    kwargs = dnnlib.EasyDict(class_name="training.dataset.ImageFolderDataset", path=data, use_labels=use_labels,
+                             max_size=None, xflip=False)
     try:
         dataset = dnnlib.util.construct_class_by_name(**kwargs)
         kwargs.resolution = dataset.resolution
@@ -117,11 +143,11 @@ def build_training_options(
     if snap < 1:
         raise _error("--snap must be at least 1")
     args.image_snapshot_ticks = args.network_snapshot_ticks = snap
-    args.metrics = _check_metrics(metrics if metrics is not None else [])
-    args.metric_kwargs = _metric_kwargs(args.metrics, metric_detector, detector_dir, metric_images)
+    args.metrics = check_metrics(metrics if metrics is not None else [])
+    args.metric_kwargs = metric_kwargs(args.metrics, metric_detector, detector_dir, metric_images)
     args.random_seed = seed
 
-    args.training_set_kwargs, desc, _dataset = probe_dataset(data)
+    args.training_set_kwargs, desc, _dataset = probe_dataset(data, use_labels=cond)
     args.data_loader_kwargs = dnnlib.EasyDict(pin_memory=(device == "cuda"), num_workers=NUM_WORKERS, prefetch_factor=2)
     if cond:
         if not args.training_set_kwargs.use_labels:
@@ -203,7 +229,7 @@ def build_training_options(
     return args, desc
 
 
-def _check_metrics(metrics: list[str]) -> list[str]:
+def check_metrics(metrics: list[str]) -> list[str]:
     if not metrics:
         return []
     from metrics import metric_main
@@ -215,7 +241,7 @@ def _check_metrics(metrics: list[str]) -> list[str]:
     return metrics
 
 
-def _metric_kwargs(metrics: list[str], detector: str | None, detector_dir: str | None, num_images: int | None) -> dnnlib.EasyDict:
+def metric_kwargs(metrics: list[str], detector: str | None, detector_dir: str | None, num_images: int | None) -> dnnlib.EasyDict:
     kwargs = dnnlib.EasyDict()
     for name, value in [("--metric-detector", detector), ("--detector-dir", detector_dir), ("--metric-images", num_images)]:
         if value is not None and not metrics:

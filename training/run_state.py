@@ -4,12 +4,14 @@ A state file `training-state-NNNNNN.pt` holds everything a run needs to continue
 G, D and G_ema weights, optimizer moments, augmentation/APA controller state, the path-length mean,
 counters (cur_nimg, cur_tick, batch_idx), and each rank's RNG states. It is a plain dict of tensors and
 Python scalars, loaded with `torch.load(weights_only=True)` (no code from the file runs), and written
-atomically (`dnnlib.atomic`: temp file, fsync, rename), so a run killed at any moment leaves either the old or the new file.
+atomically (`dnnlib.atomic`: temp file, fsync, rename), so a run killed at any moment leaves either the old
+or the new file.
 """
 
 from __future__ import annotations
 
 import glob
+import json
 import os
 import random
 import re
@@ -94,3 +96,34 @@ def find_latest_state(outdir: str) -> str | None:
         if path is not None:
             return path
     return None
+
+
+def truncate_stats_log(path: str, next_tick: int) -> None:
+    """Keep the complete lines of stats.jsonl for ticks before `next_tick` (the state's `cur_tick`).
+
+    Drops what a killed run wrote after its last state. Ticks are compared as integers ("Progress/tick" holds
+    a small integer exactly), never through the float kimg, which float32 logging rounds (0.208 -> 0.20800000429).
+    """
+    if not os.path.isfile(path):
+        return
+    kept = []
+    with open(path, "rt", encoding="utf-8") as f:
+        for line in f:
+            if not line.endswith("\n"):
+                break  # A line cut short by a kill.
+            try:
+                tick = int(round(json.loads(line)["Progress/tick"]["mean"]))
+            except (ValueError, KeyError, TypeError):
+                break
+            if tick >= next_tick:
+                break
+            kept.append(line)
+    atomic.write_text(path, "".join(kept))
+
+
+def resume_hint(run_dir: str) -> str:
+    """What a resume of `run_dir` continues from, as one phrase for messages."""
+    state = latest_state_in_run(run_dir)
+    if state is None:
+        return "no training state was kept yet (nothing to resume; start the run again)"
+    return f"kept {os.path.basename(state)} and its snapshot; --resume={run_dir} continues from there"

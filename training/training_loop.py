@@ -2,8 +2,9 @@
 
 Read `training_loop()` top to bottom: set-up (data, networks, augmentation, loss, phases), an optional exact
 resume, then iterations, each followed by the maintenance `tick` when due. Behaviour follows the
-StyleGAN2-ADA loop (spec `training.md` §2); additions: exact resume from training-state files, gradient
-averaging without DDP (so AdaptiveMix's split D trains in sync across ranks), APA with its own p.
+StyleGAN2-ADA loop (phase order, lazy regularisation, EMA half-life with ramp-up, ticks and snapshots);
+additions: exact resume from training-state files, gradient averaging without DDP (so AdaptiveMix's split D
+trains in sync across ranks), APA with its own p, and a clean stop on SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import torch
 import dnnlib
 from adaptivemix import AdaptiveMixDiscriminatorCall
 from torch_utils import misc, training_stats
-from training import distributed, options, run_state
+from dnnlib import atomic
+from training import distributed, options, run_control, run_state
 from training.apa import build_augmentation
 from training.checkpoint import load_network_pkl_from_url, save_network_pkl
 from training.image_grid import save_image_grid, select_grid_items
@@ -191,9 +193,7 @@ def status_line(stats: training_stats.Collector, total_kimg: float) -> str:
     ]
     if stats.num("Progress/apa") > 0:
         fields.append(f"apa {stats.mean('Progress/apa'):.3f}")
-    for label, name in [("lossG", "Loss/G/loss"), ("lossD", "Loss/D/loss"), ("amix", "Loss/adaptivemix"),
-                        ("fm", "Loss/G/feature_matching"), ("bures", "Loss/G/bures"), ("histG", "Loss/G/hist_avg"),
-                        ("histD", "Loss/D/hist_avg")]:
+    for label, name in [("lossG", "Loss/G/loss"), ("lossD", "Loss/D/loss"), ("amix", "Loss/adaptivemix")]:
         if stats.num(name) > 0:
             fields.append(f"{label} {stats.mean(name):<7.3f}")
     fields.append(f"eta {dnnlib.util.format_time(max(eta, 0))}")
@@ -208,35 +208,6 @@ def open_tensorboard(run_dir: str):
     except ImportError as err:
         print(f"Skipping tfevents export: {err}")
         return None
-
-
-def truncate_stats_log(path: str, max_kimg: float) -> None:
-    """Keep the complete lines of stats.jsonl up to `max_kimg` (drops lines a killed run wrote after its last state)."""
-    if not os.path.isfile(path):
-        return
-    kept = []
-    with open(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            if not line.endswith("\n"):
-                break  # A line cut short by a kill.
-            try:
-                kimg = json.loads(line)["Progress/kimg"]["mean"]
-            except (ValueError, KeyError, TypeError):
-                break
-            if kimg > max_kimg + 1e-9:
-                break
-            kept.append(line)
-    tmp_path = f"{path}.tmp-{os.getpid()}"
-    with open(tmp_path, "wt", encoding="utf-8") as f:
-        f.writelines(kept)
-    os.replace(tmp_path, path)
-
-
-def remove_partial_files(run_dir: str) -> None:
-    """Delete the temp files of atomic writes that a killed run left behind (`<name>.tmp-<pid>...`)."""
-    for name in os.listdir(run_dir):
-        if ".tmp-" in name:
-            os.remove(os.path.join(run_dir, name))
 
 
 # ----------------------------------------------------------------------------
@@ -280,7 +251,7 @@ def training_loop(
     cudnn_benchmark: bool = True,
     allow_tf32: bool = False,
     deterministic: bool = False,
-    abort_fn: Callable[[], bool] | None = None,
+    abort_fn: Callable[[], bool] | None = None,  # Checked after every iteration (any rank): True ends the run cleanly.
     progress_fn: Callable[[int, float], None] | None = None,
 ) -> None:
     """Train G and D; see the module docstring. `resume_state` continues a run exactly from a training-state file."""
@@ -291,6 +262,8 @@ def training_loop(
     torch.backends.cuda.matmul.allow_tf32 = allow_tf32
     torch.backends.cudnn.allow_tf32 = allow_tf32
     state = run_state.load_training_state(resume_state) if resume_state is not None else None
+    if state is not None and rank == 0:
+        atomic.remove_temp_files(run_dir)  # Before anything writes: a killed or disk-full run's temp files.
     log = print if rank == 0 else (lambda *args, **kwargs: None)
 
     log("Loading training set...")
@@ -331,6 +304,7 @@ def training_loop(
     phases = build_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interval)
 
     cur_nimg = cur_tick = batch_idx = 0
+    aborted = False
     if state is not None:
         log(f'Resuming exactly from "{resume_state}"')
         for name, module in dict(G=G, D=D, G_ema=G_ema).items():
@@ -369,8 +343,7 @@ def training_loop(
     if rank == 0:
         stats_path = os.path.join(run_dir, "stats.jsonl")
         if state is not None:
-            truncate_stats_log(stats_path, cur_nimg / 1e3)
-            remove_partial_files(run_dir)
+            run_state.truncate_stats_log(stats_path, cur_tick)
         stats_jsonl = open(stats_path, "at" if state is not None else "wt", encoding="utf-8")
         tensorboard = open_tensorboard(run_dir)
     if state is not None:
@@ -399,6 +372,8 @@ def training_loop(
             progress.update(batch_size)
 
         done = cur_nimg >= total_kimg * 1000
+        if not done and abort_fn is not None and any(distributed.all_gather_objects(bool(abort_fn()))):
+            done = aborted = True  # A stop request ends this tick now: status line, final snapshot, stats line.
         if not done and cur_tick != 0 and cur_nimg < tick_start_nimg + kimg_per_tick * 1000:
             continue
         if progress is not None:
@@ -429,17 +404,13 @@ def training_loop(
         stats_collector.update()
         log(status_line(stats_collector, total_kimg))
 
-        if not done and abort_fn is not None and abort_fn():
-            done = True
-            log("\nAborting...")
-
         if rank == 0 and image_snapshot_ticks is not None and (done or cur_tick % image_snapshot_ticks == 0):
             export_fakes(G_ema, grid_z, grid_c, grid_size, os.path.join(run_dir, f"fakes{cur_nimg // 1000:06d}.png"))
 
         if network_snapshot_ticks is not None and (done or cur_tick % network_snapshot_ticks == 0):
-            snapshot_pkl = save_snapshot(run_dir, rank, training_set_kwargs, G, D, G_ema, augment_pipe, phases, loss, ada, apa,
+            snapshot_pkl = save_snapshot_or_stop(run_dir, rank, training_set_kwargs, G, D, G_ema, augment_pipe, phases, loss, ada, apa,
                                          cur_nimg, cur_tick, batch_idx)
-            if metrics:
+            if metrics and not aborted:
                 stats_metrics.update(evaluate_metrics(metrics, metric_kwargs, G_ema, training_set_kwargs, num_gpus, rank, device,
                                                       run_dir, snapshot_pkl))
 
@@ -473,6 +444,17 @@ def training_loop(
     if tensorboard is not None:
         tensorboard.close()
     log("\nExiting...")
+    if aborted:  # The last line of log.txt: why the run ended and what a resume continues from.
+        log(f"Stopped at {cur_nimg / 1000:g} kimg on request; {run_state.resume_hint(run_dir)}.")
+
+
+def save_snapshot_or_stop(run_dir, *args) -> str:
+    """`save_snapshot`, with a failed write (full disk, read-only folder) raised as one-line RunError naming what
+    was kept (the temp files are already removed)."""
+    try:
+        return save_snapshot(run_dir, *args)
+    except atomic.WriteError as err:
+        raise run_control.RunError(f"{err}; {run_state.resume_hint(run_dir)}") from None
 
 
 def save_snapshot(run_dir, rank, training_set_kwargs, G, D, G_ema, augment_pipe, phases, loss, ada, apa,
