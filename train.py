@@ -20,7 +20,14 @@ import dnnlib
 from dnnlib import atomic, trust
 from training import distributed, run_checks, run_control, run_state
 from training import options as opts
-from training.options import AUGPIPE_CHOICES, CFG_CHOICES, FINITE_FLOAT, build_training_options, next_run_dir, parse_comma_list
+from training.options import (
+    AUGPIPE_CHOICES,
+    CFG_CHOICES,
+    FINITE_FLOAT,
+    build_training_options,
+    next_run_dir,
+    parse_comma_list,
+)
 from training.techniques.train_options import describe_techniques
 
 

@@ -16,7 +16,8 @@ import os
 import re
 import shutil
 import uuid
-from typing import IO, Iterator
+from collections.abc import Iterator
+from typing import IO
 
 _TEMP_NAME = re.compile(r"^\..+\.tmp-\d+-[0-9a-f]{8}")
 

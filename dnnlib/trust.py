@@ -22,7 +22,8 @@ import importlib
 import os
 import re
 import sys
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 TRUSTED_MODULES_ENV = "GAN_TRUSTED_MODULES"
 

@@ -14,7 +14,8 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from typing import Any, BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import Any, BinaryIO
 
 from dnnlib import atomic
 
@@ -55,7 +56,7 @@ class Logger:
         sys.stdout = self
         sys.stderr = self
 
-    def __enter__(self) -> "Logger":
+    def __enter__(self) -> Logger:
         return self
 
     def __exit__(self, *exc: Any) -> None:

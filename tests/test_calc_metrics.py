@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 from click.testing import CliRunner
+from test_metrics_domain_detector import write_labelled_image_folder
 
 import calc_metrics
 from metrics import domain_detector
-from test_metrics_domain_detector import write_labelled_image_folder
 from training.checkpoint import save_network_pkl
 from training.networks import Discriminator, Generator
 

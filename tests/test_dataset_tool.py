@@ -13,8 +13,8 @@ import sys
 import tarfile
 import zipfile
 
-import numpy as np
 import click
+import numpy as np
 import PIL.Image
 import pytest
 from click.testing import CliRunner

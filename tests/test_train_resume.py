@@ -1,7 +1,6 @@
 """train.py around a run directory: resume overrides and refusals, validation before creating anything, the
 lock, class names in training_options.json, stats.jsonl truncation by tick, a full disk, and clean stops."""
 
-import errno
 import json
 import os
 import shutil
@@ -10,13 +9,13 @@ import zipfile
 
 import pytest
 from click.testing import CliRunner
+from conftest import make_image_zip
+from test_training_loop import tiny_loop_kwargs
 
 import train
-from conftest import make_image_zip
 from dnnlib import atomic, util
 from training import run_control, run_state
 from training import training_loop as training_loop_module
-from test_training_loop import tiny_loop_kwargs
 from training.training_loop import training_loop
 
 TINY = ["--cfg=tiny", "--batch=4", "--kimg=0.004", "--tick=0.004", "--device=cpu", "--aug=noaug"]
@@ -238,3 +237,15 @@ def test_lock_is_released_with_its_holder(tmp_path):
             run_control.RunLock(str(tmp_path)).acquire()
     with run_control.RunLock(str(tmp_path)):  # Free again once released (or once the holder died).
         pass
+
+
+def test_log_ends_with_the_traceback_of_an_unexpected_error(run_copy, tmp_path, monkeypatch):
+    run_dir, _data = run_copy
+
+    def broken(*args, **kwargs):
+        raise ValueError("boom in the data pipeline")
+    monkeypatch.setattr(training_loop_module, "fetch_phase_inputs", broken)
+    result = run_train(f"--outdir={tmp_path}", f"--resume={run_dir}", "--kimg=0.008")
+    assert isinstance(result.exception, ValueError)
+    log = (run_dir / "log.txt").read_text().strip().splitlines()
+    assert log[-1] == "ValueError: boom in the data pipeline" and "Traceback (most recent call last):" in log

@@ -20,7 +20,8 @@ import io
 import os
 import pickle
 import struct
-from typing import Any, BinaryIO, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
 import torch

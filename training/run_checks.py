@@ -59,7 +59,7 @@ def exact_resume_options(resume: str, outdir: str, given: dict) -> dnnlib.EasyDi
     if not os.path.isfile(options_path):
         raise click.UsageError(f"--resume={resume}: {options_path} is missing; is {run_dir} a run directory?")
     try:
-        with open(options_path, "rt", encoding="utf-8") as f:
+        with open(options_path, encoding="utf-8") as f:
             args = json.load(f, object_hook=dnnlib.EasyDict)
         trust.check_class_names(args, options_path)
     except (OSError, ValueError) as err:  # UntrustedNameError is a ValueError.

@@ -107,7 +107,7 @@ def truncate_stats_log(path: str, next_tick: int) -> None:
     if not os.path.isfile(path):
         return
     kept = []
-    with open(path, "rt", encoding="utf-8") as f:
+    with open(path, encoding="utf-8") as f:
         for line in f:
             if not line.endswith("\n"):
                 break  # A line cut short by a kill.

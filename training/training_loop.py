@@ -13,8 +13,9 @@ import copy
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import psutil
@@ -22,14 +23,14 @@ import torch
 
 import dnnlib
 from adaptivemix import AdaptiveMixDiscriminatorCall
-from torch_utils import misc, training_stats
 from dnnlib import atomic
+from dnnlib.progress import ProgressBar
+from torch_utils import misc, training_stats
 from training import distributed, options, run_control, run_state
 from training.apa import build_augmentation
 from training.checkpoint import load_network_pkl_from_url, save_network_pkl
 from training.image_grid import save_image_grid, select_grid_items
 from training.loss import StyleGAN2Loss
-from dnnlib.progress import ProgressBar
 
 
 @dataclass
