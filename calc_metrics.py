@@ -192,4 +192,5 @@ def calc_metrics(network_pkl, metrics_text, data, mirror, num_gpus, detector, de
 
 
 if __name__ == "__main__":
-    calc_metrics()
+    with dnnlib.util.sigterm_as_interrupt():  # SIGTERM then removes the temp file of a write in progress.
+        calc_metrics()

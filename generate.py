@@ -20,6 +20,7 @@ import numpy as np
 import PIL.Image
 import torch
 
+import dnnlib
 from dnnlib import atomic, trust
 from training import distributed
 from training.checkpoint import load_network_pkl_from_url
@@ -200,4 +201,5 @@ def generate_images(
 
 
 if __name__ == "__main__":
-    generate_images()
+    with dnnlib.util.sigterm_as_interrupt():  # SIGTERM then removes the temp file of a write in progress.
+        generate_images()
