@@ -28,6 +28,7 @@ from training.networks import Generator
 from training.options import FINITE_FLOAT
 
 IMAGE_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+GENERATOR_INTERFACE = ("z_dim", "c_dim")  # What generating from seeds uses, besides forward(z, c, ...).
 
 
 MAX_SEEDS = 1_000_000  # Seeds per call: one PNG each; a typo such as 0-9999999999 must not fill the disk.
@@ -120,8 +121,10 @@ def load_generator(network_pkl: str, device: torch.device) -> torch.nn.Module:
         G = load_network_pkl_from_url(network_pkl)["G_ema"]
     except (OSError, ValueError, pickle.UnpicklingError) as error:
         raise click.ClickException(f'cannot load network "{network_pkl}": {error}') from None
-    if not isinstance(G, Generator):
-        raise click.ClickException(f'"{network_pkl}": G_ema is a {type(G).__name__}, not a Generator')
+    # This project's Generator, or a class of a module the user trusts that offers the same interface.
+    if not isinstance(G, Generator) and not all(hasattr(G, name) for name in GENERATOR_INTERFACE):
+        raise click.ClickException(f'"{network_pkl}": G_ema is a {type(G).__name__}, not a generator '
+                                   f"(it lacks {', '.join(n for n in GENERATOR_INTERFACE if not hasattr(G, n))})")
     return G.eval().requires_grad_(False).to(device)
 
 

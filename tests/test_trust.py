@@ -28,6 +28,17 @@ class MyG(torch.nn.Module):
 
 def make_g():
     return MyG()
+
+
+class UserG(torch.nn.Module):  # A generator of the user's own, built from torch.nn layers.
+    z_dim, c_dim = 4, 0
+
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 3 * 4 * 4)
+
+    def forward(self, z, c, truncation_psi=1, noise_mode="const"):
+        return torch.tanh(self.fc(z.float())).reshape(-1, 3, 4, 4)
 '''
 # protocol 2: GLOBAL h1_user_networks.MyG, EMPTY_TUPLE, NEWOBJ, STOP (an instance built without __init__).
 USER_PICKLE = b"\x80\x02c" + USER_PACKAGE.encode() + b"\nMyG\n)\x81."
@@ -129,3 +140,21 @@ def test_refusals_never_suggest_trusting_the_standard_library_or_torch():
     with pytest.raises(pickle.UnpicklingError) as info:
         safe_load(__import__("io").BytesIO(b"\x80\x02cposix\nsystem\n."))
     assert "--trust-module" not in str(info.value)
+
+
+def test_generate_from_a_users_own_generator_made_of_torch_nn_layers(user_package, tmp_path, monkeypatch):
+    monkeypatch.setenv(trust.TRUSTED_MODULES_ENV, USER_PACKAGE)  # Needed to import it and write the snapshot.
+    G = trust.resolve_class_name(f"{USER_PACKAGE}.UserG")()
+    network = tmp_path / "user-snapshot.pkl"
+    save_network_pkl(network, dict(G=G, D=G, G_ema=G, augment_pipe=None, training_set_kwargs=None))
+    monkeypatch.delenv(trust.TRUSTED_MODULES_ENV)
+    out = tmp_path / "out"
+    refused = CliRunner().invoke(generate.generate_images, [f"--network={network}", "--seeds=0", f"--outdir={out}",
+                                                            f"--trust-module={USER_PACKAGE}"])
+    assert refused.exit_code == 1 and "'torch.nn.modules.linear.Linear'" in refused.output, refused.output
+    os.environ.pop(trust.TRUSTED_MODULES_ENV, None)
+    result = CliRunner().invoke(generate.generate_images, [f"--network={network}", "--seeds=0", f"--outdir={out}",
+                                                           f"--trust-module={USER_PACKAGE},torch.nn"])
+    os.environ.pop(trust.TRUSTED_MODULES_ENV, None)
+    assert result.exit_code == 0, result.output
+    assert os.listdir(out) == ["seed0000.png"]
