@@ -78,3 +78,35 @@ def test_sigkill_mid_tick_then_resume_latest(tiny_zip, tmp_path):
                            timeout=300)
     assert again.returncode == 0 and "pass a larger --kimg to extend it" in again.stdout
     assert stats_lines(run_dir) == lines
+
+
+@pytest.mark.slow
+def test_sigterm_stops_cleanly_with_a_final_snapshot(tiny_zip, tmp_path):
+    outdir = tmp_path / "runs"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    args = [f"--data={tiny_zip}", "--cfg=tiny", "--batch=4", "--kimg=100", "--tick=0.008", "--snap=1000", "--workers=1",
+            "--aug=noaug"]
+    proc = subprocess.Popen(train_command(outdir, *args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline and proc.poll() is None:  # Past tick 0 (a snapshot), inside later ticks.
+            runs = list(outdir.glob("00000-*")) if outdir.exists() else []
+            if runs and len(stats_lines(runs[0])) >= 2:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "training ended before it could be stopped"
+        proc.send_signal(signal.SIGTERM)  # To the main process only, as `kill PID` does.
+        output = proc.communicate(timeout=240)[0]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, output[-3000:]
+    run_dir = runs[0]
+    final = run_state.load_training_state(str(run_state.latest_state_in_run(str(run_dir))))
+    assert final["cur_tick"] >= 3  # Written at the stop, not only the tick-0 snapshot (--snap=1000).
+    last = (run_dir / "log.txt").read_text().strip().splitlines()[-1]
+    assert last.startswith("Stopped at ") and "kept training-state-000000.pt and its snapshot" in last, last
+    assert "SIGTERM received" in output and "Traceback" not in output
+    assert not [p for p in run_dir.iterdir() if atomic.is_temp_name(p.name)]
