@@ -6,8 +6,9 @@
 For each seed, max(counts) images are generated once (z ~ N(0, I) from torch.manual_seed(seed)); for every
 detector and resize protocol their features and those of the first max(counts) real images are computed
 through the metrics' own input path (metrics.metric_utils.detector_input). Each count N then uses the first
-N real and N generated features, as `--num-images=N` does. The real-vs-real line splits the real features
-into two halves. Prints a Markdown table (mean ± SD over seeds) and writes every value as JSON.
+N real and N generated features, as `--num-images=N` does. The real-vs-real lines compare two disjoint
+random subsets of N real images each (N <= half the real set; drawn per seed). `--no-generated` skips the
+generator (real-vs-real only). Prints a Markdown table (mean ± SD over seeds) and writes every value as JSON.
 """
 
 from __future__ import annotations
@@ -55,16 +56,17 @@ def scores(real: np.ndarray, gen: np.ndarray, seed: int) -> dict[str, float]:
 @click.option("--detectors", "detector_list", required=True, help="Comma-separated detector files")
 @click.option("--counts", default="500,1000,2000,5000,10000", show_default=True)
 @click.option("--seeds", default="0,1,2", show_default=True)
+@click.option("--generated/--no-generated", default=True, show_default=True, help="Also score generated images")
 @click.option("--out", required=True, metavar="JSON")
-def main(network_pkl, data, detector_list, counts, seeds, out):
+def main(network_pkl, data, detector_list, counts, seeds, generated, out):
     counts = [int(c) for c in counts.split(",")]
     seeds = [int(s) for s in seeds.split(",")]
     with open(network_pkl, "rb") as f:
         G = load_network_pkl(f)["G_ema"].eval().requires_grad_(False).cpu()
     start = time.time()
     reals = real_images(data, max(counts), G.img_resolution)
-    gens = {seed: generated_images(G, max(counts), seed) for seed in seeds}
-    print(f"{len(reals)} real and {len(seeds)} x {max(counts)} generated images in {time.time() - start:.0f} s")
+    gens = {seed: generated_images(G, max(counts), seed) for seed in seeds} if generated else {}
+    print(f"{len(reals)} real and {len(gens)} x {max(counts)} generated images in {time.time() - start:.0f} s")
 
     results = []
     for url in detector_list.split(","):
@@ -72,26 +74,26 @@ def main(network_pkl, data, detector_list, counts, seeds, out):
         for mode in ("legacy", "clean"):
             opts = metric_utils.MetricOptions(device="cpu", resize=mode)
             real_feat = features(opts, detector, url, reals)
-            half = len(real_feat) // 2
-            baseline = scores(real_feat[:half], real_feat[half:], seed=0)
-            results.append(dict(detector=detectors.file_name(url), resize=mode, count=half, seed=None, real_vs_real=True, **baseline))
             for seed in seeds:
+                perm = np.random.default_rng(seed).permutation(len(real_feat))
+                for n in [n for n in counts if 2 * n <= len(real_feat)]:
+                    a, b = real_feat[perm[:n]], real_feat[perm[n : 2 * n]]
+                    results.append(dict(detector=detectors.file_name(url), resize=mode, count=n, seed=seed, real_vs_real=True, **scores(a, b, seed)))
+            for seed in gens:
                 gen_feat = features(opts, detector, url, gens[seed])
                 for n in counts:
                     results.append(dict(detector=detectors.file_name(url), resize=mode, count=n, seed=seed, real_vs_real=False, **scores(real_feat[:n], gen_feat[:n], seed)))
             print(f"{detectors.file_name(url)} {mode}: done at {time.time() - start:.0f} s", flush=True)
     write_text(out, json.dumps(results, indent=1) + "\n")
 
-    print("| detector | resize | images (real = generated) | FID | KID | density | coverage |")
-    print("|---|---|---|---|---|---|---|")
-    for r in results:
-        if r["real_vs_real"]:
-            print(f"| {r['detector']} | {r['resize']} | real vs real, {r['count']} each | {r['fid']:.2f} | {r['kid']:.2f} | {r['density']:.3f} | {r['coverage']:.3f} |")
-    keys = sorted({(r["detector"], r["resize"], r["count"]) for r in results if not r["real_vs_real"]}, key=lambda k: (k[0], k[1] != "legacy", k[2]))
-    for det, mode, n in keys:
-        rows = [r for r in results if (r["detector"], r["resize"], r["count"]) == (det, mode, n) and not r["real_vs_real"]]
+    print("| detector | resize | compared | images (each side) | FID | KID | density | coverage |")
+    print("|---|---|---|---|---|---|---|---|")
+    keys = sorted({(r["real_vs_real"], r["detector"], r["resize"], r["count"]) for r in results}, key=lambda k: (k[1], not k[0], k[2] != "legacy", k[3]))
+    for real_vs_real, det, mode, n in keys:
+        rows = [r for r in results if (r["real_vs_real"], r["detector"], r["resize"], r["count"]) == (real_vs_real, det, mode, n)]
         cell = lambda key, fmt: f"{np.mean([r[key] for r in rows]):{fmt}} ± {np.std([r[key] for r in rows], ddof=1) if len(rows) > 1 else 0:{fmt}}"  # noqa: E731
-        print(f"| {det} | {mode} | {n} | {cell('fid', '.2f')} | {cell('kid', '.2f')} | {cell('density', '.3f')} | {cell('coverage', '.3f')} |")
+        what = "real vs real" if real_vs_real else "real vs generated"
+        print(f"| {det} | {mode} | {what} | {n} | {cell('fid', '.2f')} | {cell('kid', '.2f')} | {cell('density', '.3f')} | {cell('coverage', '.3f')} |")
 
 
 if __name__ == "__main__":
