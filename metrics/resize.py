@@ -14,6 +14,8 @@ batched on any device; tests compare it with PIL itself.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 RESIZE_MODES = ("legacy", "clean")
@@ -36,8 +38,9 @@ def _bicubic(x: torch.Tensor) -> torch.Tensor:
     return torch.where(x < 1, near, torch.where(x < 2, far, torch.zeros_like(x)))
 
 
+@functools.lru_cache(maxsize=16)
 def pil_bicubic_matrix(n_in: int, n_out: int) -> torch.Tensor:
-    """float64 [n_out, n_in] weights of PIL's bicubic resampling along one axis.
+    """float64 [n_out, n_in] weights of PIL's bicubic resampling along one axis (cached; do not modify).
 
     Output sample j is centred at source coordinate c = (j + 0.5) * s with s = n_in / n_out; it takes source
     pixels i in [int(c - R + 0.5), int(c + R + 0.5)) with R = 2 * max(s, 1), weighted by
