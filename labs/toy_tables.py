@@ -23,10 +23,10 @@ def format_tables(results: list[dict]) -> str:
     for r in results:
         cells[(r["dataset"], r["objective"], r["variant"])].append(r)
     datasets = list(dict.fromkeys(r["dataset"] for r in results))
-    objectives = list(dict.fromkeys(r["objective"] for r in results))
-    variants = list(dict.fromkeys(r["variant"] for r in results))
     blocks = []
     for dataset in datasets:
+        objectives = list(dict.fromkeys(r["objective"] for r in results if r["dataset"] == dataset))
+        variants = list(dict.fromkeys(r["variant"] for r in results if r["dataset"] == dataset))
         num_modes = next(r["num_modes"] for r in results if r["dataset"] == dataset)
         seeds = sorted({r["seed"] for r in results if r["dataset"] == dataset})
         for key, label, fmt in METRICS:
