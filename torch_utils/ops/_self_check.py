@@ -65,7 +65,8 @@ def _measure(name: str, plugin: types.ModuleType, device: torch.device) -> tuple
             try:
                 kernel = _value_and_gradient(functools.partial(run, plugin), x)
             except Exception as error:  # noqa: BLE001 - a kernel that fails is as unusable as a wrong one
-                return errors, f"{case_name} raised {type(error).__name__}: {str(error).splitlines()[0][:200]}"
+                message = (str(error).splitlines() or [""])[0][:200]
+                return errors, f"{case_name} raised {type(error).__name__}: {message}"
             reference = _value_and_gradient(functools.partial(run, None), x)
             for output, k, r in zip(("forward", "gradient"), kernel, reference):
                 errors.append((f"{case_name} {output}", _relative_error(k, r)))
