@@ -36,12 +36,16 @@ def parse_metric_list(text: str) -> list[str]:
     metrics = [m.strip() for m in text.split(",") if m.strip()]
     unknown = [m for m in metrics if not metric_main.is_valid_metric(m)]
     if unknown:
-        raise click.UsageError(f"--metrics: unknown metric {unknown[0]!r}; --metrics can only contain the following values:\n"
-                               + "\n".join(metric_main.list_valid_metrics()))
+        raise click.UsageError(
+            f"--metrics: unknown metric {unknown[0]!r}; --metrics can only contain the following values:\n"
+            + "\n".join(metric_main.list_valid_metrics())
+        )
     return metrics
 
 
-def resolve_dataset_kwargs(data: str | None, mirror: bool | None, training_set_kwargs: dict | None, G: torch.nn.Module) -> dnnlib.EasyDict:
+def resolve_dataset_kwargs(
+    data: str | None, mirror: bool | None, training_set_kwargs: dict | None, G: torch.nn.Module
+) -> dnnlib.EasyDict:
     """Dataset kwargs from --data or the snapshot's training_set_kwargs, fitted to G (resolution, labels)."""
     if data is not None:
         dataset_kwargs = dnnlib.EasyDict(class_name="training.dataset.ImageFolderDataset", path=data)
@@ -77,7 +81,9 @@ def check_dataset(dataset_kwargs: dict, G: torch.nn.Module) -> None:
             f"{G.img_resolution}x{G.img_resolution} with {G.img_channels}; use a dataset of the same resolution and channels"
         )
     if G.c_dim != 0 and label_dim != G.c_dim:
-        raise click.UsageError(f"--data: the network is conditional with {G.c_dim} classes but the dataset has {label_dim} label dimensions; use the labelled training dataset")
+        raise click.UsageError(
+            f"--data: the network is conditional with {G.c_dim} classes but the dataset has {label_dim} label dimensions; use the labelled training dataset"
+        )
 
 
 def find_run_dir(network_pkl: str) -> str | None:
@@ -110,8 +116,16 @@ def subprocess_fn(rank: int, args: dnnlib.EasyDict) -> None:
             print(f"Calculating {metric}...")
         progress = metric_utils.ProgressMonitor(verbose=args.verbose)
         result_dict = metric_main.calc_metric(
-            metric=metric, G=G, dataset_kwargs=args.dataset_kwargs, num_gpus=args.num_gpus, rank=rank, device=device,
-            progress=progress, detector=args.detector, detector_dir=args.detector_dir, num_images=args.num_images,
+            metric=metric,
+            G=G,
+            dataset_kwargs=args.dataset_kwargs,
+            num_gpus=args.num_gpus,
+            rank=rank,
+            device=device,
+            progress=progress,
+            detector=args.detector,
+            detector_dir=args.detector_dir,
+            num_images=args.num_images,
             resize=args.resize,
         )
         if rank == 0:
@@ -126,26 +140,72 @@ def subprocess_fn(rank: int, args: dnnlib.EasyDict) -> None:
 # Command line.
 
 
-_HELP = "Calculate quality metrics for a previous training run or a pretrained network pickle.\n\n\b\nMetrics:\n" + "\n".join(
-    f"  {name:<12s} {metric_main.metric_help(name)}" for name in metric_main.list_valid_metrics()
+_HELP = (
+    "Calculate quality metrics for a previous training run or a pretrained network pickle.\n\n\b\nMetrics:\n"
+    + "\n".join(f"  {name:<12s} {metric_main.metric_help(name)}" for name in metric_main.list_valid_metrics())
 )
 
 
 @click.command(help=_HELP)
 @click.option("--network", "network_pkl", help="Network pickle filename or URL", metavar="PATH", required=True)
-@click.option("--metrics", "metrics_text", help="Comma-separated list of metrics, or 'none'", metavar="LIST", default="fid50k_full", show_default=True)
+@click.option(
+    "--metrics",
+    "metrics_text",
+    help="Comma-separated list of metrics, or 'none'",
+    metavar="LIST",
+    default="fid50k_full",
+    show_default=True,
+)
 @click.option("--data", help="Dataset to evaluate against  [default: the snapshot's training set]", metavar="PATH")
-@click.option("--mirror", help="Whether the dataset was augmented with x-flips during training  [default: from the snapshot]", type=bool, metavar="BOOL")
-@click.option("--gpus", "num_gpus", help="Number of processes (one per GPU; CPU processes without CUDA)", type=int, default=1, show_default=True, metavar="INT")
-@click.option("--detector", help="Feature detector file or URL used by every metric instead of its default (e.g. a domain detector)", metavar="PATH")
-@click.option("--detector-dir", help=f"Folder of local detector copies  [default: ${detectors.DETECTOR_DIR_ENV}]", metavar="DIR")
-@click.option("--num-images", help="Cap the real/generated image counts (quick checks; not comparable with 50k results)", type=int, metavar="INT")
-@click.option("--resize", help="How images reach the detector's input size: the original's protocol, or PIL bicubic in float (clean-fid)", type=click.Choice(["legacy", "clean"]), default="legacy", show_default=True)
-@click.option("--verbose", help="Print progress and details", type=bool, default=True, show_default=True, metavar="BOOL")
-@click.option("--trust-module", help="Module whose network classes the pickle may name (your own networks); repeatable "
-              "[default: $GAN_TRUSTED_MODULES]", metavar="NAME", multiple=True)
-def calc_metrics(network_pkl, metrics_text, data, mirror, num_gpus, detector, detector_dir, num_images, resize, verbose,
-                 trust_module):
+@click.option(
+    "--mirror",
+    help="Whether the dataset was augmented with x-flips during training  [default: from the snapshot]",
+    type=bool,
+    metavar="BOOL",
+)
+@click.option(
+    "--gpus",
+    "num_gpus",
+    help="Number of processes (one per GPU; CPU processes without CUDA)",
+    type=int,
+    default=1,
+    show_default=True,
+    metavar="INT",
+)
+@click.option(
+    "--detector",
+    help="Feature detector file or URL used by every metric instead of its default (e.g. a domain detector)",
+    metavar="PATH",
+)
+@click.option(
+    "--detector-dir", help=f"Folder of local detector copies  [default: ${detectors.DETECTOR_DIR_ENV}]", metavar="DIR"
+)
+@click.option(
+    "--num-images",
+    help="Cap the real/generated image counts (quick checks; not comparable with 50k results)",
+    type=int,
+    metavar="INT",
+)
+@click.option(
+    "--resize",
+    help="How images reach the detector's input size: the original's protocol, or PIL bicubic in float (clean-fid)",
+    type=click.Choice(["legacy", "clean"]),
+    default="legacy",
+    show_default=True,
+)
+@click.option(
+    "--verbose", help="Print progress and details", type=bool, default=True, show_default=True, metavar="BOOL"
+)
+@click.option(
+    "--trust-module",
+    help="Module whose network classes the pickle may name (your own networks); repeatable "
+    "[default: $GAN_TRUSTED_MODULES]",
+    metavar="NAME",
+    multiple=True,
+)
+def calc_metrics(
+    network_pkl, metrics_text, data, mirror, num_gpus, detector, detector_dir, num_images, resize, verbose, trust_module
+):
     metrics = parse_metric_list(metrics_text)
     try:
         trust.trust_modules(name for text in trust_module for name in text.split(","))
@@ -178,8 +238,17 @@ def calc_metrics(network_pkl, metrics_text, data, mirror, num_gpus, detector, de
         print(json.dumps(dataset_kwargs, indent=2))
 
     args = dnnlib.EasyDict(
-        G=G, metrics=metrics, dataset_kwargs=dataset_kwargs, num_gpus=num_gpus, verbose=verbose, network_pkl=network_pkl,
-        run_dir=find_run_dir(network_pkl), detector=detector, detector_dir=detector_dir, num_images=num_images, resize=resize,
+        G=G,
+        metrics=metrics,
+        dataset_kwargs=dataset_kwargs,
+        num_gpus=num_gpus,
+        verbose=verbose,
+        network_pkl=network_pkl,
+        run_dir=find_run_dir(network_pkl),
+        detector=detector,
+        detector_dir=detector_dir,
+        num_images=num_images,
+        resize=resize,
         device=distributed.resolve_device("auto"),
     )
     run_checks.check_detectors(metrics, dict(detector=detector, detector_dir=detector_dir))  # Offline: one line now.

@@ -123,8 +123,10 @@ def load_generator(network_pkl: str, device: torch.device) -> torch.nn.Module:
         raise click.ClickException(f'cannot load network "{network_pkl}": {error}') from None
     # This project's Generator, or a class of a module the user trusts that offers the same interface.
     if not isinstance(G, Generator) and not all(hasattr(G, name) for name in GENERATOR_INTERFACE):
-        raise click.ClickException(f'"{network_pkl}": G_ema is a {type(G).__name__}, not a generator '
-                                   f"(it lacks {', '.join(n for n in GENERATOR_INTERFACE if not hasattr(G, n))})")
+        raise click.ClickException(
+            f'"{network_pkl}": G_ema is a {type(G).__name__}, not a generator '
+            f"(it lacks {', '.join(n for n in GENERATOR_INTERFACE if not hasattr(G, n))})"
+        )
     return G.eval().requires_grad_(False).to(device)
 
 
@@ -133,15 +135,35 @@ def load_generator(network_pkl: str, device: torch.device) -> torch.nn.Module:
 @click.option("--seeds", type=SeedList(), help="List of random seeds, e.g. 0-3,7")
 @click.option("--trunc", "truncation_psi", type=FINITE_FLOAT, help="Truncation psi", default=1, show_default=True)
 @click.option("--class", "class_idx", type=int, help="Class label (required for conditional networks)")
-@click.option("--noise-mode", help="Noise mode", type=click.Choice(["const", "random", "none"]), default="const",
-              show_default=True)
-@click.option("--projected-w", help="Projection result file (.npz with w [n, num_ws, w_dim])", metavar="FILE",
-              type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--noise-mode",
+    help="Noise mode",
+    type=click.Choice(["const", "random", "none"]),
+    default="const",
+    show_default=True,
+)
+@click.option(
+    "--projected-w",
+    help="Projection result file (.npz with w [n, num_ws, w_dim])",
+    metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False),
+)
 @click.option("--outdir", help="Where to save the output images", required=True, metavar="DIR")
-@click.option("--device", "device_name", type=click.Choice(distributed.DEVICE_CHOICES), default="auto",
-              show_default=True, help="Where to run the generator")
-@click.option("--trust-module", help="Module whose network classes the pickle may name (your own networks); repeatable "
-              "[default: $GAN_TRUSTED_MODULES]", metavar="NAME", multiple=True)
+@click.option(
+    "--device",
+    "device_name",
+    type=click.Choice(distributed.DEVICE_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Where to run the generator",
+)
+@click.option(
+    "--trust-module",
+    help="Module whose network classes the pickle may name (your own networks); repeatable "
+    "[default: $GAN_TRUSTED_MODULES]",
+    metavar="NAME",
+    multiple=True,
+)
 def generate_images(
     network_pkl: str,
     seeds: list[int] | None,
@@ -184,7 +206,9 @@ def generate_images(
         buffers = dict(G.synthesis.named_buffers())
         for name, value in noise.items():  # Constant noise maps optimised by projector.py.
             if name not in buffers or tuple(buffers[name].shape) != value.shape:
-                raise click.UsageError(f"--projected-w holds noise map {name!r} of shape {value.shape} that this network lacks")
+                raise click.UsageError(
+                    f"--projected-w holds noise map {name!r} of shape {value.shape} that this network lacks"
+                )
             buffers[name].copy_(torch.from_numpy(value))
         ws = torch.tensor(ws, device=device, dtype=torch.float32)
         with torch.no_grad():

@@ -25,15 +25,27 @@ from training.checkpoint import (
     with_fp16_settings,
 )
 
-__all__ = ["FP16_SETTINGS", "NETWORK_KEYS", "load_network_pkl", "load_network_pkl_from_url", "with_fp16_settings",
-           "convert_network_pickle"]
+__all__ = [
+    "FP16_SETTINGS",
+    "NETWORK_KEYS",
+    "load_network_pkl",
+    "load_network_pkl_from_url",
+    "with_fp16_settings",
+    "convert_network_pickle",
+]
 
 
 @click.command()
 @click.option("--source", help="Input pickle (path or URL)", required=True, metavar="PATH")
 @click.option("--dest", help="Output pickle", required=True, metavar="PATH")
-@click.option("--force-fp16", help="Rebuild the networks with fp16 settings", type=bool, default=False,
-              show_default=True, metavar="BOOL")
+@click.option(
+    "--force-fp16",
+    help="Rebuild the networks with fp16 settings",
+    type=bool,
+    default=False,
+    show_default=True,
+    metavar="BOOL",
+)
 def convert_network_pickle(source: str, dest: str, force_fp16: bool) -> None:
     """Convert a network pickle (e.g. one written by the original code) into this project's format."""
     print(f'Loading "{source}"...')

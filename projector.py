@@ -54,7 +54,9 @@ def load_target(path: str, resolution: int, channels: int) -> np.ndarray:
         raise click.UsageError(f'--target: cannot read image "{path}": {err}') from None
     w, h = image.size
     s = min(w, h)
-    image = image.crop(((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2)).resize((resolution, resolution), PIL.Image.LANCZOS)
+    image = image.crop(((w - s) // 2, (h - s) // 2, (w + s) // 2, (h + s) // 2)).resize(
+        (resolution, resolution), PIL.Image.LANCZOS
+    )
     pixels = np.asarray(image, dtype=np.uint8)
     return pixels[:, :, None] if pixels.ndim == 2 else pixels
 
@@ -115,7 +117,9 @@ def project(
 
     noise_bufs = {name: buf for name, buf in G.synthesis.named_buffers() if name.endswith("noise_const")}
     with torch.no_grad():
-        target_features = distance_net(_lpips_input(target[None].to(torch.float32)), resize_images=False, return_lpips=True)
+        target_features = distance_net(
+            _lpips_input(target[None].to(torch.float32)), resize_images=False, return_lpips=True
+        )
 
     w_opt = w_avg.to(torch.float32).clone().requires_grad_(True)
     optimizer = torch.optim.Adam([w_opt, *noise_bufs.values()], betas=(0.9, 0.999), lr=0.1)
@@ -157,7 +161,9 @@ def synthesize(G: torch.nn.Module, w: torch.Tensor, noise: dict[str, torch.Tenso
         return to_uint8_images(G.synthesis(w[None], noise_mode="const"))[0]
 
 
-def write_video(path: str, G: torch.nn.Module, ws: torch.Tensor, noise: dict[str, torch.Tensor], target: np.ndarray) -> None:
+def write_video(
+    path: str, G: torch.nn.Module, ws: torch.Tensor, noise: dict[str, torch.Tensor], target: np.ndarray
+) -> None:
     """target | projection side by side for every step, 10 fps, H.264 (imageio's ffmpeg plugin)."""
     import imageio
 
@@ -181,18 +187,46 @@ def save_projected_w(path: str, w: torch.Tensor, noise: dict[str, torch.Tensor])
 @click.command()
 @click.option("--network", "network_pkl", help="Network pickle path or URL", required=True, metavar="PATH")
 @click.option("--target", "target_fname", help="Target image file to project to", required=True, metavar="FILE")
-@click.option("--num-steps", help="Number of optimisation steps", type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option(
+    "--num-steps", help="Number of optimisation steps", type=click.IntRange(min=1), default=1000, show_default=True
+)
 @click.option("--seed", help="Random seed", type=int, default=303, show_default=True)
-@click.option("--save-video", help="Save an mp4 of the optimisation (needs imageio + imageio-ffmpeg)", type=bool, default=False, show_default=True, metavar="BOOL")
+@click.option(
+    "--save-video",
+    help="Save an mp4 of the optimisation (needs imageio + imageio-ffmpeg)",
+    type=bool,
+    default=False,
+    show_default=True,
+    metavar="BOOL",
+)
 @click.option("--outdir", help="Where to save the output images", required=True, metavar="DIR")
 @click.option("--class", "class_idx", type=int, help="Class label (required for conditional networks)")
-@click.option("--vgg", help="LPIPS network: VGG16 TorchScript file/URL, or a domain detector file", default=detectors.VGG16_URL, show_default=True, metavar="PATH")
-@click.option("--detector-dir", help=f"Folder of local detector copies  [default: ${detectors.DETECTOR_DIR_ENV}]", metavar="DIR")
-@click.option("--device", "device_name", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="Where to run")
+@click.option(
+    "--vgg",
+    help="LPIPS network: VGG16 TorchScript file/URL, or a domain detector file",
+    default=detectors.VGG16_URL,
+    show_default=True,
+    metavar="PATH",
+)
+@click.option(
+    "--detector-dir", help=f"Folder of local detector copies  [default: ${detectors.DETECTOR_DIR_ENV}]", metavar="DIR"
+)
+@click.option(
+    "--device",
+    "device_name",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where to run",
+)
 def main(network_pkl, target_fname, num_steps, seed, save_video, outdir, class_idx, vgg, detector_dir, device_name):
     """Project an image into W and save the result."""
-    if save_video and (importlib.util.find_spec("imageio") is None or importlib.util.find_spec("imageio_ffmpeg") is None):
-        raise click.UsageError("--save-video needs imageio and its ffmpeg plugin: pip install imageio imageio-ffmpeg (or run without --save-video)")
+    if save_video and (
+        importlib.util.find_spec("imageio") is None or importlib.util.find_spec("imageio_ffmpeg") is None
+    ):
+        raise click.UsageError(
+            "--save-video needs imageio and its ffmpeg plugin: pip install imageio imageio-ffmpeg (or run without --save-video)"
+        )
     if not os.path.isfile(target_fname):
         raise click.UsageError(f'--target: no such file "{target_fname}"')
     np.random.seed(seed)
@@ -209,7 +243,11 @@ def main(network_pkl, target_fname, num_steps, seed, save_video, outdir, class_i
     start = time.time()
     with ProgressBar(num_steps, desc="projecting", unit="step") as progress:
         ws, noise = project(
-            G, torch.from_numpy(target.copy()).permute(2, 0, 1).to(device), distance_net, num_steps=num_steps, label=label,
+            G,
+            torch.from_numpy(target.copy()).permute(2, 0, 1).to(device),
+            distance_net,
+            num_steps=num_steps,
+            label=label,
             on_step=lambda step, dist, loss: progress.update(1),
         )
     print(f"Projected in {time.time() - start:.1f} s")

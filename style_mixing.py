@@ -56,13 +56,22 @@ def save_png(pixels: np.ndarray, path: str) -> None:
 
 @torch.no_grad()
 def style_mixing_grid(
-    G: torch.nn.Module, rows: list[int], cols: list[int], styles: list[int], truncation_psi: float, noise_mode: str, label: torch.Tensor
+    G: torch.nn.Module,
+    rows: list[int],
+    cols: list[int],
+    styles: list[int],
+    truncation_psi: float,
+    noise_mode: str,
+    label: torch.Tensor,
 ) -> np.ndarray:
     """The uint8 grid [(R+1)*res, (C+1)*res, channels] (see the module docstring)."""
     row_ws = mapped_ws(G, rows, label, truncation_psi)
     col_ws = mapped_ws(G, cols, label, truncation_psi)
     mixed = mix_styles(row_ws, col_ws, styles).flatten(0, 1)
-    synth = lambda ws: np.concatenate([to_uint8_images(G.synthesis(chunk, noise_mode=noise_mode)) for chunk in ws.split(16)])  # noqa: E731
+
+    def synth(ws):
+        return np.concatenate([to_uint8_images(G.synthesis(chunk, noise_mode=noise_mode)) for chunk in ws.split(16)])
+
     cells = synth(mixed).reshape(len(rows), len(cols), G.img_resolution, G.img_resolution, G.img_channels)
     return grid_image(cells, synth(row_ws), synth(col_ws))
 
@@ -71,12 +80,32 @@ def style_mixing_grid(
 @click.option("--network", "network_pkl", help="Network pickle path or URL", required=True, metavar="PATH")
 @click.option("--rows", "row_seeds", type=SeedList(), help="Seeds of the rows, e.g. 85,100,75", required=True)
 @click.option("--cols", "col_seeds", type=SeedList(), help="Seeds of the columns, e.g. 55,821,1789", required=True)
-@click.option("--styles", "col_styles", type=SeedList(), help="Layers (ws indices) taken from the column seed", default="0-6", show_default=True)
+@click.option(
+    "--styles",
+    "col_styles",
+    type=SeedList(),
+    help="Layers (ws indices) taken from the column seed",
+    default="0-6",
+    show_default=True,
+)
 @click.option("--trunc", "truncation_psi", type=float, help="Truncation psi", default=1, show_default=True)
 @click.option("--class", "class_idx", type=int, help="Class label (required for conditional networks)")
-@click.option("--noise-mode", help="Noise mode", type=click.Choice(["const", "random", "none"]), default="const", show_default=True)
+@click.option(
+    "--noise-mode",
+    help="Noise mode",
+    type=click.Choice(["const", "random", "none"]),
+    default="const",
+    show_default=True,
+)
 @click.option("--outdir", help="Where to save grid.png", required=True, metavar="DIR")
-@click.option("--device", "device_name", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True, help="Where to run the generator")
+@click.option(
+    "--device",
+    "device_name",
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    default="auto",
+    show_default=True,
+    help="Where to run the generator",
+)
 def main(network_pkl, row_seeds, col_seeds, col_styles, truncation_psi, class_idx, noise_mode, outdir, device_name):
     """Write a style-mixing grid of row seeds x column seeds."""
     device = resolve_device(device_name)

@@ -57,7 +57,9 @@ def subprocess_fn(rank: int, args: dnnlib.EasyDict) -> None:
         log.write_file_only(f"\nError: {err}\n")
         raise
     except KeyboardInterrupt as err:
-        log.write_file_only(f"\nStopped at once ({err or 'KeyboardInterrupt'}); {run_state.resume_hint(args.run_dir)}.\n")
+        log.write_file_only(
+            f"\nStopped at once ({err or 'KeyboardInterrupt'}); {run_state.resume_hint(args.run_dir)}.\n"
+        )
         raise
     except BaseException:
         log.write_file_only(traceback.format_exc())
@@ -105,8 +107,9 @@ def run_launch(args: dnnlib.EasyDict, device: str) -> None:
     except run_control.RunError as err:
         raise click.ClickException(str(err)) from None
     except KeyboardInterrupt as err:
-        raise click.ClickException(f"stopped at once ({err or 'KeyboardInterrupt'}); "
-                                   f"{run_state.resume_hint(args.run_dir)}") from None
+        raise click.ClickException(
+            f"stopped at once ({err or 'KeyboardInterrupt'}); {run_state.resume_hint(args.run_dir)}"
+        ) from None
     except ProcessException as err:
         last = [line for line in str(err).splitlines() if line.strip()][-1:] or ["unknown error"]
         raise click.ClickException(f"a training process failed: {last[0]} (see {args.run_dir}/log.txt)") from None
@@ -122,16 +125,31 @@ def is_exact_resume(resume: str | None) -> bool:
 @click.option("--outdir", help="Where to save the results", required=True, metavar="DIR")
 @click.option("--gpus", help="Number of GPUs (processes) to use [default: 1]", type=int, metavar="INT")
 @click.option("--snap", help=f"Snapshot interval [default: {opts.SNAP_TICKS} ticks]", type=int, metavar="INT")
-@click.option("--metrics", help='Comma-separated list or "none" [default: fid50k_full on GPU, none on CPU]', type=CommaList())
-@click.option("--metric-detector", help="Detector file/URL for every metric (e.g. a domain detector: works offline)", metavar="PATH")
+@click.option(
+    "--metrics", help='Comma-separated list or "none" [default: fid50k_full on GPU, none on CPU]', type=CommaList()
+)
+@click.option(
+    "--metric-detector",
+    help="Detector file/URL for every metric (e.g. a domain detector: works offline)",
+    metavar="PATH",
+)
 @click.option("--detector-dir", help="Folder of local detector copies [default: $GAN_DETECTOR_DIR]", metavar="DIR")
-@click.option("--metric-images", help="Cap real/generated images per metric (quick checks, not comparable with 50k)", type=int, metavar="INT")
+@click.option(
+    "--metric-images",
+    help="Cap real/generated images per metric (quick checks, not comparable with 50k)",
+    type=int,
+    metavar="INT",
+)
 @click.option("--seed", help=f"Random seed [default: {opts.RANDOM_SEED}]", type=int, metavar="INT")
 @click.option("-n", "--dry-run", help="Print training options and exit", is_flag=True)
-@click.option("--device", help="Where to train [default: auto]", type=click.Choice(distributed.DEVICE_CHOICES), default="auto")
+@click.option(
+    "--device", help="Where to train [default: auto]", type=click.Choice(distributed.DEVICE_CHOICES), default="auto"
+)
 # Dataset.
 @click.option("--data", help="Training data (directory or zip)", metavar="PATH")
-@click.option("--cond", help="Train conditional model based on dataset labels [default: false]", type=bool, metavar="BOOL")
+@click.option(
+    "--cond", help="Train conditional model based on dataset labels [default: false]", type=bool, metavar="BOOL"
+)
 @click.option("--subset", help="Train with only N images [default: all]", type=int, metavar="INT")
 @click.option("--mirror", help="Enable dataset x-flips [default: false]", type=bool, metavar="BOOL")
 # Base configuration.
@@ -139,42 +157,110 @@ def is_exact_resume(resume: str | None) -> bool:
 @click.option("--gamma", help="Override R1 gamma", type=FINITE_FLOAT)
 @click.option("--kimg", help="Override training duration (thousands of images)", type=FINITE_FLOAT, metavar="KIMG")
 @click.option("--batch", help="Override batch size", type=int, metavar="INT")
-@click.option("--tick", help=f"Override kimg per status line (tick) [default: {opts.KIMG_PER_TICK}; tiny preset: {opts.TINY['kimg_per_tick']}]", type=FINITE_FLOAT, metavar="KIMG")
+@click.option(
+    "--tick",
+    help=f"Override kimg per status line (tick) [default: {opts.KIMG_PER_TICK}; tiny preset: {opts.TINY['kimg_per_tick']}]",
+    type=FINITE_FLOAT,
+    metavar="KIMG",
+)
 # Augmentation.
 @click.option("--aug", help=f"Augmentation mode [default: {opts.AUG}]", type=click.Choice(["noaug", "ada", "fixed"]))
 @click.option("--p", help="Augmentation probability for --aug=fixed", type=FINITE_FLOAT)
 @click.option("--target", help=f"ADA target value for --aug=ada [default: {opts.ADA_TARGET}]", type=FINITE_FLOAT)
 @click.option("--augpipe", help=f"Augmentation pipeline [default: {opts.AUGPIPE}]", type=click.Choice(AUGPIPE_CHOICES))
-@click.option("--apa", help="Adaptive pseudo augmentation (Deceive D) [default: false]", type=bool, metavar="BOOL", default=False)
+@click.option(
+    "--apa", help="Adaptive pseudo augmentation (Deceive D) [default: false]", type=bool, metavar="BOOL", default=False
+)
 @click.option("--apa-target", help=f"APA target value for --apa=1 [default: {opts.APA_TARGET}]", type=FINITE_FLOAT)
-@click.option("--with-dataaug", help="With --apa=1: also augment D's inputs (--augpipe) with APA's p, one p for both [default: false]",
-              type=bool, metavar="BOOL")
+@click.option(
+    "--with-dataaug",
+    help="With --apa=1: also augment D's inputs (--augpipe) with APA's p, one p for both [default: false]",
+    type=bool,
+    metavar="BOOL",
+)
 # AdaptiveMix.
-@click.option("--adaptivemix", help="Enable adaptivemix for the discriminator inputs [default: false]", type=bool, metavar="BOOL")
-@click.option("--noise_std", "noise_std", help=f"inhibition parameter: std of the AdaptiveMix target noise [default: {opts.NOISE_STD}]", type=FINITE_FLOAT)
-@click.option("--adaptivemix-variant", help=f"release: authors' StyleGAN2 code; paper: reals mixed with fakes, L2 [default: {opts.ADAPTIVEMIX_VARIANT}]",
-              type=click.Choice(opts.ADAPTIVEMIX_VARIANTS), default=opts.ADAPTIVEMIX_VARIANT)
-@click.option("--adaptivemix-weight", help=f"Weight of the AdaptiveMix shrinkage term [default: {opts.ADAPTIVEMIX_WEIGHT:g}]", type=FINITE_FLOAT,
-              default=opts.ADAPTIVEMIX_WEIGHT)
+@click.option(
+    "--adaptivemix", help="Enable adaptivemix for the discriminator inputs [default: false]", type=bool, metavar="BOOL"
+)
+@click.option(
+    "--noise_std",
+    "noise_std",
+    help=f"inhibition parameter: std of the AdaptiveMix target noise [default: {opts.NOISE_STD}]",
+    type=FINITE_FLOAT,
+)
+@click.option(
+    "--adaptivemix-variant",
+    help=f"release: authors' StyleGAN2 code; paper: reals mixed with fakes, L2 [default: {opts.ADAPTIVEMIX_VARIANT}]",
+    type=click.Choice(opts.ADAPTIVEMIX_VARIANTS),
+    default=opts.ADAPTIVEMIX_VARIANT,
+)
+@click.option(
+    "--adaptivemix-weight",
+    help=f"Weight of the AdaptiveMix shrinkage term [default: {opts.ADAPTIVEMIX_WEIGHT:g}]",
+    type=FINITE_FLOAT,
+    default=opts.ADAPTIVEMIX_WEIGHT,
+)
 # Techniques of Salimans et al. 2016 and the Bures-metric GAN (all off by default).
-@click.option("--fm-weight", help="Feature matching: weight of ||E f(real) - E f(fake)||^2 in G's loss [default: 0]", type=FINITE_FLOAT)
-@click.option("--label-smoothing", help="One-sided label smoothing: D's real target alpha, e.g. 0.9 [default: 1 = off]", type=FINITE_FLOAT)
-@click.option("--bures-weight", help="Bures diversity matching: weight of the squared Bures distance in G's loss [default: 0]", type=FINITE_FLOAT)
-@click.option("--bures-alt", help="Alt-Bures: G's updates alternate GAN loss and Bures term [default: false]", type=bool, metavar="BOOL")
-@click.option("--hist-avg-weight", help="Historical averaging of G and D: weight of ||theta - mean past theta||^2 [default: 0]", type=FINITE_FLOAT)
-@click.option("--mbdisc", help="Minibatch discrimination in D's head, joining minibatch-std [default: false]", type=bool, metavar="BOOL")
+@click.option(
+    "--fm-weight",
+    help="Feature matching: weight of ||E f(real) - E f(fake)||^2 in G's loss [default: 0]",
+    type=FINITE_FLOAT,
+)
+@click.option(
+    "--label-smoothing",
+    help="One-sided label smoothing: D's real target alpha, e.g. 0.9 [default: 1 = off]",
+    type=FINITE_FLOAT,
+)
+@click.option(
+    "--bures-weight",
+    help="Bures diversity matching: weight of the squared Bures distance in G's loss [default: 0]",
+    type=FINITE_FLOAT,
+)
+@click.option(
+    "--bures-alt",
+    help="Alt-Bures: G's updates alternate GAN loss and Bures term [default: false]",
+    type=bool,
+    metavar="BOOL",
+)
+@click.option(
+    "--hist-avg-weight",
+    help="Historical averaging of G and D: weight of ||theta - mean past theta||^2 [default: 0]",
+    type=FINITE_FLOAT,
+)
+@click.option(
+    "--mbdisc",
+    help="Minibatch discrimination in D's head, joining minibatch-std [default: false]",
+    type=bool,
+    metavar="BOOL",
+)
 # Transfer learning and resume.
-@click.option("--resume", help="latest | training-state .pt | run dir (exact) | network pkl, URL or name (transfer)", metavar="PKL")
+@click.option(
+    "--resume",
+    help="latest | training-state .pt | run dir (exact) | network pkl, URL or name (transfer)",
+    metavar="PKL",
+)
 @click.option("--freezed", help="Freeze-D [default: 0 layers]", type=int, metavar="INT")
 # Performance.
 @click.option("--fp32", help="Disable mixed-precision training", type=bool, metavar="BOOL")
 @click.option("--nhwc", help="Use NHWC memory format with FP16", type=bool, metavar="BOOL")
 @click.option("--nobench", help="Disable cuDNN benchmarking", type=bool, metavar="BOOL")
 @click.option("--allow-tf32", help="Allow PyTorch to use TF32 internally", type=bool, metavar="BOOL")
-@click.option("--workers", help=f"Override number of DataLoader workers [default: {opts.NUM_WORKERS}]", type=int, metavar="INT")
-@click.option("--trust-module", help="Module whose classes snapshots and options may name (your own networks), e.g. mypkg; "
-              "repeatable [default: $GAN_TRUSTED_MODULES]", metavar="NAME", multiple=True)
-@click.option("--deterministic", help="Deterministic algorithms (exactly reproducible on CPU) [default: false]", type=bool, metavar="BOOL")
+@click.option(
+    "--workers", help=f"Override number of DataLoader workers [default: {opts.NUM_WORKERS}]", type=int, metavar="INT"
+)
+@click.option(
+    "--trust-module",
+    help="Module whose classes snapshots and options may name (your own networks), e.g. mypkg; "
+    "repeatable [default: $GAN_TRUSTED_MODULES]",
+    metavar="NAME",
+    multiple=True,
+)
+@click.option(
+    "--deterministic",
+    help="Deterministic algorithms (exactly reproducible on CPU) [default: false]",
+    type=bool,
+    metavar="BOOL",
+)
 def main(ctx, outdir, dry_run, device, resume, kimg, trust_module, **config_kwargs):
     """Train a GAN using the techniques of StyleGAN2-ADA, with AdaptiveMix and APA."""
     try:
@@ -189,14 +275,19 @@ def main(ctx, outdir, dry_run, device, resume, kimg, trust_module, **config_kwar
     if rank is not None:  # torchrun: every process runs main(); rank 0 names and creates the run directory.
         world_size = int(os.environ["WORLD_SIZE"])
         if config_kwargs["gpus"] not in (None, world_size):
-            raise click.UsageError(f"--gpus={config_kwargs['gpus']} differs from torchrun's world size {world_size}; omit --gpus")
+            raise click.UsageError(
+                f"--gpus={config_kwargs['gpus']} differs from torchrun's world size {world_size}; omit --gpus"
+            )
         config_kwargs["gpus"] = world_size
         distributed.init_process_group(device, rank, world_size, "env://")
     desc = None
     if is_exact_resume(resume):
         sources = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
-        given = {name: value for name, value in dict(config_kwargs, kimg=kimg).items()
-                 if ctx.get_parameter_source(name) in sources and not (name == "gpus" and rank is not None)}
+        given = {
+            name: value
+            for name, value in dict(config_kwargs, kimg=kimg).items()
+            if ctx.get_parameter_source(name) in sources and not (name == "gpus" and rank is not None)
+        }
         args = run_checks.exact_resume_options(resume, outdir, given)
         if rank in (None, 0):
             print(f'Continuing run "{args.run_dir}" from "{args.resume_state}"')

@@ -8,4 +8,12 @@ the feature space. `mixing` holds the tensor-level pieces; `gan` the discriminat
 from .gan import AdaptiveMixDiscriminatorCall, MixedCallResult, split_features
 from .mixing import MixDraw, draw_mix, mix, shrinkage_loss
 
-__all__ = ["AdaptiveMixDiscriminatorCall", "MixDraw", "MixedCallResult", "draw_mix", "mix", "shrinkage_loss", "split_features"]
+__all__ = [
+    "AdaptiveMixDiscriminatorCall",
+    "MixDraw",
+    "MixedCallResult",
+    "draw_mix",
+    "mix",
+    "shrinkage_loss",
+    "split_features",
+]

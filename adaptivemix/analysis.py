@@ -19,8 +19,9 @@ used.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,11 +36,16 @@ def feature_vectors(features_fn: Callable[[torch.Tensor], Any], x: torch.Tensor,
     """F(x) flattened to [N, D] float32, computed in batches of `batch_size` without gradients."""
     if x.shape[0] < 1:
         raise ValueError("feature_vectors needs at least one sample")
-    parts = [split_features(features_fn(x[i : i + batch_size]))[0].flatten(1).float() for i in range(0, x.shape[0], batch_size)]
+    parts = [
+        split_features(features_fn(x[i : i + batch_size]))[0].flatten(1).float()
+        for i in range(0, x.shape[0], batch_size)
+    ]
     return torch.cat(parts)
 
 
-def pair_ratios(x_a: torch.Tensor, x_b: torch.Tensor, f_a: torch.Tensor, f_b: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+def pair_ratios(
+    x_a: torch.Tensor, x_b: torch.Tensor, f_a: torch.Tensor, f_b: torch.Tensor, eps: float = 1e-12
+) -> torch.Tensor:
     """Per-pair ||f_a - f_b|| / ||x_a - x_b|| [P] for paired rows; pairs with identical inputs are left out."""
     if x_a.shape[0] != x_b.shape[0] or f_a.shape[0] != x_a.shape[0] or f_b.shape[0] != x_b.shape[0]:
         raise ValueError("pair_ratios: the four arguments need the same number of rows")
@@ -49,9 +55,13 @@ def pair_ratios(x_a: torch.Tensor, x_b: torch.Tensor, f_a: torch.Tensor, f_b: to
     return (dv[keep] / dx[keep]).float()
 
 
-def lipschitz_ratio(features_fn: Callable[[torch.Tensor], Any], x_a: torch.Tensor, x_b: torch.Tensor, batch_size: int = 64) -> float:
+def lipschitz_ratio(
+    features_fn: Callable[[torch.Tensor], Any], x_a: torch.Tensor, x_b: torch.Tensor, batch_size: int = 64
+) -> float:
     """Mean ||F(a_i) - F(b_i)|| / ||a_i - b_i|| over the rows of two equally long batches."""
-    ratios = pair_ratios(x_a, x_b, feature_vectors(features_fn, x_a, batch_size), feature_vectors(features_fn, x_b, batch_size))
+    ratios = pair_ratios(
+        x_a, x_b, feature_vectors(features_fn, x_a, batch_size), feature_vectors(features_fn, x_b, batch_size)
+    )
     if ratios.numel() == 0:
         raise ValueError("lipschitz_ratio: every pair has identical inputs")
     return float(ratios.mean())
@@ -67,8 +77,13 @@ def cycle_partners(n: int, generator: torch.Generator) -> torch.Tensor:
     return partner
 
 
-def lipschitz_table(features_fn: Callable[[torch.Tensor], Any], real: torch.Tensor, fake: torch.Tensor, seed: int = 0,
-                    batch_size: int = 64) -> dict[str, float]:
+def lipschitz_table(
+    features_fn: Callable[[torch.Tensor], Any],
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> dict[str, float]:
     """Table 3 for one network: the mean ratio on each kind of pair in PAIR_KINDS.
 
     'real' and 'generated' pair each sample with a random other one of its set; 'both' pairs real[i] with

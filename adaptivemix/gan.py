@@ -16,8 +16,9 @@ F is per-sample, so gathering f_b = f_a[pi] gives the release's values to float 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -59,7 +60,9 @@ class AdaptiveMixDiscriminatorCall:
         stop_gradient: detach the target inside the shrinkage term (release: True).
     """
 
-    def __init__(self, noise_std: float = 0.05, alpha: float = 1.0, distance: str = "cosine", stop_gradient: bool = True):
+    def __init__(
+        self, noise_std: float = 0.05, alpha: float = 1.0, distance: str = "cosine", stop_gradient: bool = True
+    ):
         if noise_std < 0:
             raise ValueError(f"AdaptiveMix noise_std must be >= 0, got {noise_std}")
         if alpha <= 0:
@@ -95,7 +98,9 @@ class AdaptiveMixDiscriminatorCall:
         the paper's noise on F(x_hat) in distribution).
         """
         if x_a.shape != x_b.shape:
-            raise ValueError(f"AdaptiveMix cross mixing needs equal batches, got {tuple(x_a.shape)} and {tuple(x_b.shape)}")
+            raise ValueError(
+                f"AdaptiveMix cross mixing needs equal batches, got {tuple(x_a.shape)} and {tuple(x_b.shape)}"
+            )
         draw = draw_mix(x_a.shape[0], self.alpha)
         perm = draw.perm.to(x_a.device)
         feat_hat, _ = split_features(features_fn(mix_pair(x_a, x_b[perm], draw.lam)))

@@ -17,16 +17,17 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from training.augment import AUGPIPE_PRESETS, AugmentPipe  # noqa: E402
 
 RESOLUTIONS = (32, 64, 256)
-BATCH = {'cpu': {32: 32, 64: 16, 256: 4}, 'cuda': {32: 64, 64: 64, 256: 32}}
+BATCH = {"cpu": {32: 32, 64: 16, 256: 4}, "cuda": {32: 64, 64: 64, 256: 32}}
 
 
 def _sync(device: torch.device) -> None:
-    if device.type == 'cuda':
+    if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def images_per_second(pipe: AugmentPipe, x: torch.Tensor, backward: bool, seconds: float) -> float:
     """Run the pipe repeatedly for about `seconds` (after one warm-up call) and return images/s."""
+
     def once() -> None:
         xi = x.requires_grad_(backward)
         y = pipe(xi)
@@ -45,16 +46,17 @@ def images_per_second(pipe: AugmentPipe, x: torch.Tensor, backward: bool, second
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--device', choices=['cpu', 'cuda', 'all'], default='all',
-                        help='all = cpu, plus cuda if present')
-    parser.add_argument('--preset', choices=sorted(AUGPIPE_PRESETS), default='bgc')
-    parser.add_argument('--seconds', type=float, default=1.0, help='timing window per measurement')
+    parser.add_argument(
+        "--device", choices=["cpu", "cuda", "all"], default="all", help="all = cpu, plus cuda if present"
+    )
+    parser.add_argument("--preset", choices=sorted(AUGPIPE_PRESETS), default="bgc")
+    parser.add_argument("--seconds", type=float, default=1.0, help="timing window per measurement")
     args = parser.parse_args()
-    if args.device == 'cuda' and not torch.cuda.is_available():
-        parser.error('--device cuda: no CUDA GPU is available; use --device cpu')
-    devices = [d for d in ('cpu', 'cuda') if args.device in (d, 'all') and (d == 'cpu' or torch.cuda.is_available())]
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA GPU is available; use --device cpu")
+    devices = [d for d in ("cpu", "cuda") if args.device in (d, "all") and (d == "cpu" or torch.cuda.is_available())]
 
-    print(f'AugmentPipe preset={args.preset}, torch {torch.__version__}, threads={torch.get_num_threads()}')
+    print(f"AugmentPipe preset={args.preset}, torch {torch.__version__}, threads={torch.get_num_threads()}")
     print(f"{'device':<7}{'res':>5}{'batch':>7}{'p':>6}{'fwd img/s':>12}{'fwd+bwd img/s':>15}")
     for device_name in devices:
         device = torch.device(device_name)
@@ -67,9 +69,9 @@ def main() -> None:
                 pipe.p.fill_(p)
                 forward[p] = images_per_second(pipe, x, backward=False, seconds=args.seconds)
                 both = images_per_second(pipe, x, backward=True, seconds=args.seconds)
-                print(f'{device_name:<7}{res:>5}{batch:>7}{p:>6.1f}{forward[p]:>12.1f}{both:>15.1f}', flush=True)
-            print(f'{"":<7}{res:>5}  fwd ratio p=1 / p=0.5: {forward[1.0] / forward[0.5]:.2f}', flush=True)
+                print(f"{device_name:<7}{res:>5}{batch:>7}{p:>6.1f}{forward[p]:>12.1f}{both:>15.1f}", flush=True)
+            print(f"{'':<7}{res:>5}  fwd ratio p=1 / p=0.5: {forward[1.0] / forward[0.5]:.2f}", flush=True)
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

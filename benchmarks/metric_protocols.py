@@ -28,7 +28,9 @@ from training.checkpoint import load_network_pkl
 
 def real_images(data: str, count: int, resolution: int) -> torch.Tensor:
     """The first `count` dataset images, uint8 [N, C, H, W]."""
-    dataset = dnnlib.util.construct_class_by_name(class_name="training.dataset.ImageFolderDataset", path=data, resolution=resolution, max_size=count)
+    dataset = dnnlib.util.construct_class_by_name(
+        class_name="training.dataset.ImageFolderDataset", path=data, resolution=resolution, max_size=count
+    )
     return torch.cat([x for x, _ in torch.utils.data.DataLoader(dataset, batch_size=500)])
 
 
@@ -42,12 +44,22 @@ def generated_images(G: torch.nn.Module, count: int, seed: int) -> torch.Tensor:
 
 @torch.no_grad()
 def features(opts: metric_utils.MetricOptions, detector: torch.nn.Module, url: str, images: torch.Tensor) -> np.ndarray:
-    return np.concatenate([detector(metric_utils.detector_input(opts, detector, url, x), return_features=True).numpy() for x in images.split(500)])
+    return np.concatenate(
+        [
+            detector(metric_utils.detector_input(opts, detector, url, x), return_features=True).numpy()
+            for x in images.split(500)
+        ]
+    )
 
 
 def scores(real: np.ndarray, gen: np.ndarray, seed: int) -> dict[str, float]:
     prdc = formulas.prdc_from_torch_features(torch.from_numpy(real), torch.from_numpy(gen), nearest_k=5)
-    return dict(fid=formulas.fid_from_features(real, gen), kid=formulas.kid_from_features(real, gen, seed=seed), density=prdc["density"], coverage=prdc["coverage"])
+    return dict(
+        fid=formulas.fid_from_features(real, gen),
+        kid=formulas.kid_from_features(real, gen, seed=seed),
+        density=prdc["density"],
+        coverage=prdc["coverage"],
+    )
 
 
 @click.command()
@@ -78,22 +90,52 @@ def main(network_pkl, data, detector_list, counts, seeds, generated, out):
                 perm = np.random.default_rng(seed).permutation(len(real_feat))
                 for n in [n for n in counts if 2 * n <= len(real_feat)]:
                     a, b = real_feat[perm[:n]], real_feat[perm[n : 2 * n]]
-                    results.append(dict(detector=detectors.file_name(url), resize=mode, count=n, seed=seed, real_vs_real=True, **scores(a, b, seed)))
+                    results.append(
+                        dict(
+                            detector=detectors.file_name(url),
+                            resize=mode,
+                            count=n,
+                            seed=seed,
+                            real_vs_real=True,
+                            **scores(a, b, seed),
+                        )
+                    )
             for seed in gens:
                 gen_feat = features(opts, detector, url, gens[seed])
                 for n in counts:
-                    results.append(dict(detector=detectors.file_name(url), resize=mode, count=n, seed=seed, real_vs_real=False, **scores(real_feat[:n], gen_feat[:n], seed)))
+                    results.append(
+                        dict(
+                            detector=detectors.file_name(url),
+                            resize=mode,
+                            count=n,
+                            seed=seed,
+                            real_vs_real=False,
+                            **scores(real_feat[:n], gen_feat[:n], seed),
+                        )
+                    )
             print(f"{detectors.file_name(url)} {mode}: done at {time.time() - start:.0f} s", flush=True)
     write_text(out, json.dumps(results, indent=1) + "\n")
 
     print("| detector | resize | compared | images (each side) | FID | KID | density | coverage |")
     print("|---|---|---|---|---|---|---|---|")
-    keys = sorted({(r["real_vs_real"], r["detector"], r["resize"], r["count"]) for r in results}, key=lambda k: (k[1], not k[0], k[2] != "legacy", k[3]))
+    keys = sorted(
+        {(r["real_vs_real"], r["detector"], r["resize"], r["count"]) for r in results},
+        key=lambda k: (k[1], not k[0], k[2] != "legacy", k[3]),
+    )
     for real_vs_real, det, mode, n in keys:
-        rows = [r for r in results if (r["real_vs_real"], r["detector"], r["resize"], r["count"]) == (real_vs_real, det, mode, n)]
-        cell = lambda key, fmt: f"{np.mean([r[key] for r in rows]):{fmt}} ± {np.std([r[key] for r in rows], ddof=1) if len(rows) > 1 else 0:{fmt}}"  # noqa: E731
+        rows = [
+            r
+            for r in results
+            if (r["real_vs_real"], r["detector"], r["resize"], r["count"]) == (real_vs_real, det, mode, n)
+        ]
+
+        def cell(key, fmt, rows=rows):
+            return f"{np.mean([r[key] for r in rows]):{fmt}} ± {np.std([r[key] for r in rows], ddof=1) if len(rows) > 1 else 0:{fmt}}"
+
         what = "real vs real" if real_vs_real else "real vs generated"
-        print(f"| {det} | {mode} | {what} | {n} | {cell('fid', '.2f')} | {cell('kid', '.2f')} | {cell('density', '.3f')} | {cell('coverage', '.3f')} |")
+        print(
+            f"| {det} | {mode} | {what} | {n} | {cell('fid', '.2f')} | {cell('kid', '.2f')} | {cell('density', '.3f')} | {cell('coverage', '.3f')} |"
+        )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -69,7 +69,10 @@ def main() -> None:
     inception_ips = images_per_second(inception, images[:batch_inception], args.seconds)
     domain_ips = images_per_second(domain, images, args.seconds)
     print(f"{'detector':<28s} {'batch':>5s} {'images/s':>10s} {'50k images':>11s}")
-    for name, batch, ips in (("native Inception (299x299)", batch_inception, inception_ips), ("domain classifier (32x32)", batch_domain, domain_ips)):
+    for name, batch, ips in (
+        ("native Inception (299x299)", batch_inception, inception_ips),
+        ("domain classifier (32x32)", batch_domain, domain_ips),
+    ):
         print(f"{name:<28s} {batch:>5d} {ips:>10.1f} {50000 / ips / 60:>9.1f} m")
     print(f"domain classifier / Inception throughput: {domain_ips / inception_ips:.0f}x")
 
@@ -85,7 +88,10 @@ def main() -> None:
     rows = (
         ("FID from 2048-d statistics (sqrtm)", lambda: formulas.fid_from_stats(*stats_r, *stats_g)),
         (f"KID, 2048-d, {n} rows, 100 subsets", lambda: formulas.kid_from_features(real2048, gen2048)),
-        (f"precision/recall, 4096-d, {n} rows each", lambda: (formulas.pr_from_torch_features(real4096, gen4096), _sync(device))),
+        (
+            f"precision/recall, 4096-d, {n} rows each",
+            lambda: (formulas.pr_from_torch_features(real4096, gen4096), _sync(device)),
+        ),
     )
     for name, fn in rows:
         print(f"{name:<44s} {timed(fn):>8.2f}")

@@ -15,7 +15,7 @@ import os
 import statistics
 import sys
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -39,7 +39,9 @@ def reference_forced() -> Iterator[None]:
             os.environ[custom_ops.REFERENCE_ENV] = old
 
 
-def make_cases(quick: bool, device: torch.device) -> list[tuple[str, list[int], Callable[[torch.Tensor, str], torch.Tensor]]]:
+def make_cases(
+    quick: bool, device: torch.device
+) -> list[tuple[str, list[int], Callable[[torch.Tensor, str], torch.Tensor]]]:
     """(name, input shape, op(x, impl)) for each benchmarked call."""
     f = upfirdn2d.setup_filter([1, 3, 3, 1], device=device)
     gen = torch.Generator().manual_seed(0)
@@ -56,11 +58,31 @@ def make_cases(quick: bool, device: torch.device) -> list[tuple[str, list[int], 
         return lambda x, impl: conv2d_resample.conv2d_resample(x, w, f=f, **kwargs)
 
     return [
-        ("upsample2d (upfirdn2d up 2)", [n, c_big, s_small, s_small], lambda x, impl: upfirdn2d.upsample2d(x, f, impl=impl)),
-        ("downsample2d (upfirdn2d down 2)", [n, c_big, s_small, s_small], lambda x, impl: upfirdn2d.downsample2d(x, f, impl=impl)),
-        ("upsample2d (upfirdn2d up 2)", [n, c_small, s_big, s_big], lambda x, impl: upfirdn2d.upsample2d(x, f, impl=impl)),
-        ("downsample2d (upfirdn2d down 2)", [n, c_small, s_big, s_big], lambda x, impl: upfirdn2d.downsample2d(x, f, impl=impl)),
-        ("bias_act lrelu", [n, c_big, 2 * s_small, 2 * s_small], lambda x, impl: bias_act.bias_act(x, bias, act="lrelu", impl=impl)),
+        (
+            "upsample2d (upfirdn2d up 2)",
+            [n, c_big, s_small, s_small],
+            lambda x, impl: upfirdn2d.upsample2d(x, f, impl=impl),
+        ),
+        (
+            "downsample2d (upfirdn2d down 2)",
+            [n, c_big, s_small, s_small],
+            lambda x, impl: upfirdn2d.downsample2d(x, f, impl=impl),
+        ),
+        (
+            "upsample2d (upfirdn2d up 2)",
+            [n, c_small, s_big, s_big],
+            lambda x, impl: upfirdn2d.upsample2d(x, f, impl=impl),
+        ),
+        (
+            "downsample2d (upfirdn2d down 2)",
+            [n, c_small, s_big, s_big],
+            lambda x, impl: upfirdn2d.downsample2d(x, f, impl=impl),
+        ),
+        (
+            "bias_act lrelu",
+            [n, c_big, 2 * s_small, 2 * s_small],
+            lambda x, impl: bias_act.bias_act(x, bias, act="lrelu", impl=impl),
+        ),
         (
             "bias_act lrelu clamp 256",
             [n, c_big, 2 * s_small, 2 * s_small],
@@ -106,7 +128,10 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=10, help="timed iterations per row (median reported)")
     parser.add_argument("--quick", action="store_true", help="small shapes, for a quick check on a CPU")
     parser.add_argument(
-        "--compile", action=argparse.BooleanOptionalAction, default=None, help="torch.compile rows (default: on unless --quick)"
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="torch.compile rows (default: on unless --quick)",
     )
     args = parser.parse_args()
     use_compile = args.compile if args.compile is not None else not args.quick
@@ -116,8 +141,10 @@ def main() -> None:
     if args.iters < 1:
         parser.error("--iters must be >= 1")
 
-    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), torch {torch.__version__}, "
-          f"threads {torch.get_num_threads()}, iters {args.iters}, {'quick' if args.quick else 'full'} shapes")
+    print(
+        f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), torch {torch.__version__}, "
+        f"threads {torch.get_num_threads()}, iters {args.iters}, {'quick' if args.quick else 'full'} shapes"
+    )
     print(f"{'op':40s} {'input shape':22s} {'impl':8s} {'ms/iter':>10s} {'vs ref':>8s}")
     if not use_compile:
         print("(torch.compile rows skipped: --quick or --no-compile)")
@@ -125,7 +152,7 @@ def main() -> None:
     for name, shape, op in make_cases(args.quick, device):
         x = torch.randn(shape, device=device, requires_grad=True)
         with reference_forced():
-            ref_seconds = time_call(forward_backward(lambda t: op(t, "ref"), x), args.iters, device)
+            ref_seconds = time_call(forward_backward(lambda t, op=op: op(t, "ref"), x), args.iters, device)
             rows = [("ref", ref_seconds)]
             if use_compile:
                 try:
@@ -133,11 +160,15 @@ def main() -> None:
                     compiled = torch.compile(lambda t, op=op: op(t, "ref"), dynamic=False)
                     rows.append(("compile", time_call(forward_backward(compiled, x), args.iters, device)))
                 except Exception as error:  # noqa: BLE001 - report and go on
-                    print(f"  (torch.compile skipped for {name}: {type(error).__name__}: {str(error).splitlines()[0][:120]})")
+                    print(
+                        f"  (torch.compile skipped for {name}: {type(error).__name__}: {str(error).splitlines()[0][:120]})"
+                    )
         if kernels_used:
-            rows.append(("cuda", time_call(forward_backward(lambda t: op(t, "cuda"), x), args.iters, device)))
+            rows.append(("cuda", time_call(forward_backward(lambda t, op=op: op(t, "cuda"), x), args.iters, device)))
         for impl, seconds in rows:
-            print(f"{name:40s} {str(shape):22s} {impl:8s} {seconds * 1e3:10.3f} {seconds / ref_seconds:8.2f}", flush=True)
+            print(
+                f"{name:40s} {str(shape):22s} {impl:8s} {seconds * 1e3:10.3f} {seconds / ref_seconds:8.2f}", flush=True
+            )
 
 
 if __name__ == "__main__":

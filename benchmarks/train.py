@@ -38,12 +38,27 @@ CONFIGS = {
 
 def build(cfg: dict, device: torch.device, adaptivemix: bool, fp16: bool):
     num_fp16_res = 4 if fp16 else 0
-    G = Generator(z_dim=cfg["z_dim"], c_dim=0, w_dim=cfg["z_dim"], img_resolution=cfg["res"], img_channels=3,
-                  mapping_kwargs=dict(num_layers=cfg["map"]),
-                  synthesis_kwargs=dict(channel_base=cfg["channel_base"], channel_max=cfg["channel_max"], num_fp16_res=num_fp16_res,
-                                        conv_clamp=256))
-    D = Discriminator(c_dim=0, img_resolution=cfg["res"], img_channels=3, channel_base=cfg["channel_base"],
-                      channel_max=cfg["channel_max"], num_fp16_res=num_fp16_res, conv_clamp=256, epilogue_kwargs=dict(mbstd_group_size=cfg["mbstd"]))
+    G = Generator(
+        z_dim=cfg["z_dim"],
+        c_dim=0,
+        w_dim=cfg["z_dim"],
+        img_resolution=cfg["res"],
+        img_channels=3,
+        mapping_kwargs=dict(num_layers=cfg["map"]),
+        synthesis_kwargs=dict(
+            channel_base=cfg["channel_base"], channel_max=cfg["channel_max"], num_fp16_res=num_fp16_res, conv_clamp=256
+        ),
+    )
+    D = Discriminator(
+        c_dim=0,
+        img_resolution=cfg["res"],
+        img_channels=3,
+        channel_base=cfg["channel_base"],
+        channel_max=cfg["channel_max"],
+        num_fp16_res=num_fp16_res,
+        conv_clamp=256,
+        epilogue_kwargs=dict(mbstd_group_size=cfg["mbstd"]),
+    )
     G = G.train().requires_grad_(False).to(device)
     D = D.train().requires_grad_(False).to(device)
     amix = AdaptiveMixDiscriminatorCall(noise_std=0.05) if adaptivemix else None
@@ -53,7 +68,9 @@ def build(cfg: dict, device: torch.device, adaptivemix: bool, fp16: bool):
     return G, loss, build_phases(G, D, opt, opt, G_reg_interval=4, D_reg_interval=16)
 
 
-def sec_per_kimg(cfg: dict, device: torch.device, adaptivemix: bool, fp16: bool, iters: int, warmup: int) -> tuple[float, float]:
+def sec_per_kimg(
+    cfg: dict, device: torch.device, adaptivemix: bool, fp16: bool, iters: int, warmup: int
+) -> tuple[float, float]:
     """(seconds per 1000 training images, peak CUDA memory in GiB over the timed iterations; NaN on the CPU)."""
     torch.manual_seed(0)
     G, loss, phases = build(cfg, device, adaptivemix, fp16)
@@ -80,11 +97,21 @@ def sec_per_kimg(cfg: dict, device: torch.device, adaptivemix: bool, fp16: bool,
 @click.command()
 @click.option("--device", default="cpu", type=click.Choice(["cpu", "cuda"]))
 @click.option("--threads", default=2, type=int, help="torch CPU threads")
-@click.option("--iters", default=16, type=int, help="timed iterations per measurement (a multiple of 16 keeps the phase mix exact)")
+@click.option(
+    "--iters",
+    default=16,
+    type=int,
+    help="timed iterations per measurement (a multiple of 16 keeps the phase mix exact)",
+)
 @click.option("--warmup", default=2, type=int)
 @click.option("--configs", default="ref32,tiny32", help=f"comma list of {', '.join(CONFIGS)}")
-@click.option("--fp16", "fp16_mode", default="on", type=click.Choice(["on", "off", "both"]),
-              help="fp16 in the 4 highest-resolution blocks (takes effect on CUDA only)")
+@click.option(
+    "--fp16",
+    "fp16_mode",
+    default="on",
+    type=click.Choice(["on", "off", "both"]),
+    help="fp16 in the 4 highest-resolution blocks (takes effect on CUDA only)",
+)
 def main(device, threads, iters, warmup, configs, fp16_mode):
     torch.set_num_threads(threads)
     device = torch.device(device)
@@ -95,14 +122,19 @@ def main(device, threads, iters, warmup, configs, fp16_mode):
         raise click.UsageError(f"--configs: unknown {', '.join(unknown)}; choose from {', '.join(CONFIGS)}")
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {threads} threads"
     print(f"device: {name}; torch {torch.__version__}; {iters} timed iterations after {warmup} warm-up")
-    print(f"{'config':<9} {'fp16':<4} {'batch':>5} {'plain s/kimg':>13} {'img/s':>8} {'GiB':>6} "
-          f"{'amix s/kimg':>12} {'img/s':>8} {'GiB':>6} {'amix/plain':>11}")
+    print(
+        f"{'config':<9} {'fp16':<4} {'batch':>5} {'plain s/kimg':>13} {'img/s':>8} {'GiB':>6} "
+        f"{'amix s/kimg':>12} {'img/s':>8} {'GiB':>6} {'amix/plain':>11}"
+    )
     for key in configs.split(","):
         for fp16 in {"on": [True], "off": [False], "both": [True, False]}[fp16_mode]:
             plain, plain_mem = sec_per_kimg(CONFIGS[key], device, False, fp16, iters, warmup)
             amix, amix_mem = sec_per_kimg(CONFIGS[key], device, True, fp16, iters, warmup)
-            print(f"{key:<9} {'on' if fp16 else 'off':<4} {CONFIGS[key]['batch']:>5} {plain:>13.2f} {1000 / plain:>8.1f} "
-                  f"{plain_mem:>6.2f} {amix:>12.2f} {1000 / amix:>8.1f} {amix_mem:>6.2f} {amix / plain:>10.2f}x", flush=True)
+            print(
+                f"{key:<9} {'on' if fp16 else 'off':<4} {CONFIGS[key]['batch']:>5} {plain:>13.2f} {1000 / plain:>8.1f} "
+                f"{plain_mem:>6.2f} {amix:>12.2f} {1000 / amix:>8.1f} {amix_mem:>6.2f} {amix / plain:>10.2f}x",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -141,8 +141,8 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[str]:
 def atomic_write(path: str | os.PathLike, mode: str = "wb", encoding: str | None = None) -> Iterator[IO]:
     """Open a temp file for writing (`mode` 'wb' or 'w'); on a clean exit it replaces `path` atomically.
 
-        with atomic_write("stats.json", "w", encoding="utf-8") as f:
-            f.write(text)
+    with atomic_write("stats.json", "w", encoding="utf-8") as f:
+        f.write(text)
     """
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_write mode must be 'wb' or 'w', got {mode!r}")

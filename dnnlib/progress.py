@@ -16,8 +16,16 @@ class ProgressBar:
     flooded with redraws. Use as a context manager, call `update(n)` as work completes.
     """
 
-    def __init__(self, total: int | None, desc: str = "", stream: IO[str] | None = None, enabled: bool | None = None,
-                 min_interval: float = 0.25, width: int = 30, unit: str = "it"):
+    def __init__(
+        self,
+        total: int | None,
+        desc: str = "",
+        stream: IO[str] | None = None,
+        enabled: bool | None = None,
+        min_interval: float = 0.25,
+        width: int = 30,
+        unit: str = "it",
+    ):
         self.total = total
         self.desc = desc
         self.stream = stream if stream is not None else sys.stderr
@@ -29,7 +37,7 @@ class ProgressBar:
         self.start = time.perf_counter()
         self._last_draw = 0.0
 
-    def __enter__(self) -> "ProgressBar":
+    def __enter__(self) -> ProgressBar:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -74,8 +74,19 @@ def is_user_trusted(module: str) -> bool:
 
 
 # Top-level packages that are never a user's own network code: no refusal suggests trusting them.
-_NOT_USER_CODE = frozenset(sys.stdlib_module_names) | {"torch", "numpy", "scipy", "PIL", "click", "requests",
-                                                       "dnnlib", "training", "metrics", "torch_utils", "adaptivemix"}
+_NOT_USER_CODE = frozenset(sys.stdlib_module_names) | {
+    "torch",
+    "numpy",
+    "scipy",
+    "PIL",
+    "click",
+    "requests",
+    "dnnlib",
+    "training",
+    "metrics",
+    "torch_utils",
+    "adaptivemix",
+}
 
 
 def trust_hint(module: str) -> str:
@@ -87,8 +98,10 @@ def trust_hint(module: str) -> str:
 
 
 def _refuse(name: str, where: str, reason: str) -> UntrustedNameError:
-    return UntrustedNameError(f'refusing "{name}" named in {where}: {reason}; files may name only this project\'s '
-                              f"classes, torch optimizers and modules you trust{trust_hint(name)}")
+    return UntrustedNameError(
+        f'refusing "{name}" named in {where}: {reason}; files may name only this project\'s '
+        f"classes, torch optimizers and modules you trust{trust_hint(name)}"
+    )
 
 
 def resolve_class_name(name: Any, where: str = "a file") -> Any:

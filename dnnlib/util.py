@@ -211,7 +211,11 @@ def _download(url: str, num_attempts: int, verbose: bool) -> tuple[bytes, str | 
             raise
         except Exception as err:  # noqa: BLE001 - any failure is retried, then reported once.
             last_error = err
-            if isinstance(err, requests.exceptions.HTTPError) and err.response is not None and 400 <= err.response.status_code < 500:
+            if (
+                isinstance(err, requests.exceptions.HTTPError)
+                and err.response is not None
+                and 400 <= err.response.status_code < 500
+            ):
                 break  # Client errors do not get better by retrying.
             if verbose and attempt + 1 < num_attempts:
                 print(f"Retrying {url} ({attempt + 1}/{num_attempts}): {err}", file=sys.stderr)

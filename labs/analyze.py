@@ -44,8 +44,16 @@ def generate(G: torch.nn.Module, c: torch.Tensor, seed: int, batch_size: int, de
     return torch.cat(parts)
 
 
-def analyze(D: torch.nn.Module, G: torch.nn.Module, reals: torch.Tensor, labels: torch.Tensor, classes: np.ndarray | None,
-            seed: int = 0, batch_size: int = 32, device: torch.device = torch.device("cpu")) -> dict:
+def analyze(
+    D: torch.nn.Module,
+    G: torch.nn.Module,
+    reals: torch.Tensor,
+    labels: torch.Tensor,
+    classes: np.ndarray | None,
+    seed: int = 0,
+    batch_size: int = 32,
+    device: torch.device = torch.device("cpu"),
+) -> dict:
     """{'lipschitz': {kind: ratio}, 'compactness': {group: SD}, 'compactness_per_class': {class: SD}}."""
     D = D.eval().requires_grad_(False).to(device)
     fakes = generate(G.eval().requires_grad_(False).to(device), labels, seed, batch_size, device)
@@ -82,10 +90,21 @@ def format_report(result: dict) -> str:
 @click.command()
 @click.option("--network", "network_pkl", help="Network pickle (snapshot) path or URL", required=True, metavar="PATH")
 @click.option("--data", help="Dataset zip or folder (dataset_tool.py output)", required=True, metavar="PATH")
-@click.option("--num", help="Number of real and of generated images", type=click.IntRange(min=2), default=256, show_default=True)
+@click.option(
+    "--num", help="Number of real and of generated images", type=click.IntRange(min=2), default=256, show_default=True
+)
 @click.option("--seed", help="Seed of the latents and the pairings", type=int, default=0, show_default=True)
-@click.option("--batch", "batch_size", help="Batch size of the network passes", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--device", help="Device", type=click.Choice(distributed.DEVICE_CHOICES), default="auto", show_default=True)
+@click.option(
+    "--batch",
+    "batch_size",
+    help="Batch size of the network passes",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+)
+@click.option(
+    "--device", help="Device", type=click.Choice(distributed.DEVICE_CHOICES), default="auto", show_default=True
+)
 @click.option("--json", "json_path", help="Also write the numbers to this JSON file", metavar="FILE")
 def main(network_pkl: str, data: str, num: int, seed: int, batch_size: int, device: str, json_path: str | None) -> None:
     """Print the Lipschitz ratio and feature compactness of a snapshot's discriminator."""
@@ -103,12 +122,16 @@ def main(network_pkl: str, data: str, num: int, seed: int, batch_size: int, devi
     except (OSError, ValueError) as error:
         raise click.UsageError(f'--data: cannot read "{data}": {error}') from None
     if dataset.resolution != G.img_resolution or dataset.num_channels != G.img_channels:
-        raise click.UsageError(f"--data: images are {dataset.num_channels}x{dataset.resolution}^2 but the network "
-                               f"expects {G.img_channels}x{G.img_resolution}^2; give the dataset it was trained on")
+        raise click.UsageError(
+            f"--data: images are {dataset.num_channels}x{dataset.resolution}^2 but the network "
+            f"expects {G.img_channels}x{G.img_resolution}^2; give the dataset it was trained on"
+        )
     reals, labels, classes = load_reals(dataset, num)
     if G.c_dim > 0 and labels.shape[1] != G.c_dim:
-        raise click.UsageError(f"--data: the network is conditional on {G.c_dim} classes but the dataset has "
-                               f"{labels.shape[1]} label values; give the labelled dataset it was trained on")
+        raise click.UsageError(
+            f"--data: the network is conditional on {G.c_dim} classes but the dataset has "
+            f"{labels.shape[1]} label values; give the labelled dataset it was trained on"
+        )
     result = analyze(D, G, reals, labels, classes, seed=seed, batch_size=batch_size, device=device)
     print(format_report(result))
     if json_path:

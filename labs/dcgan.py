@@ -36,29 +36,15 @@ def build_config(o: dict, num_images: int) -> RunConfig:
     defaults = OBJECTIVE_DEFAULTS[objective]
     if o["kimg"] is not None and o["epochs"] is not None:
         raise click.UsageError("give --kimg or --epochs, not both")
-    kimg = (
-        o["kimg"] if o["kimg"] is not None else (o["epochs"] or 0) * num_images / 1000
-    )
+    kimg = o["kimg"] if o["kimg"] is not None else (o["epochs"] or 0) * num_images / 1000
     if kimg <= 0:
-        raise click.UsageError(
-            "give the training length: --kimg=FLOAT or --epochs=FLOAT (> 0)"
-        )
-    form = (
-        default_amix_form(objective)
-        if o["adaptivemix_form"] == "auto"
-        else o["adaptivemix_form"]
-    )
+        raise click.UsageError("give the training length: --kimg=FLOAT or --epochs=FLOAT (> 0)")
+    form = default_amix_form(objective) if o["adaptivemix_form"] == "auto" else o["adaptivemix_form"]
     head = o["head"]
     if head == "auto":
-        head = (
-            "mean"
-            if o["adaptivemix"] and form == "paper" and not o["mbdisc"]
-            else "conv"
-        )
+        head = "mean" if o["adaptivemix"] and form == "paper" and not o["mbdisc"] else "conv"
     if o["label_smoothing"] is not None and objective != "ns":
-        raise click.UsageError(
-            "--label-smoothing applies to the logistic loss only: use it with --objective=ns"
-        )
+        raise click.UsageError("--label-smoothing applies to the logistic loss only: use it with --objective=ns")
     losses = {
         "adaptivemix": o["adaptivemix"],
         "amix_form": form,
@@ -257,9 +243,7 @@ def build_config(o: dict, num_images: int) -> RunConfig:
     default=0.0,
     show_default=True,
 )
-@click.option(
-    "--vbn", help="Virtual batch norm in G instead of batch norm", is_flag=True
-)
+@click.option("--vbn", help="Virtual batch norm in G instead of batch norm", is_flag=True)
 @click.option(
     "--bures-weight",
     help="Bures distance weight in G's loss (0 = off)",
@@ -288,9 +272,7 @@ def main(**o):
     try:
         if o["resume"]:
             state = load_snapshot(snapshot)
-            kimg = (
-                o["kimg"] if o["epochs"] is None else o["epochs"] * len(images) / 1000
-            )
+            kimg = o["kimg"] if o["epochs"] is None else o["epochs"] * len(images) / 1000
             cfg = config_from_snapshot(state, kimg)
         else:
             cfg = build_config(o, len(images))

@@ -71,9 +71,7 @@ class Evaluator:
         )
         torch.manual_seed(self.seed)
         np.random.seed(self.seed)
-        fid = frechet_inception_distance.compute_fid(
-            opts, max_real=self.num_real, num_gen=self.num_gen
-        )
+        fid = frechet_inception_distance.compute_fid(opts, max_real=self.num_real, num_gen=self.num_gen)
         torch.manual_seed(self.seed)
         np.random.seed(self.seed)
         kid = kernel_inception_distance.compute_kid(

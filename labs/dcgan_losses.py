@@ -56,25 +56,15 @@ class DCGANLosses:
     def __init__(self, settings: LossSettings, G: torch.nn.Module, D: torch.nn.Module):
         objectives.check_objective(settings.objective)
         if settings.amix_form not in AMIX_FORMS:
-            raise ValueError(
-                f"unknown AdaptiveMix form {settings.amix_form!r}: choose one of {', '.join(AMIX_FORMS)}"
-            )
+            raise ValueError(f"unknown AdaptiveMix form {settings.amix_form!r}: choose one of {', '.join(AMIX_FORMS)}")
         if settings.label_smoothing != 1.0 and settings.objective != "ns":
-            raise ValueError(
-                "label smoothing applies to the logistic loss only: use it with --objective=ns"
-            )
+            raise ValueError("label smoothing applies to the logistic loss only: use it with --objective=ns")
         self.s = settings
         self.G, self.D = G, D
         distance = "l2" if settings.amix_form == "paper" else "cosine"
-        self.amix = AdaptiveMixDiscriminatorCall(
-            noise_std=settings.noise_std, distance=distance
-        )
-        self.hist_G = (
-            HistoricalAverage(G.parameters()) if settings.hist_avg_weight > 0 else None
-        )
-        self.hist_D = (
-            HistoricalAverage(D.parameters()) if settings.hist_avg_weight > 0 else None
-        )
+        self.amix = AdaptiveMixDiscriminatorCall(noise_std=settings.noise_std, distance=distance)
+        self.hist_G = HistoricalAverage(G.parameters()) if settings.hist_avg_weight > 0 else None
+        self.hist_D = HistoricalAverage(D.parameters()) if settings.hist_avg_weight > 0 else None
         self.stats: dict[str, float] = {}
 
     def _head(self, feat: torch.Tensor, _c=None) -> torch.Tensor:
@@ -98,14 +88,9 @@ class DCGANLosses:
             feat_r, feat_f = self.D.features(real), self.D.features(fake)
             s_r, s_f = self.D.head(feat_r), self.D.head(feat_f)
             if s.adaptivemix:
-                ada = self.amix.cross_shrinkage(
-                    self.D.features, real, feat_r, fake, feat_f
-                ).mean()
+                ada = self.amix.cross_shrinkage(self.D.features, real, feat_r, fake, feat_f).mean()
         if s.label_smoothing != 1.0:
-            adv = (
-                smoothed_real_loss(s_r.flatten(), s.label_smoothing).mean()
-                + F.softplus(s_f.flatten()).mean()
-            )
+            adv = smoothed_real_loss(s_r.flatten(), s.label_smoothing).mean() + F.softplus(s_f.flatten()).mean()
         else:
             adv = objectives.d_loss(s.objective, s_r, s_f)
         loss = adv + s.ada_weight * ada
@@ -136,20 +121,14 @@ class DCGANLosses:
         else:
             feat_f = self.D.features(fake)
             s_f = self.D.head(feat_f)
-        need_real_feat = (
-            (s.adaptivemix and s.amix_form == "paper")
-            or s.fm_weight > 0
-            or s.bures_weight > 0
-        )
+        need_real_feat = (s.adaptivemix and s.amix_form == "paper") or s.fm_weight > 0 or s.bures_weight > 0
         if need_real_feat:
             with torch.no_grad():
                 feat_r = self.D.features(real)
             if feat_f is None:
                 feat_f = self.D.features(fake)
         if s.adaptivemix and s.amix_form == "paper":
-            ada = self.amix.cross_shrinkage(
-                self.D.features, real, feat_r, fake, feat_f
-            ).mean()
+            ada = self.amix.cross_shrinkage(self.D.features, real, feat_r, fake, feat_f).mean()
         adv = objectives.g_loss(s.objective, s_f)
         loss = adv + s.ada_weight * ada
         if s.fm_weight > 0:
@@ -162,18 +141,12 @@ class DCGANLosses:
             self.stats["G/bures"] = bures.item()
         if self.hist_G is not None:
             loss = loss + s.hist_avg_weight * self.hist_G.penalty()
-        self.stats.update(
-            {"G/loss": loss.item(), "G/adv": adv.item(), "G/ada": float(ada.detach())}
-        )
+        self.stats.update({"G/loss": loss.item(), "G/adv": adv.item(), "G/ada": float(ada.detach())})
         return loss
 
     def state_dict(self) -> dict:
         """Historical averages (empty when off)."""
-        return {
-            k: h.state_dict()
-            for k, h in (("hist_G", self.hist_G), ("hist_D", self.hist_D))
-            if h is not None
-        }
+        return {k: h.state_dict() for k, h in (("hist_G", self.hist_G), ("hist_D", self.hist_D)) if h is not None}
 
     def load_state_dict(self, state: dict) -> None:
         for key, hist in (("hist_G", self.hist_G), ("hist_D", self.hist_D)):

@@ -74,9 +74,7 @@ class Generator(nn.Module):
     ):
         super().__init__()
         if norm not in G_NORMS:
-            raise ValueError(
-                f"unknown generator norm {norm!r}: choose one of {', '.join(G_NORMS)}"
-            )
+            raise ValueError(f"unknown generator norm {norm!r}: choose one of {', '.join(G_NORMS)}")
         steps = check_resolution(resolution)
         self.z_dim = z_dim
         self.c_dim = 0
@@ -109,9 +107,7 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
         if self.reference is not None:
-            self.reference.refresh(
-                self.body
-            )  # Reference statistics under the current parameters.
+            self.reference.refresh(self.body)  # Reference statistics under the current parameters.
         return self.body(z.reshape(z.shape[0], self.z_dim, 1, 1))
 
 
@@ -129,17 +125,11 @@ class Discriminator(nn.Module):
     ):
         super().__init__()
         if norm not in D_NORMS:
-            raise ValueError(
-                f"unknown discriminator norm {norm!r}: choose one of {', '.join(D_NORMS)}"
-            )
+            raise ValueError(f"unknown discriminator norm {norm!r}: choose one of {', '.join(D_NORMS)}")
         if head not in HEADS:
-            raise ValueError(
-                f"unknown discriminator head {head!r}: choose one of {', '.join(HEADS)}"
-            )
+            raise ValueError(f"unknown discriminator head {head!r}: choose one of {', '.join(HEADS)}")
         if head == "mean" and mbdisc:
-            raise ValueError(
-                "minibatch discrimination needs a learned head: use head 'conv' with it, not 'mean'"
-            )
+            raise ValueError("minibatch discrimination needs a learned head: use head 'conv' with it, not 'mean'")
         steps = check_resolution(resolution)
         ch = width
         layers: list[nn.Module] = [nn.Conv2d(channels, ch, 4, 2, 1), nn.LeakyReLU(0.2)]
@@ -154,11 +144,7 @@ class Discriminator(nn.Module):
         self.mbdisc = MinibatchDiscrimination(ch * 16) if mbdisc else None
         self.out = None
         if head == "conv":
-            self.out = (
-                nn.Linear(ch * 16 + self.mbdisc.num_kernels, 1)
-                if mbdisc
-                else nn.Conv2d(ch, 1, 4, 1, 0)
-            )
+            self.out = nn.Linear(ch * 16 + self.mbdisc.num_kernels, 1) if mbdisc else nn.Conv2d(ch, 1, 4, 1, 0)
         _init_dcgan(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

@@ -151,14 +151,10 @@ class DCGANRun:
             reference_size=cfg.batch,
             seed=cfg.seed,
         )
-        self.D = Discriminator(
-            channels, resolution, cfg.width, cfg.d_norm, cfg.head, cfg.mbdisc
-        )
+        self.D = Discriminator(channels, resolution, cfg.width, cfg.d_norm, cfg.head, cfg.mbdisc)
         self.opt_G = _optimizer(cfg, self.G.parameters())
         self.opt_D = _optimizer(cfg, self.D.parameters())
-        self.losses = DCGANLosses(
-            LossSettings(objective=cfg.objective, **cfg.losses), self.G, self.D
-        )
+        self.losses = DCGANLosses(LossSettings(objective=cfg.objective, **cfg.losses), self.G, self.D)
         self.stream = BatchStream(len(images), cfg.batch, cfg.seed)
         self.images_seen = 0
         self.d_steps = 0
@@ -205,9 +201,7 @@ class DCGANRun:
         total = round(cfg.kimg * 1000)
         every = round(cfg.eval_every * 1000) if cfg.eval_every > 0 else total
         next_eval = (self.images_seen // every + 1) * every if every > 0 else total
-        with ProgressBar(
-            total, desc=f"{cfg.objective}", unit="img", min_interval=1.0
-        ) as bar:
+        with ProgressBar(total, desc=f"{cfg.objective}", unit="img", min_interval=1.0) as bar:
             bar.update(self.images_seen)
             start = time.perf_counter()
             while self.images_seen < total:
@@ -242,11 +236,7 @@ class DCGANRun:
             "".join(json.dumps(r) + "\n" for r in self.results),
         )
         losses = " ".join(f"{k} {v:.4g}" for k, v in sorted(self.losses.stats.items()))
-        fid = (
-            ""
-            if metrics.get("fid") is None
-            else f"fid {metrics['fid']:.2f} kid {metrics['kid']:.4f} "
-        )
+        fid = "" if metrics.get("fid") is None else f"fid {metrics['fid']:.2f} kid {metrics['kid']:.4f} "
         log(f"kimg {line['kimg']:.2f} {fid}seconds {line['seconds']:.1f} | {losses}")
         self.save(os.path.join(outdir, SNAPSHOT))
 

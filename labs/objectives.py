@@ -31,15 +31,11 @@ OBJECTIVES = ("ns", "wgan", "wgan-gp", "hinge", "lsgan")
 def check_objective(objective: str) -> str:
     """Return `objective` if known, else raise a ValueError that lists the choices."""
     if objective not in OBJECTIVES:
-        raise ValueError(
-            f"unknown objective {objective!r}: choose one of {', '.join(OBJECTIVES)}"
-        )
+        raise ValueError(f"unknown objective {objective!r}: choose one of {', '.join(OBJECTIVES)}")
     return objective
 
 
-def d_loss(
-    objective: str, real_logits: torch.Tensor, fake_logits: torch.Tensor
-) -> torch.Tensor:
+def d_loss(objective: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
     """Discriminator (critic) loss to minimize, a scalar; see the module table for each formula."""
     check_objective(objective)
     s_r = real_logits.flatten()
@@ -77,12 +73,8 @@ def gradient_penalty(
     shapes; `fake` is detached (the penalty trains D only). Returns a scalar.
     """
     if real.shape != fake.shape:
-        raise ValueError(
-            f"gradient_penalty needs equal shapes, got {tuple(real.shape)} and {tuple(fake.shape)}"
-        )
-    u = torch.rand(
-        [real.shape[0]] + [1] * (real.dim() - 1), device=real.device, dtype=real.dtype
-    )
+        raise ValueError(f"gradient_penalty needs equal shapes, got {tuple(real.shape)} and {tuple(fake.shape)}")
+    u = torch.rand([real.shape[0]] + [1] * (real.dim() - 1), device=real.device, dtype=real.dtype)
     x = (u * real.detach() + (1 - u) * fake.detach()).requires_grad_(True)
     out = d_fn(x)
     (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)

@@ -35,9 +35,7 @@ def _load(option: str, path: str):
     required=True,
     metavar="ZIP",
 )
-@click.option(
-    "--test-data", help="Labelled test images (same size)", required=True, metavar="ZIP"
-)
+@click.option("--test-data", help="Labelled test images (same size)", required=True, metavar="ZIP")
 @click.option(
     "--outdir",
     help="Where results.jsonl and the snapshot go",
@@ -136,14 +134,10 @@ def main(
     if resume and not os.path.exists(snapshot):
         raise click.UsageError(f"--resume: no {SNAPSHOT} in --outdir={outdir}")
     if no_gan and adaptivemix:
-        raise click.UsageError(
-            "--adaptivemix acts on the GAN's unlabelled batches: drop --no-gan to use it"
-        )
+        raise click.UsageError("--adaptivemix acts on the GAN's unlabelled batches: drop --no-gan to use it")
     state = load_snapshot(snapshot) if resume else None
     if state is not None:
-        cfg = SSLConfig(
-            **dict(state["config"], epochs=epochs or state["config"]["epochs"])
-        )
+        cfg = SSLConfig(**dict(state["config"], epochs=epochs or state["config"]["epochs"]))
     else:
         cfg = SSLConfig(
             labels_per_class=labels_per_class,
@@ -165,11 +159,7 @@ def main(
     except ValueError as err:
         raise click.UsageError(str(err)) from None
     os.makedirs(outdir, exist_ok=True)
-    mode = (
-        "supervised only"
-        if not cfg.gan
-        else "semi-supervised GAN" + (" + AdaptiveMix" if cfg.adaptivemix else "")
-    )
+    mode = "supervised only" if not cfg.gan else "semi-supervised GAN" + (" + AdaptiveMix" if cfg.adaptivemix else "")
     print(
         f"{mode}: {cfg.labels_per_class} labels per class ({len(run.labelled)} labelled, {len(run.unlabelled)} unlabelled), "
         f"{len(test[1])} test images, {cfg.epochs} epochs of {run.steps_per_epoch} steps, seed {cfg.seed}"

@@ -44,10 +44,6 @@ def select_labelled(labels: torch.Tensor, per_class: int, seed: int) -> torch.Te
     for k in torch.unique(labels).tolist():
         members = torch.nonzero(labels == k).flatten()
         if len(members) < per_class:
-            raise ValueError(
-                f"class {k} has only {len(members)} images, fewer than --labels-per-class={per_class}"
-            )
-        chosen.append(
-            members[torch.randperm(len(members), generator=generator)[:per_class]]
-        )
+            raise ValueError(f"class {k} has only {len(members)} images, fewer than --labels-per-class={per_class}")
+        chosen.append(members[torch.randperm(len(members), generator=generator)[:per_class]])
     return torch.sort(torch.cat(chosen)).values

@@ -32,11 +32,7 @@ class GaussianNoise(nn.Module):
         self.sigma = float(sigma)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (
-            x + torch.randn_like(x) * self.sigma
-            if self.training and self.sigma > 0
-            else x
-        )
+        return x + torch.randn_like(x) * self.sigma if self.training and self.sigma > 0 else x
 
     def extra_repr(self) -> str:
         return f"sigma={self.sigma}"
@@ -45,9 +41,7 @@ class GaussianNoise(nn.Module):
 class SSLDiscriminator(nn.Module):
     """Images [N, C, H, W] in [0, 1] -> K logits [N, K]; `features` is F ([N, 250]), `head` is J."""
 
-    def __init__(
-        self, in_features: int, num_classes: int, widths: tuple[int, ...] = D_WIDTHS
-    ):
+    def __init__(self, in_features: int, num_classes: int, widths: tuple[int, ...] = D_WIDTHS):
         super().__init__()
         layers: list[nn.Module] = []
         prev = in_features
@@ -59,9 +53,7 @@ class SSLDiscriminator(nn.Module):
             ]
             prev = width
         self.feature_net = nn.Sequential(*layers)
-        self.head_net = nn.Sequential(
-            GaussianNoise(HIDDEN_NOISE), weight_norm(nn.Linear(prev, num_classes))
-        )
+        self.head_net = nn.Sequential(GaussianNoise(HIDDEN_NOISE), weight_norm(nn.Linear(prev, num_classes)))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.feature_net(x.flatten(1))

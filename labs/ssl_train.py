@@ -58,9 +58,7 @@ class SSLConfig:
     ada_weight: float = 1.0
     ada_distance: str = "mse"
     noise_std: float = 0.05
-    unlabelled: int | None = (
-        None  # Size of the unlabelled subset; None = every training image.
-    )
+    unlabelled: int | None = None  # Size of the unlabelled subset; None = every training image.
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
@@ -80,15 +78,11 @@ class SSLRun:
         self.cfg = cfg
         images, labels = train
         if test[0].shape[1:] != images.shape[1:]:
-            raise ValueError(
-                f"test images are {tuple(test[0].shape[1:])}, training images {tuple(images.shape[1:])}"
-            )
+            raise ValueError(f"test images are {tuple(test[0].shape[1:])}, training images {tuple(images.shape[1:])}")
         num_classes = int(max(labels.max(), test[1].max())) + 1
         self.labelled = select_labelled(labels, cfg.labels_per_class, cfg.seed)
         if cfg.unlabelled is not None:
-            perm = torch.randperm(
-                len(images), generator=torch.Generator().manual_seed(cfg.seed + 1)
-            )
+            perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(cfg.seed + 1))
             self.unlabelled = perm[: cfg.unlabelled]
         else:
             self.unlabelled = torch.arange(len(images))
@@ -98,15 +92,9 @@ class SSLRun:
         shape = tuple(images.shape[1:])
         self.D = SSLDiscriminator(shape[0] * shape[1] * shape[2], num_classes)
         self.G = SSLGenerator(shape)
-        self.opt_D = torch.optim.Adam(
-            self.D.parameters(), lr=cfg.lr, betas=(0.5, 0.999)
-        )
-        self.opt_G = torch.optim.Adam(
-            self.G.parameters(), lr=cfg.lr, betas=(0.5, 0.999)
-        )
-        self.amix = AdaptiveMixDiscriminatorCall(
-            noise_std=cfg.noise_std, distance=cfg.ada_distance
-        )
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+        self.amix = AdaptiveMixDiscriminatorCall(noise_std=cfg.noise_std, distance=cfg.ada_distance)
         self.lab_stream = BatchStream(len(self.labelled), cfg.batch, cfg.seed + 2)
         self.unl_stream = BatchStream(len(self.unlabelled), cfg.batch, cfg.seed + 3)
         self.steps_per_epoch = math.ceil(len(self.unlabelled) / cfg.batch)
@@ -134,9 +122,7 @@ class SSLRun:
             loss = loss + loss_real + loss_fake
             self.stats.update({"real": loss_real.item(), "fake": loss_fake.item()})
             if cfg.adaptivemix:
-                ada = self.amix.cross_shrinkage(
-                    self.D.features, x_unl, feat_unl, x_unl, feat_unl
-                ).mean()
+                ada = self.amix.cross_shrinkage(self.D.features, x_unl, feat_unl, x_unl, feat_unl).mean()
                 loss = loss + cfg.ada_weight * ada
                 self.stats["ada"] = ada.item()
         loss.backward()

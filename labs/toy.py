@@ -92,8 +92,10 @@ def _run_all(configs: list[ToyConfig], outdir: str, log) -> list[dict]:
         append_jsonl(os.path.join(outdir, "results.jsonl"), result)
         panels[(cfg.dataset, cfg.objective, cfg.variant, cfg.seed)] = panel
         results.append(result)
-        log(f"[{i + 1}/{len(configs)}] {cfg.name}: modes {result['modes']}/{result['num_modes']}, "
-            f"HQ {result['hq_pct']:.1f}%, MMD {result['mmd']:.4f} ({result['seconds']:.1f}s)")
+        log(
+            f"[{i + 1}/{len(configs)}] {cfg.name}: modes {result['modes']}/{result['num_modes']}, "
+            f"HQ {result['hq_pct']:.1f}%, MMD {result['mmd']:.4f} ({result['seconds']:.1f}s)"
+        )
     write_figures(configs, panels, outdir)
     return results
 
@@ -117,27 +119,51 @@ def build_configs(datasets, objectives, variants, seeds, **settings) -> list[Toy
             for variant in variants:
                 if not check_variant(variant, objective, strict=False):
                     continue
-                configs += [ToyConfig(dataset=dataset, objective=objective, variant=variant, seed=s, **settings) for s in seeds]
+                configs += [
+                    ToyConfig(dataset=dataset, objective=objective, variant=variant, seed=s, **settings) for s in seeds
+                ]
     return configs
 
 
 @click.command()
 @click.option("--dataset", default="grid9", show_default=True, help=f"Data set(s): {', '.join(DATASETS)} or all")
 @click.option("--objective", default="std", show_default=True, help=f"Objective(s): {', '.join(OBJECTIVES)} or all")
-@click.option("--variant", default="plain", show_default=True, help="Variant(s): plain or techniques joined by '+', or all")
+@click.option(
+    "--variant", default="plain", show_default=True, help="Variant(s): plain or techniques joined by '+', or all"
+)
 @click.option("--seed", "seeds", default="0", show_default=True, help="Seed(s), e.g. 0-2")
 @click.option("--runs", help="Whole grid in one option: DATASETS:OBJECTIVES:VARIANTS:SEEDS (overrides the four above)")
 @click.option("--steps", type=click.IntRange(min=1), default=400, show_default=True, help="G steps per run")
 @click.option("--batch", type=click.IntRange(min=2), default=128, show_default=True, help="Batch size")
 @click.option("--n-critic", type=click.IntRange(min=1), default=1, show_default=True, help="D steps per G step")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="Adam learning rate")
-@click.option("--fm-weight", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Feature matching weight (fm)")
-@click.option("--bures-weight", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Bures weight (bures)")
-@click.option("--ls-alpha", type=click.FloatRange(0.5, 1, min_open=True), default=0.9, show_default=True, help="Real target (ls)")
-@click.option("--ha-weight", type=click.FloatRange(min=0), default=0.01, show_default=True, help="Historical averaging weight (ha)")
-@click.option("--mbdisc-kernels", type=click.IntRange(min=1), default=16, show_default=True, help="Minibatch discr. B (mbdisc)")
-@click.option("--mbdisc-dim", type=click.IntRange(min=1), default=5, show_default=True, help="Minibatch discr. C (mbdisc)")
-@click.option("--noise-std", type=click.FloatRange(min=0), default=0.05, show_default=True, help="AdaptiveMix target noise")
+@click.option(
+    "--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="Adam learning rate"
+)
+@click.option(
+    "--fm-weight", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Feature matching weight (fm)"
+)
+@click.option(
+    "--bures-weight", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Bures weight (bures)"
+)
+@click.option(
+    "--ls-alpha", type=click.FloatRange(0.5, 1, min_open=True), default=0.9, show_default=True, help="Real target (ls)"
+)
+@click.option(
+    "--ha-weight",
+    type=click.FloatRange(min=0),
+    default=0.01,
+    show_default=True,
+    help="Historical averaging weight (ha)",
+)
+@click.option(
+    "--mbdisc-kernels", type=click.IntRange(min=1), default=16, show_default=True, help="Minibatch discr. B (mbdisc)"
+)
+@click.option(
+    "--mbdisc-dim", type=click.IntRange(min=1), default=5, show_default=True, help="Minibatch discr. C (mbdisc)"
+)
+@click.option(
+    "--noise-std", type=click.FloatRange(min=0), default=0.05, show_default=True, help="AdaptiveMix target noise"
+)
 @click.option("--outdir", required=True, help="Where results.jsonl, samples and figures go")
 def main(dataset, objective, variant, seeds, runs, outdir, **settings):
     """Train toy 2D GANs and report % high-quality samples, modes covered and MMD."""

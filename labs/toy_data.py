@@ -82,10 +82,16 @@ def mmd2(x: np.ndarray, y: np.ndarray, bandwidths: tuple[float, ...] = MMD_BANDW
         return total - (len(a) if exclude_diagonal else 0)  # k(a, a) = 1 on the diagonal
 
     n, m = len(x), len(y)
-    return kernel_sum(x, x, True) / (n * (n - 1)) + kernel_sum(y, y, True) / (m * (m - 1)) - 2 * kernel_sum(x, y, False) / (n * m)
+    return (
+        kernel_sum(x, x, True) / (n * (n - 1))
+        + kernel_sum(y, y, True) / (m * (m - 1))
+        - 2 * kernel_sum(x, y, False) / (n * m)
+    )
 
 
-def toy_metrics(points: np.ndarray, dataset: ToyDataset, reference: np.ndarray | None = None, seed: int = 12345) -> dict:
+def toy_metrics(
+    points: np.ndarray, dataset: ToyDataset, reference: np.ndarray | None = None, seed: int = 12345
+) -> dict:
     """{'hq_pct', 'modes', 'num_modes', 'mmd'} of generated points [N, 2] (see the module docstring).
 
     `reference` (data points for the MMD) defaults to min(N, MMD_POINTS) fresh samples drawn with `seed`.
@@ -101,5 +107,9 @@ def toy_metrics(points: np.ndarray, dataset: ToyDataset, reference: np.ndarray |
         reference = dataset.sample(min(len(points), MMD_POINTS), np.random.default_rng(seed))
     head = points[:MMD_POINTS][finite[:MMD_POINTS]]
     mmd = mmd2(head, reference) if len(head) >= 2 else float("inf")
-    return {"hq_pct": 100.0 * hq.mean(), "modes": int((per_mode >= MIN_HQ_PER_MODE).sum()),
-            "num_modes": dataset.num_modes, "mmd": mmd}
+    return {
+        "hq_pct": 100.0 * hq.mean(),
+        "modes": int((per_mode >= MIN_HQ_PER_MODE).sum()),
+        "num_modes": dataset.num_modes,
+        "mmd": mmd,
+    }

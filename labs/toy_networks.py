@@ -19,8 +19,15 @@ class ToyGenerator(nn.Module):
     draws from `seed`) are fixed here, saved in the state_dict, and forwarded before every call.
     """
 
-    def __init__(self, z_dim: int = 8, width: int = 128, layers: int = 3, vbn: bool = False, reference_size: int = 128,
-                 seed: int = 0):
+    def __init__(
+        self,
+        z_dim: int = 8,
+        width: int = 128,
+        layers: int = 3,
+        vbn: bool = False,
+        reference_size: int = 128,
+        seed: int = 0,
+    ):
         super().__init__()
         self.z_dim = z_dim
         blocks: list[nn.Module] = []
@@ -31,7 +38,9 @@ class ToyGenerator(nn.Module):
         self.net = nn.Sequential(*blocks, nn.Linear(size, 2))
         self.reference = None
         if vbn:
-            self.reference = ReferenceBatch(torch.randn(reference_size, z_dim, generator=torch.Generator().manual_seed(seed)))
+            self.reference = ReferenceBatch(
+                torch.randn(reference_size, z_dim, generator=torch.Generator().manual_seed(seed))
+            )
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         if self.reference is not None:
@@ -47,8 +56,9 @@ class ToyDiscriminator(nn.Module):
     mean of the feature entries ('mean', the averaging critic of the AdaptiveMix paper's Eq. 6).
     """
 
-    def __init__(self, width: int = 128, layers: int = 3, head: str = "linear", mbdisc_kernels: int = 0,
-                 mbdisc_dim: int = 5):
+    def __init__(
+        self, width: int = 128, layers: int = 3, head: str = "linear", mbdisc_kernels: int = 0, mbdisc_dim: int = 5
+    ):
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"unknown toy D head {head!r}: choose one of {', '.join(HEADS)}")

@@ -49,8 +49,9 @@ def render_panel(confidence: np.ndarray, data: np.ndarray, samples: np.ndarray) 
     return PIL.Image.fromarray(pixels)
 
 
-def compose(panels: list[list[PIL.Image.Image | None]], row_labels: list[str], col_labels: list[str],
-            title: str = "") -> PIL.Image.Image:
+def compose(
+    panels: list[list[PIL.Image.Image | None]], row_labels: list[str], col_labels: list[str], title: str = ""
+) -> PIL.Image.Image:
     """A labelled grid of equally sized panels (None leaves a grey cell)."""
     size = next(p.size[0] for row in panels for p in row if p is not None)
     left, top, gap = 90, 34 if title else 18, 4

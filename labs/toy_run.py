@@ -30,8 +30,10 @@ def technique_set(variant: str) -> set[str]:
     parts = set(variant.split("+"))
     unknown = sorted(parts - set(TECHNIQUES))
     if unknown:
-        raise ValueError(f"unknown technique {unknown[0]!r} in variant {variant!r}: use plain or a '+'-join of "
-                         f"{', '.join(TECHNIQUES)}")
+        raise ValueError(
+            f"unknown technique {unknown[0]!r} in variant {variant!r}: use plain or a '+'-join of "
+            f"{', '.join(TECHNIQUES)}"
+        )
     if len(parts & {"adaptivemix", "amix-paper", "amix-release"}) > 1:
         raise ValueError(f"variant {variant!r} names more than one AdaptiveMix form")
     if {"bures", "alt-bures"} <= parts:
@@ -107,16 +109,22 @@ class ToyRun:
         self.data = make_dataset(cfg.dataset)
         self.G = ToyGenerator(vbn="vbn" in t, seed=cfg.seed)
         head = "mean" if cfg.amix_form == "paper" else "linear"
-        self.D = ToyDiscriminator(head=head, mbdisc_kernels=cfg.mbdisc_kernels if "mbdisc" in t else 0,
-                                  mbdisc_dim=cfg.mbdisc_dim)
+        self.D = ToyDiscriminator(
+            head=head, mbdisc_kernels=cfg.mbdisc_kernels if "mbdisc" in t else 0, mbdisc_dim=cfg.mbdisc_dim
+        )
         betas = (0.5, 0.9)
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)
         settings = LossSettings(
-            objective=objective_losses_name(cfg.objective), adaptivemix=cfg.amix_form is not None,
-            amix_form=cfg.amix_form or "paper", noise_std=cfg.noise_std,
-            fm_weight=cfg.fm_weight if "fm" in t else 0.0, label_smoothing=cfg.ls_alpha if "ls" in t else 1.0,
-            hist_avg_weight=cfg.ha_weight if "ha" in t else 0.0, bures_weight=cfg.bures_weight if "bures" in t else 0.0)
+            objective=objective_losses_name(cfg.objective),
+            adaptivemix=cfg.amix_form is not None,
+            amix_form=cfg.amix_form or "paper",
+            noise_std=cfg.noise_std,
+            fm_weight=cfg.fm_weight if "fm" in t else 0.0,
+            label_smoothing=cfg.ls_alpha if "ls" in t else 1.0,
+            hist_avg_weight=cfg.ha_weight if "ha" in t else 0.0,
+            bures_weight=cfg.bures_weight if "bures" in t else 0.0,
+        )
         self.losses = DCGANLosses(settings, self.G, self.D)
         self.alt_bures = "alt-bures" in t
         self.g_steps = 0
@@ -168,7 +176,9 @@ class ToyRun:
         """D's output over the panel's pixel grid, [size, size] in [0, 1]: sigmoid of the logit for `std`
         (twice J(F(x)) in the release form, its logit for an unmixed input), min-max scaled otherwise."""
         points = torch.from_numpy(grid_points(size))
-        scores = torch.cat([self.D(points[i : i + self.cfg.batch]).flatten() for i in range(0, len(points), self.cfg.batch)])
+        scores = torch.cat(
+            [self.D(points[i : i + self.cfg.batch]).flatten() for i in range(0, len(points), self.cfg.batch)]
+        )
         if self.cfg.amix_form == "release":
             scores = scores * 2
         if self.cfg.objective == "std":

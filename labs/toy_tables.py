@@ -6,7 +6,11 @@ from collections import defaultdict
 
 import numpy as np
 
-METRICS = (("modes", "modes covered", "{:.1f}"), ("hq_pct", "% high quality", "{:.1f}"), ("mmd", "MMD^2 x 1e3", "{:.2f}"))
+METRICS = (
+    ("modes", "modes covered", "{:.1f}"),
+    ("hq_pct", "% high quality", "{:.1f}"),
+    ("mmd", "MMD^2 x 1e3", "{:.2f}"),
+)
 
 
 def mean_sd(values: list[float], fmt: str) -> str:
@@ -32,8 +36,12 @@ def format_tables(results: list[dict]) -> str:
         for key, label, fmt in METRICS:
             scale = 1e3 if key == "mmd" else 1.0
             title = f"{dataset} ({num_modes} modes), {label}, mean ± SD over seeds {', '.join(map(str, seeds))}"
-            lines = [f"### {title}", "", "| variant | " + " | ".join(objectives) + " |",
-                     "|---|" + "---|" * len(objectives)]
+            lines = [
+                f"### {title}",
+                "",
+                "| variant | " + " | ".join(objectives) + " |",
+                "|---|" + "---|" * len(objectives),
+            ]
             for variant in variants:
                 row = []
                 for objective in objectives:

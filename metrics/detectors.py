@@ -35,7 +35,9 @@ from metrics.inception import InceptionV3FID
 _METRICS_URL = "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics"
 INCEPTION_URL = f"{_METRICS_URL}/inception-2015-12-05.pt"
 VGG16_URL = f"{_METRICS_URL}/vgg16.pt"
-NATIVE_INCEPTION_URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
+NATIVE_INCEPTION_URL = (
+    "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth"
+)
 DINOV2_URL = "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/dinov2_vitl14_pretrain.pth"
 DETECTOR_DIR_ENV = "GAN_DETECTOR_DIR"
 
@@ -113,7 +115,9 @@ def load_detector_file(filename: str, device: torch.device | str = "cpu") -> tor
     try:
         obj = torch.load(filename, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same one-line explanation.
-        raise ValueError(f'"{filename}" is not a detector file (neither TorchScript nor a weights-only tensor dict): {err}') from None
+        raise ValueError(
+            f'"{filename}" is not a detector file (neither TorchScript nor a weights-only tensor dict): {err}'
+        ) from None
     if domain_classifier.is_file_dict(obj):
         model = domain_classifier.from_file_dict(obj)
     elif isinstance(obj, dict) and "Mixed_7c.branch_pool.conv.weight" in obj and "fc.weight" in obj:
@@ -122,7 +126,9 @@ def load_detector_file(filename: str, device: torch.device | str = "cpu") -> tor
     elif dinov2.is_state_dict(obj):
         model = dinov2.from_state_dict(obj)
     else:
-        raise ValueError(f'"{filename}" is not a detector file: expected TorchScript, the FID Inception weights, a DINOv2 checkpoint or a domain detector')
+        raise ValueError(
+            f'"{filename}" is not a detector file: expected TorchScript, the FID Inception weights, a DINOv2 checkpoint or a domain detector'
+        )
     return model.eval().requires_grad_(False).to(device)
 
 
@@ -138,7 +144,9 @@ def input_size(detector: torch.nn.Module, url_or_path: str) -> int:
     if size is None:
         size = _TORCHSCRIPT_INPUT_SIZES.get(detector_name(url_or_path))
     if size is None:
-        raise ValueError(f'the input size of detector "{url_or_path}" is unknown, so --resize=clean cannot be used with it; use --resize=legacy')
+        raise ValueError(
+            f'the input size of detector "{url_or_path}" is unknown, so --resize=clean cannot be used with it; use --resize=legacy'
+        )
     return int(size)
 
 

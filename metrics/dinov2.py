@@ -98,11 +98,15 @@ class DINOv2ViT(nn.Module):
 
     input_size = INPUT_SIZE
 
-    def __init__(self, dim: int = 1024, depth: int = 24, patch_size: int = 14, pos_grid: int = 37, mlp_hidden: int | None = None):
+    def __init__(
+        self, dim: int = 1024, depth: int = 24, patch_size: int = 14, pos_grid: int = 37, mlp_hidden: int | None = None
+    ):
         super().__init__()
         if dim % HEAD_DIM != 0:
             raise ValueError(f"DINOv2 width must be a multiple of {HEAD_DIM}, got {dim}")
-        self.config = dict(dim=dim, depth=depth, patch_size=patch_size, pos_grid=pos_grid, mlp_hidden=mlp_hidden or 4 * dim)
+        self.config = dict(
+            dim=dim, depth=depth, patch_size=patch_size, pos_grid=pos_grid, mlp_hidden=mlp_hidden or 4 * dim
+        )
         self.patch_size = patch_size
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + pos_grid * pos_grid, dim))
@@ -145,23 +149,35 @@ class DINOv2ViT(nn.Module):
     def forward(self, images: torch.Tensor, return_features: bool = False, **_unused) -> torch.Tensor:
         """Class-token features [N, D] of 0..255 RGB images; other metric keywords are accepted and ignored."""
         if not return_features:
-            raise ValueError("the DINOv2 detector only gives features (FD/PR); it has no class probabilities or LPIPS head")
+            raise ValueError(
+                "the DINOv2 detector only gives features (FD/PR); it has no class probabilities or LPIPS head"
+            )
         return self.features(self.preprocess(images))
 
 
 def is_state_dict(obj) -> bool:
     """True for a DINOv2 backbone checkpoint (tensor dict with its characteristic keys)."""
-    return isinstance(obj, dict) and all(k in obj for k in ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.attn.qkv.weight"))
+    return isinstance(obj, dict) and all(
+        k in obj for k in ("cls_token", "pos_embed", "patch_embed.proj.weight", "blocks.0.attn.qkv.weight")
+    )
 
 
 def from_state_dict(state: dict[str, torch.Tensor]) -> DINOv2ViT:
     """Build the backbone whose shapes the checkpoint has and load it (strict)."""
     unsupported = [k for k in state if k.startswith("register_tokens") or ".w12." in k]
     if unsupported:
-        raise ValueError(f"DINOv2 variants with register tokens or SwiGLU feed-forward are not supported (found {unsupported[0]!r})")
+        raise ValueError(
+            f"DINOv2 variants with register tokens or SwiGLU feed-forward are not supported (found {unsupported[0]!r})"
+        )
     dim = state["cls_token"].shape[-1]
     depth = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
     pos_grid = math.isqrt(state["pos_embed"].shape[1] - 1)
-    model = DINOv2ViT(dim=dim, depth=depth, patch_size=state["patch_embed.proj.weight"].shape[-1], pos_grid=pos_grid, mlp_hidden=state["blocks.0.mlp.fc1.weight"].shape[0])
+    model = DINOv2ViT(
+        dim=dim,
+        depth=depth,
+        patch_size=state["patch_embed.proj.weight"].shape[-1],
+        pos_grid=pos_grid,
+        mlp_hidden=state["blocks.0.mlp.fc1.weight"].shape[0],
+    )
     model.load_state_dict(state)
     return model.eval().requires_grad_(False)

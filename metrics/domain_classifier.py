@@ -37,11 +37,24 @@ class DomainClassifier(nn.Module):
     the input is resized to `resolution` (bilinear, antialiased) first.
     """
 
-    def __init__(self, num_classes: int, in_channels: int = 1, resolution: int = 32, channels: tuple[int, ...] = (16, 32, 64), hidden: int = 128):
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 1,
+        resolution: int = 32,
+        channels: tuple[int, ...] = (16, 32, 64),
+        hidden: int = 128,
+    ):
         super().__init__()
         if in_channels not in (1, 3):
             raise ValueError(f"in_channels must be 1 or 3, got {in_channels}")
-        self.config = dict(num_classes=int(num_classes), in_channels=in_channels, resolution=int(resolution), channels=[int(c) for c in channels], hidden=int(hidden))
+        self.config = dict(
+            num_classes=int(num_classes),
+            in_channels=in_channels,
+            resolution=int(resolution),
+            channels=[int(c) for c in channels],
+            hidden=int(hidden),
+        )
         widths = [in_channels, *channels]
         self.convs = nn.ModuleList(nn.Conv2d(c_in, c_out, 3, padding=1) for c_in, c_out in zip(widths[:-1], widths[1:]))
         self.fc = nn.Linear(channels[-1] * POOLED_SIZE**2, hidden)
@@ -75,7 +88,14 @@ class DomainClassifier(nn.Module):
             acts.append(x)
         return acts
 
-    def forward(self, images: torch.Tensor, return_features: bool = False, no_output_bias: bool = False, resize_images: bool = True, return_lpips: bool = False) -> torch.Tensor:
+    def forward(
+        self,
+        images: torch.Tensor,
+        return_features: bool = False,
+        no_output_bias: bool = False,
+        resize_images: bool = True,
+        return_lpips: bool = False,
+    ) -> torch.Tensor:
         """See the module docstring; `no_output_bias` is accepted for call compatibility (the last layer has no bias)."""
         del no_output_bias
         acts = self._activations(self._input(images, resize_images))

@@ -23,9 +23,13 @@ from metrics import domain_classifier
 
 def load_labelled_images(path: str, max_images: int | None = None) -> tuple[torch.Tensor, torch.Tensor, str]:
     """All images uint8 [N, C, H, W], class indices int64 [N] and the dataset name of a labelled dataset."""
-    dataset = dnnlib.util.construct_class_by_name(class_name="training.dataset.ImageFolderDataset", path=path, use_labels=True, max_size=max_images)
+    dataset = dnnlib.util.construct_class_by_name(
+        class_name="training.dataset.ImageFolderDataset", path=path, use_labels=True, max_size=max_images
+    )
     if not dataset.has_onehot_labels:
-        raise click.UsageError(f'--data: "{path}" has no class labels; a domain detector needs a dataset.json with integer labels')
+        raise click.UsageError(
+            f'--data: "{path}" has no class labels; a domain detector needs a dataset.json with integer labels'
+        )
     loader = torch.utils.data.DataLoader(dataset, batch_size=500, num_workers=2)
     images, labels = [], []
     with ProgressBar(len(dataset), desc="loading", unit="img") as progress:
@@ -46,10 +50,14 @@ def split_holdout(num_items: int, holdout: float, seed: int) -> tuple[torch.Tens
 
 
 @torch.no_grad()
-def accuracy(model: domain_classifier.DomainClassifier, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000) -> float:
+def accuracy(
+    model: domain_classifier.DomainClassifier, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1000
+) -> float:
     """Fraction of images whose most probable class is the label."""
     model.eval()
-    correct = sum(int((model(x).argmax(dim=1) == y).sum()) for x, y in zip(images.split(batch_size), labels.split(batch_size)))
+    correct = sum(
+        int((model(x).argmax(dim=1) == y).sum()) for x, y in zip(images.split(batch_size), labels.split(batch_size))
+    )
     return correct / len(labels)
 
 
@@ -88,13 +96,29 @@ def train(
 @click.option("--data", help="Labelled dataset (zip or folder made by dataset_tool.py)", metavar="PATH", required=True)
 @click.option("--out", help="Detector file to write", metavar="FILE", required=True)
 @click.option("--epochs", help="Training epochs", type=click.IntRange(min=1), default=2, show_default=True)
-@click.option("--batch", "batch_size", help="Minibatch size", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--lr", help="Adam learning rate", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
-@click.option("--holdout", help="Fraction of images held out to measure accuracy", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1, show_default=True)
+@click.option(
+    "--batch", "batch_size", help="Minibatch size", type=click.IntRange(min=1), default=128, show_default=True
+)
+@click.option(
+    "--lr", help="Adam learning rate", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True
+)
+@click.option(
+    "--holdout",
+    help="Fraction of images held out to measure accuracy",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.1,
+    show_default=True,
+)
 @click.option("--seed", help="Seed of the split, initialisation and shuffling", type=int, default=0, show_default=True)
 @click.option("--max-images", help="Use a random subset of this many images", type=click.IntRange(min=2), metavar="INT")
 @click.option("--channels", help="Conv widths, comma-separated", default="16,32,64", show_default=True)
-@click.option("--hidden", help="Width of the feature (penultimate) layer", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option(
+    "--hidden",
+    help="Width of the feature (penultimate) layer",
+    type=click.IntRange(min=1),
+    default=128,
+    show_default=True,
+)
 def main(data, out, epochs, batch_size, lr, holdout, seed, max_images, channels, hidden):
     """Train a small classifier on a labelled dataset and save it as a metrics detector file."""
     try:
@@ -108,7 +132,9 @@ def main(data, out, epochs, batch_size, lr, holdout, seed, max_images, channels,
     train_idx, holdout_idx = split_holdout(len(labels), holdout, seed)
     torch.manual_seed(seed)
     num_classes = int(labels.max()) + 1
-    model = domain_classifier.DomainClassifier(num_classes, in_channels=images.shape[1], resolution=images.shape[2], channels=widths, hidden=hidden)
+    model = domain_classifier.DomainClassifier(
+        num_classes, in_channels=images.shape[1], resolution=images.shape[2], channels=widths, hidden=hidden
+    )
 
     start = time.time()
     train(model, images[train_idx], labels[train_idx], epochs, batch_size, lr, seed)
@@ -117,13 +143,21 @@ def main(data, out, epochs, batch_size, lr, holdout, seed, max_images, channels,
     train_accuracy = accuracy(model, images[train_idx], labels[train_idx])
 
     info = dict(
-        dataset=name, num_classes=num_classes, num_train=len(train_idx), num_holdout=len(holdout_idx),
-        epochs=epochs, seed=seed, train_accuracy=train_accuracy, holdout_accuracy=holdout_accuracy,
+        dataset=name,
+        num_classes=num_classes,
+        num_train=len(train_idx),
+        num_holdout=len(holdout_idx),
+        epochs=epochs,
+        seed=seed,
+        train_accuracy=train_accuracy,
+        holdout_accuracy=holdout_accuracy,
         train_seconds=train_seconds,
     )
     domain_classifier.save(model, out, info)
-    print(f"Trained on {len(train_idx)} images of {name} in {dnnlib.util.format_time(train_seconds)}: "
-          f"train accuracy {train_accuracy:.4f}, held-out accuracy {holdout_accuracy:.4f} ({len(holdout_idx)} images)")
+    print(
+        f"Trained on {len(train_idx)} images of {name} in {dnnlib.util.format_time(train_seconds)}: "
+        f"train accuracy {train_accuracy:.4f}, held-out accuracy {holdout_accuracy:.4f} ({len(holdout_idx)} images)"
+    )
     print(f'Saved "{out}"')
 
 

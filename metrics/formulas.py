@@ -188,10 +188,14 @@ def pr_from_features(real: np.ndarray, gen: np.ndarray, nhood_size: int = 3) -> 
 
 def _knn_radii(points: torch.Tensor, nearest_k: int, row_batch_size: int) -> torch.Tensor:
     """Distance [N] from each point to its k-th nearest other point (the (k+1)-th smallest: self is at 0)."""
-    return torch.cat([torch.cdist(block, points).kthvalue(nearest_k + 1, dim=1).values for block in points.split(row_batch_size)])
+    return torch.cat(
+        [torch.cdist(block, points).kthvalue(nearest_k + 1, dim=1).values for block in points.split(row_batch_size)]
+    )
 
 
-def prdc_from_torch_features(real: torch.Tensor, gen: torch.Tensor, nearest_k: int = 5, row_batch_size: int = 10000) -> dict[str, float]:
+def prdc_from_torch_features(
+    real: torch.Tensor, gen: torch.Tensor, nearest_k: int = 5, row_batch_size: int = 10000
+) -> dict[str, float]:
     """Precision, recall, density and coverage (Naeem et al. 2020) of gen [M, F] against real [N, F].
 
     With r_i the distance from real point i to its k-th nearest real neighbour, s_j likewise among gen, and
@@ -204,7 +208,9 @@ def prdc_from_torch_features(real: torch.Tensor, gen: torch.Tensor, nearest_k: i
     if real.ndim != 2 or gen.ndim != 2 or real.shape[1] != gen.shape[1]:
         raise ValueError(f"features must be [N, F] and [M, F], got {list(real.shape)} and {list(gen.shape)}")
     if min(real.shape[0], gen.shape[0]) <= nearest_k:
-        raise ValueError(f"density/coverage needs more than nearest_k={nearest_k} real and generated samples, got {real.shape[0]} and {gen.shape[0]}")
+        raise ValueError(
+            f"density/coverage needs more than nearest_k={nearest_k} real and generated samples, got {real.shape[0]} and {gen.shape[0]}"
+        )
     real_radii = _knn_radii(real, nearest_k, row_batch_size)
     gen_radii = _knn_radii(gen, nearest_k, row_batch_size)
     in_real_balls = []  # Per gen point: how many real balls contain it.

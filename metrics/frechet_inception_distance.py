@@ -6,7 +6,12 @@ from __future__ import annotations
 from metrics import detectors, formulas, metric_utils
 
 
-def compute_fid(opts: metric_utils.MetricOptions, max_real: int | None, num_gen: int, default_detector: str = detectors.INCEPTION_URL) -> float:
+def compute_fid(
+    opts: metric_utils.MetricOptions,
+    max_real: int | None,
+    num_gen: int,
+    default_detector: str = detectors.INCEPTION_URL,
+) -> float:
     """Frechet distance between the real dataset (first max_real images; None = all) and num_gen generated images.
 
     Uses Inception pool3 features (FID) unless another default_detector is given (DINOv2 for FD_DINOv2) or

@@ -60,7 +60,9 @@ def tf1_bilinear_resize(x: torch.Tensor, size: int = INPUT_SIZE) -> torch.Tensor
 def preprocess(images: torch.Tensor) -> torch.Tensor:
     """uint8 [N, 3, H, W] (0..255) -> network input float32 [N, 3, 299, 299] in [-1, 0.9921875]."""
     if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"Inception expects images [N, 3, H, W], got shape {list(images.shape)}; repeat grayscale to 3 channels first")
+        raise ValueError(
+            f"Inception expects images [N, 3, H, W], got shape {list(images.shape)}; repeat grayscale to 3 channels first"
+        )
     x = tf1_bilinear_resize(images.to(torch.float32))
     return (x - 128) / 128
 
@@ -84,7 +86,9 @@ class InferenceBatchNorm(nn.Module):
         self.register_buffer("running_var", torch.ones(num_channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, training=False, eps=self.eps)
+        return F.batch_norm(
+            x, self.running_mean, self.running_var, self.weight, self.bias, training=False, eps=self.eps
+        )
 
 
 class BasicConv2d(nn.Module):
@@ -163,7 +167,13 @@ class InceptionC(nn.Module):
         b1 = self.branch1x1(x)
         b7 = self.branch7x7_3(self.branch7x7_2(self.branch7x7_1(x)))
         b7dbl = x
-        for layer in (self.branch7x7dbl_1, self.branch7x7dbl_2, self.branch7x7dbl_3, self.branch7x7dbl_4, self.branch7x7dbl_5):
+        for layer in (
+            self.branch7x7dbl_1,
+            self.branch7x7dbl_2,
+            self.branch7x7dbl_3,
+            self.branch7x7dbl_4,
+            self.branch7x7dbl_5,
+        ):
             b7dbl = layer(b7dbl)
         bp = self.branch_pool(_avg_pool_3x3(x))
         return torch.cat([b1, b7, b7dbl, bp], dim=1)
@@ -259,9 +269,24 @@ class InceptionV3FID(nn.Module):
         self.eval()
 
     _STAGES = (
-        "Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "MaxPool_1", "Conv2d_3b_1x1", "Conv2d_4a_3x3",
-        "MaxPool_2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
-        "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c",
+        "Conv2d_1a_3x3",
+        "Conv2d_2a_3x3",
+        "Conv2d_2b_3x3",
+        "MaxPool_1",
+        "Conv2d_3b_1x1",
+        "Conv2d_4a_3x3",
+        "MaxPool_2",
+        "Mixed_5b",
+        "Mixed_5c",
+        "Mixed_5d",
+        "Mixed_6a",
+        "Mixed_6b",
+        "Mixed_6c",
+        "Mixed_6d",
+        "Mixed_6e",
+        "Mixed_7a",
+        "Mixed_7b",
+        "Mixed_7c",
     )
 
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
@@ -281,7 +306,9 @@ class InceptionV3FID(nn.Module):
         pool3 = self.features(images)
         return F.linear(pool3, self.fc.weight, self.fc.bias if bias else None)
 
-    def forward(self, images: torch.Tensor, return_features: bool = False, no_output_bias: bool = False) -> torch.Tensor:
+    def forward(
+        self, images: torch.Tensor, return_features: bool = False, no_output_bias: bool = False
+    ) -> torch.Tensor:
         """TorchScript-detector call convention: pool3 features, or softmax probabilities [N, 1008]."""
         if return_features:
             return self.features(images)

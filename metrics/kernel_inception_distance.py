@@ -6,7 +6,9 @@ from __future__ import annotations
 from metrics import detectors, formulas, metric_utils
 
 
-def compute_kid(opts: metric_utils.MetricOptions, max_real: int | None, num_gen: int, num_subsets: int, max_subset_size: int) -> float:
+def compute_kid(
+    opts: metric_utils.MetricOptions, max_real: int | None, num_gen: int, num_subsets: int, max_subset_size: int
+) -> float:
     """KID of num_gen generated images against up to max_real real ones (Inception pool3 features).
 
     Subsets are drawn with NumPy's global RNG, as in the original. Ranks other than 0 return NaN.

@@ -18,7 +18,15 @@ from typing import Any
 import torch
 
 import dnnlib
-from metrics import detectors, frechet_inception_distance, inception_score, kernel_inception_distance, metric_utils, ppl, precision_recall
+from metrics import (
+    detectors,
+    frechet_inception_distance,
+    inception_score,
+    kernel_inception_distance,
+    metric_utils,
+    ppl,
+    precision_recall,
+)
 
 _metric_dict: dict[str, Callable[[metric_utils.MetricOptions], dict[str, float]]] = {}
 _metric_help: dict[str, str] = {}
@@ -101,7 +109,7 @@ def report_metric(result_dict: dict, run_dir: str | None = None, snapshot_pkl: s
     print(jsonl_line)
     print(summary_line(result_dict))
     if run_dir is not None and os.path.isdir(run_dir):
-        with open(os.path.join(run_dir, f"metric-{metric}.jsonl"), "at") as f:
+        with open(os.path.join(run_dir, f"metric-{metric}.jsonl"), "a") as f:
             f.write(jsonl_line + "\n")
 
 
@@ -119,7 +127,9 @@ def summary_line(result_dict: dict) -> str:
             text += f" (x10^3: {value * 1e3:.4g})"
         values.append(text)
     used = []
-    counts = [f"{result_dict[k]} {name}" for k, name in (("num_real", "real"), ("num_gen", "generated")) if k in result_dict]
+    counts = [
+        f"{result_dict[k]} {name}" for k, name in (("num_real", "real"), ("num_gen", "generated")) if k in result_dict
+    ]
     if counts:
         used.append(" / ".join(counts) + " images")
     if "num_images" in result_dict:
@@ -152,21 +162,27 @@ def fid50k_full(opts):
 @register_metric("Frechet distance of DINOv2 ViT-L/14 features against the full dataset")
 def fd_dinov2_50k_full(opts):
     opts = _with_dataset_override(opts, max_size=None, xflip=False)
-    fd = frechet_inception_distance.compute_fid(opts, max_real=None, num_gen=50000, default_detector=detectors.DINOV2_URL)
+    fd = frechet_inception_distance.compute_fid(
+        opts, max_real=None, num_gen=50000, default_detector=detectors.DINOV2_URL
+    )
     return dict(fd_dinov2_50k_full=fd)
 
 
 @register_metric("Kernel inception distance against the full dataset")
 def kid50k_full(opts):
     opts = _with_dataset_override(opts, max_size=None, xflip=False)
-    kid = kernel_inception_distance.compute_kid(opts, max_real=1000000, num_gen=50000, num_subsets=100, max_subset_size=1000)
+    kid = kernel_inception_distance.compute_kid(
+        opts, max_real=1000000, num_gen=50000, num_subsets=100, max_subset_size=1000
+    )
     return dict(kid50k_full=kid)
 
 
 @register_metric("Precision and recall againt the full dataset")
 def pr50k3_full(opts):
     opts = _with_dataset_override(opts, max_size=None, xflip=False)
-    precision, recall = precision_recall.compute_pr(opts, max_real=200000, num_gen=50000, nhood_size=3, row_batch_size=10000, col_batch_size=10000)
+    precision, recall = precision_recall.compute_pr(
+        opts, max_real=200000, num_gen=50000, nhood_size=3, row_batch_size=10000, col_batch_size=10000
+    )
     return dict(pr50k3_full_precision=precision, pr50k3_full_recall=recall)
 
 
@@ -204,19 +220,25 @@ def fid50k(opts):
 @register_metric("Kernel inception distance against 50k real images")
 def kid50k(opts):
     opts = _with_dataset_override(opts, max_size=None)
-    kid = kernel_inception_distance.compute_kid(opts, max_real=50000, num_gen=50000, num_subsets=100, max_subset_size=1000)
+    kid = kernel_inception_distance.compute_kid(
+        opts, max_real=50000, num_gen=50000, num_subsets=100, max_subset_size=1000
+    )
     return dict(kid50k=kid)
 
 
 @register_metric("Precision and recall against 50k real images")
 def pr50k3(opts):
     opts = _with_dataset_override(opts, max_size=None)
-    precision, recall = precision_recall.compute_pr(opts, max_real=50000, num_gen=50000, nhood_size=3, row_batch_size=10000, col_batch_size=10000)
+    precision, recall = precision_recall.compute_pr(
+        opts, max_real=50000, num_gen=50000, nhood_size=3, row_batch_size=10000, col_batch_size=10000
+    )
     return dict(pr50k3_precision=precision, pr50k3_recall=recall)
 
 
 def _legacy_ppl(opts, space: str, sampling: str) -> float:
-    return ppl.compute_ppl(opts, num_samples=50000, epsilon=1e-4, space=space, sampling=sampling, crop=True, batch_size=2)
+    return ppl.compute_ppl(
+        opts, num_samples=50000, epsilon=1e-4, space=space, sampling=sampling, crop=True, batch_size=2
+    )
 
 
 @register_metric("Perceptual path length in Z for full paths against cropped image")

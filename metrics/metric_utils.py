@@ -91,10 +91,14 @@ class MetricOptions:
 def get_feature_detector(opts: MetricOptions, url_or_path: str) -> torch.nn.Module:
     """The detector named by url_or_path on opts.device (loaded once per process; rank 0 first)."""
     opts.provenance.detector = detectors.file_name(url_or_path)
-    return detectors.get_detector(url_or_path, opts.device, opts.detector_dir, opts.num_gpus, opts.rank, verbose=opts.progress.verbose)
+    return detectors.get_detector(
+        url_or_path, opts.device, opts.detector_dir, opts.num_gpus, opts.rank, verbose=opts.progress.verbose
+    )
 
 
-def detector_input(opts: MetricOptions, detector: torch.nn.Module, detector_url: str, images: torch.Tensor) -> torch.Tensor:
+def detector_input(
+    opts: MetricOptions, detector: torch.nn.Module, detector_url: str, images: torch.Tensor
+) -> torch.Tensor:
     """uint8 images [N, C, H, W] -> what the detector is called with under opts.resize (RGB; clean: resized floats)."""
     images = _as_rgb_uint8(images)
     if opts.resize == "clean":
@@ -118,7 +122,9 @@ class ProgressMonitor:
     """Progress of one stage: prints `{tag:<19s} items ... time ... ms/item ...` lines (the original's format) every
     `flush_interval` items and at completion, plus a live bar on stderr when it is a terminal."""
 
-    def __init__(self, tag: str | None = None, num_items: int | None = None, flush_interval: int = 1000, verbose: bool = False):
+    def __init__(
+        self, tag: str | None = None, num_items: int | None = None, flush_interval: int = 1000, verbose: bool = False
+    ):
         self.tag = tag
         self.num_items = num_items
         self.flush_interval = flush_interval
@@ -131,7 +137,9 @@ class ProgressMonitor:
     def update(self, cur_items: int) -> None:
         if not self.verbose:
             return
-        if cur_items < self.batch_items + self.flush_interval and (self.num_items is None or cur_items < self.num_items):
+        if cur_items < self.batch_items + self.flush_interval and (
+            self.num_items is None or cur_items < self.num_items
+        ):
             self._draw_bar(cur_items)
             return
         now = time.time()
@@ -139,7 +147,10 @@ class ProgressMonitor:
         ms_per_item = (now - self.batch_time) / max(cur_items - self.batch_items, 1) * 1e3
         if self.tag is not None:
             self._clear_bar()
-            print(f"{self.tag:<19s} items {cur_items:<7d} time {dnnlib.util.format_time(total):<12s} ms/item {ms_per_item:.2f}", flush=True)
+            print(
+                f"{self.tag:<19s} items {cur_items:<7d} time {dnnlib.util.format_time(total):<12s} ms/item {ms_per_item:.2f}",
+                flush=True,
+            )
         self.batch_time = now
         self.batch_items = cur_items
 
@@ -259,7 +270,9 @@ class FeatureStats:
     def load(path: str) -> FeatureStats:
         with np.load(path, allow_pickle=False) as data:
             max_items = int(data["max_items"])
-            stats = FeatureStats(bool(data["capture_all"]), bool(data["capture_mean_cov"]), None if max_items < 0 else max_items)
+            stats = FeatureStats(
+                bool(data["capture_all"]), bool(data["capture_mean_cov"]), None if max_items < 0 else max_items
+            )
             stats.num_items = int(data["num_items"])
             num_features = int(data["num_features"])
             if num_features >= 0:
@@ -289,7 +302,12 @@ def dataset_fingerprint(path: str | None) -> tuple[int, int] | None:
 
 
 def dataset_stats_cache_fields(
-    dataset_kwargs: dict, detector_id: str, detector_kwargs: dict, stats_kwargs: dict, num_items: int, resize_mode: str = "legacy"
+    dataset_kwargs: dict,
+    detector_id: str,
+    detector_kwargs: dict,
+    stats_kwargs: dict,
+    num_items: int,
+    resize_mode: str = "legacy",
 ) -> dict[str, Any]:
     """Everything the cached dataset statistics depend on.
 
@@ -337,7 +355,9 @@ def compute_feature_stats_for_dataset(
     """Detector features of the first min(len(dataset), max_items) dataset images, cached on disk."""
     dataset = dnnlib.util.construct_class_by_name(**opts.dataset_kwargs)
     if data_loader_kwargs is None:
-        data_loader_kwargs = dict(pin_memory=opts.device.type == "cuda", num_workers=min(3, os.cpu_count() or 1), prefetch_factor=2)
+        data_loader_kwargs = dict(
+            pin_memory=opts.device.type == "cuda", num_workers=min(3, os.cpu_count() or 1), prefetch_factor=2
+        )
     num_items = len(dataset) if max_items is None else min(len(dataset), max_items)
     if num_items == 0:
         raise ValueError(f"dataset {opts.dataset_kwargs.get('path')!r} holds no images")
@@ -345,12 +365,16 @@ def compute_feature_stats_for_dataset(
     cache_file = None
     if opts.cache:
         detector_id = detectors.detector_identity(detector_url, opts.detector_dir)
-        fields = dataset_stats_cache_fields(opts.dataset_kwargs, detector_id, detector_kwargs, stats_kwargs, num_items, opts.resize)
+        fields = dataset_stats_cache_fields(
+            opts.dataset_kwargs, detector_id, detector_kwargs, stats_kwargs, num_items, opts.resize
+        )
         name = f"{dataset.name}-{detectors.detector_name(detector_url)}-{cache_key(fields)}.npz"
         cache_file = dnnlib.make_cache_dir_path("gan-metrics", name)
         if _broadcast_flag(os.path.isfile(cache_file) if opts.rank == 0 else False, opts):
             stats = FeatureStats.load(cache_file)
-            opts.provenance.update(detector=detectors.file_name(detector_url), num_real=stats.num_items, resize=opts.resize)
+            opts.provenance.update(
+                detector=detectors.file_name(detector_url), num_real=stats.num_items, resize=opts.resize
+            )
             return stats
 
     stats = FeatureStats(max_items=num_items, **stats_kwargs)
@@ -358,7 +382,9 @@ def compute_feature_stats_for_dataset(
     detector = get_feature_detector(opts, detector_url)
     per_rank = -(-num_items // opts.num_gpus)
     item_subset = [(i * opts.num_gpus + opts.rank) % num_items for i in range(per_rank)]
-    loader = torch.utils.data.DataLoader(dataset=dataset, sampler=item_subset, batch_size=batch_size, **data_loader_kwargs)
+    loader = torch.utils.data.DataLoader(
+        dataset=dataset, sampler=item_subset, batch_size=batch_size, **data_loader_kwargs
+    )
     with torch.no_grad():
         for images, _labels in loader:
             features = detector(detector_input(opts, detector, detector_url, images.to(opts.device)), **detector_kwargs)

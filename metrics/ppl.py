@@ -33,7 +33,16 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 class PPLSampler(torch.nn.Module):
     """One batch of scaled path distances: for labels c [B, c_dim] returns dist [B] = ||e(t) - e(t+eps)||^2 / eps^2."""
 
-    def __init__(self, G: torch.nn.Module, G_kwargs: dict, epsilon: float, space: str, sampling: str, crop: bool, distance_net: torch.nn.Module):
+    def __init__(
+        self,
+        G: torch.nn.Module,
+        G_kwargs: dict,
+        epsilon: float,
+        space: str,
+        sampling: str,
+        crop: bool,
+        distance_net: torch.nn.Module,
+    ):
         super().__init__()
         if space not in ("z", "w"):
             raise ValueError(f"space must be 'z' or 'w', got {space!r}")
@@ -82,7 +91,9 @@ class PPLSampler(torch.nn.Module):
         return (e0 - e1).square().sum(dim=1) / self.epsilon**2
 
 
-def sample_distances(opts: metric_utils.MetricOptions, sampler: PPLSampler, num_samples: int, batch_size: int) -> np.ndarray | None:
+def sample_distances(
+    opts: metric_utils.MetricOptions, sampler: PPLSampler, num_samples: int, batch_size: int
+) -> np.ndarray | None:
     """Run the sampler until num_samples distances are gathered (rank order per step); None on ranks != 0."""
     labels = metric_utils.iterate_random_labels(opts, batch_size)
     progress = opts.progress.sub(tag="ppl sampling", num_items=num_samples)
@@ -115,7 +126,9 @@ def compute_ppl(
     detector_url = opts.detector_for(detectors.VGG16_URL)
     distance_net = metric_utils.get_feature_detector(opts, detector_url)
     if isinstance(distance_net, InceptionV3FID):
-        raise ValueError(f'PPL needs an LPIPS-style distance, which the Inception network "{detector_url}" lacks; use vgg16.pt or a domain detector')
+        raise ValueError(
+            f'PPL needs an LPIPS-style distance, which the Inception network "{detector_url}" lacks; use vgg16.pt or a domain detector'
+        )
     sampler = PPLSampler(opts.G, opts.G_kwargs, epsilon, space, sampling, crop, distance_net)
     sampler.G.eval().requires_grad_(False).to(opts.device)
     dist = sample_distances(opts, sampler, opts.capped(num_samples), batch_size)

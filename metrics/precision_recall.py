@@ -27,18 +27,30 @@ def compute_pr(
     detector_url = opts.detector_for(detectors.VGG16_URL)
     detector_kwargs = dict(return_features=True)
     dtype = torch.float16 if opts.device.type == "cuda" else torch.float32
-    real_features = metric_utils.compute_feature_stats_for_dataset(
-        opts, detector_url, detector_kwargs, max_items=opts.capped(max_real), capture_all=True
-    ).get_all_torch().to(dtype).to(opts.device)
-    gen_features = metric_utils.compute_feature_stats_for_generator(
-        opts, detector_url, detector_kwargs, capture_all=True, max_items=opts.capped(num_gen)
-    ).get_all_torch().to(dtype).to(opts.device)
+    real_features = (
+        metric_utils.compute_feature_stats_for_dataset(
+            opts, detector_url, detector_kwargs, max_items=opts.capped(max_real), capture_all=True
+        )
+        .get_all_torch()
+        .to(dtype)
+        .to(opts.device)
+    )
+    gen_features = (
+        metric_utils.compute_feature_stats_for_generator(
+            opts, detector_url, detector_kwargs, capture_all=True, max_items=opts.capped(num_gen)
+        )
+        .get_all_torch()
+        .to(dtype)
+        .to(opts.device)
+    )
     return formulas.pr_from_torch_features(
         real_features, gen_features, nhood_size, row_batch_size, col_batch_size, opts.num_gpus, opts.rank
     )
 
 
-def compute_prdc(opts: metric_utils.MetricOptions, max_real: int | None, num_gen: int, nearest_k: int, row_batch_size: int) -> dict[str, float]:
+def compute_prdc(
+    opts: metric_utils.MetricOptions, max_real: int | None, num_gen: int, nearest_k: int, row_batch_size: int
+) -> dict[str, float]:
     """Precision, recall, density and coverage (Naeem et al. 2020) with VGG16 features (unless overridden).
 
     Distances in float32 on every device (density counts ball memberships, so float16 radii would move it).

@@ -22,8 +22,9 @@ def reference_dir() -> Path:
     return REFERENCE_DIR
 
 
-def make_image_zip(path: Path, num_images: int = 32, resolution: int = 16, channels: int = 3, num_classes: int = 2,
-                   seed: int = 0) -> Path:
+def make_image_zip(
+    path: Path, num_images: int = 32, resolution: int = 16, channels: int = 3, num_classes: int = 2, seed: int = 0
+) -> Path:
     """A zip dataset of smooth random images with int class labels (dataset.json), as dataset_tool writes it."""
     rng = np.random.default_rng(seed)
     labels = []

@@ -106,8 +106,9 @@ def test_bad_distance_and_shapes_are_rejected():
     with pytest.raises(ValueError, match="noise_std"):
         AdaptiveMixDiscriminatorCall(noise_std=-0.1)
     with pytest.raises(ValueError, match="equal batches"):
-        AdaptiveMixDiscriminatorCall().cross_shrinkage(make_features_fn(), torch.zeros([2, 6]), torch.zeros([2, 8]),
-                                                       torch.zeros([3, 6]), torch.zeros([3, 8]))
+        AdaptiveMixDiscriminatorCall().cross_shrinkage(
+            make_features_fn(), torch.zeros([2, 6]), torch.zeros([2, 8]), torch.zeros([3, 6]), torch.zeros([3, 8])
+        )
 
 
 @pytest.mark.parametrize("alpha", [1.0, 2.5])
@@ -213,8 +214,15 @@ def test_without_stop_gradient_the_target_passes_gradient():
 
 def tiny_discriminator() -> Discriminator:
     torch.manual_seed(0)
-    return Discriminator(c_dim=2, img_resolution=16, img_channels=3, architecture="skip", channel_base=128,
-                         channel_max=16, epilogue_kwargs=dict(mbstd_group_size=4))
+    return Discriminator(
+        c_dim=2,
+        img_resolution=16,
+        img_channels=3,
+        architecture="skip",
+        channel_base=128,
+        channel_max=16,
+        epilogue_kwargs=dict(mbstd_group_size=4),
+    )
 
 
 def test_discriminator_features_of_a_permuted_batch_are_the_permuted_features():

@@ -18,7 +18,9 @@ def test_lipschitz_ratio_of_linear_map_equals_direct_formula():
     torch.manual_seed(0)
     w = torch.randn(3, 5)
     a, b = torch.randn(6, 5), torch.randn(6, 5)
-    want = np.mean([np.linalg.norm(w.numpy() @ (a[i] - b[i]).numpy()) / np.linalg.norm((a[i] - b[i]).numpy()) for i in range(6)])
+    want = np.mean(
+        [np.linalg.norm(w.numpy() @ (a[i] - b[i]).numpy()) / np.linalg.norm((a[i] - b[i]).numpy()) for i in range(6)]
+    )
     assert lipschitz_ratio(lambda x: x @ w.T, a, b, batch_size=4) == pytest.approx(want, rel=1e-5)
     # A scaled identity has ratio exactly its scale; features given as a tuple use the first entry.
     assert lipschitz_ratio(lambda x: (2.5 * x, None), a, b) == pytest.approx(2.5, rel=1e-6)
@@ -55,7 +57,12 @@ def test_lipschitz_table_kinds_against_brute_force():
     mixed = lam * real + (1 - lam) * fake
 
     def brute(xa, xb):
-        return np.mean([((features(xa[i : i + 1]) - features(xb[i : i + 1])).norm() / (xa[i] - xb[i]).norm()).item() for i in range(8)])
+        return np.mean(
+            [
+                ((features(xa[i : i + 1]) - features(xb[i : i + 1])).norm() / (xa[i] - xb[i]).norm()).item()
+                for i in range(8)
+            ]
+        )
 
     perms = [cycle_partners(8, gen) for _ in range(3)]
     assert table["real"] == pytest.approx(brute(real, real[perms[0]]), rel=1e-5)
@@ -81,14 +88,17 @@ def test_feature_compactness_against_numpy():
 
 def test_labs_analyze_end_to_end(tmp_path):
     torch.manual_seed(0)
-    G = Generator(8, 0, 8, 16, 3, mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=128, channel_max=16))
+    G = Generator(
+        8, 0, 8, 16, 3, mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=128, channel_max=16)
+    )
     D = Discriminator(0, 16, 3, channel_base=128, channel_max=16)
     pkl = tmp_path / "snap.pkl"
     save_network_pkl(pkl, dict(G=G, D=D, G_ema=G, augment_pipe=None, training_set_kwargs=None))
     data = make_image_zip(tmp_path / "d.zip", num_images=12, num_classes=3)
     out = tmp_path / "analysis.json"
-    result = CliRunner().invoke(analyze.main, ["--network", str(pkl), "--data", str(data), "--num", "12",
-                                               "--device", "cpu", "--json", str(out)])
+    result = CliRunner().invoke(
+        analyze.main, ["--network", str(pkl), "--data", str(data), "--num", "12", "--device", "cpu", "--json", str(out)]
+    )
     assert result.exit_code == 0, result.output
     numbers = json.loads(out.read_text())
     assert set(numbers["lipschitz"]) == {"real", "generated", "both", "mixed"}
@@ -98,6 +108,8 @@ def test_labs_analyze_end_to_end(tmp_path):
     reals, labels, classes = analyze.load_reals(analyze.ImageFolderDataset(str(data), use_labels=True), 12)
     direct = analyze.analyze(D, G, reals, labels, classes, seed=0)
     assert numbers["lipschitz"]["both"] == pytest.approx(direct["lipschitz"]["both"], rel=1e-5)
-    bad = CliRunner().invoke(analyze.main, ["--network", str(pkl), "--data", str(make_image_zip(tmp_path / "e.zip", resolution=8)),
-                                            "--device", "cpu"])
+    bad = CliRunner().invoke(
+        analyze.main,
+        ["--network", str(pkl), "--data", str(make_image_zip(tmp_path / "e.zip", resolution=8)), "--device", "cpu"],
+    )
     assert bad.exit_code == 2 and "expects 3x16^2" in bad.output

@@ -14,7 +14,7 @@ def _batch(seed: int, N: int = 8) -> torch.Tensor:
 
 
 def _apa(p: float, **kwargs) -> PseudoAugment:
-    pipe = AugmentPipe(**AUGPIPE_PRESETS['bgc'])
+    pipe = AugmentPipe(**AUGPIPE_PRESETS["bgc"])
     pipe.p.fill_(p)
     return PseudoAugment(pipe, **kwargs)
 
@@ -31,7 +31,7 @@ def test_p_zero_replaces_nothing_but_still_draws() -> None:
     assert torch.equal(after, torch.rand([3]))
 
 
-@pytest.mark.parametrize('p', [1.0, 1.7])
+@pytest.mark.parametrize("p", [1.0, 1.7])
 def test_p_one_or_more_replaces_everything(p: float) -> None:
     real, fake = _batch(0), _batch(1)
     apa = _apa(p)
@@ -62,13 +62,13 @@ def test_store_keeps_a_detached_copy() -> None:
 
 
 def test_pure_functions_and_errors() -> None:
-    mask = draw_replacement_mask(4, torch.tensor(1.0), 'cpu')
+    mask = draw_replacement_mask(4, torch.tensor(1.0), "cpu")
     assert mask.shape == (4, 1, 1, 1) and mask.dtype == torch.bool and bool(mask.all())
-    assert not bool(draw_replacement_mask(4, 0.0, 'cpu').any())
+    assert not bool(draw_replacement_mask(4, 0.0, "cpu").any())
     real = _batch(0, 4)
-    with pytest.raises(ValueError, match='Gmain'):
+    with pytest.raises(ValueError, match="Gmain"):
         mix_pseudo_real(real, None, mask)
-    with pytest.raises(ValueError, match='same size'):
+    with pytest.raises(ValueError, match="same size"):
         mix_pseudo_real(real, _batch(1, 2), mask)
 
 
@@ -85,7 +85,7 @@ def test_p_adjustment_with_its_own_target() -> None:
     apa = PseudoAugment(None, target=0.8, interval=4, kimg=100, p=0.01)
     step = 4 * 32 / 100_000
     apa.accumulate(torch.tensor([1.0, 2.0, -1.0, 3.0, 0.5]))  # Dmain: r = 3/5
-    apa.accumulate(torch.tensor([[4.0], [2.0]]))             # Dreg: over both, r_t = 5/7 < 0.8
+    apa.accumulate(torch.tensor([[4.0], [2.0]]))  # Dreg: over both, r_t = 5/7 < 0.8
     assert not apa.step(batch_idx=3, batch_size=32)
     assert apa.step(batch_idx=4, batch_size=32)
     assert float(apa.p) == pytest.approx(0.01 - step, abs=1e-7)

@@ -15,12 +15,13 @@ APA = dict(target=0.6, interval=4, kimg=500)
 
 
 def dry_run(tmp_path, data, *args):
-    return CliRunner().invoke(train.main, [f"--outdir={tmp_path}/runs", f"--data={data}", "--cfg=tiny", "--device=cpu",
-                                           "--dry-run", *args])
+    return CliRunner().invoke(
+        train.main, [f"--outdir={tmp_path}/runs", f"--data={data}", "--cfg=tiny", "--device=cpu", "--dry-run", *args]
+    )
 
 
 def printed_options(output: str) -> dict:
-    text = output[output.index("Training options:") + len("Training options:"):]
+    text = output[output.index("Training options:") + len("Training options:") :]
     return json.loads(text[: text.index("\n}\n") + 2])
 
 
@@ -40,12 +41,18 @@ def test_apa_alone_records_with_dataaug_false(tiny_zip, tmp_path):
     assert options["apa_kwargs"]["with_dataaug"] is False and options["ada_target"] == 0.6
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--with-dataaug=1"], "--with-dataaug=1 needs --apa=1"),
-    (["--apa=1", "--with-dataaug=1", "--aug=noaug"], "--with-dataaug=1 cannot be specified with --aug=noaug"),
-    (["--apa=1", "--with-dataaug=1", "--aug=fixed", "--p=0.2"], "--with-dataaug=1 cannot be specified with --aug=fixed"),
-    (["--apa=1", "--with-dataaug=1", "--target=0.5"], "--target cannot be specified with --with-dataaug=1"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--with-dataaug=1"], "--with-dataaug=1 needs --apa=1"),
+        (["--apa=1", "--with-dataaug=1", "--aug=noaug"], "--with-dataaug=1 cannot be specified with --aug=noaug"),
+        (
+            ["--apa=1", "--with-dataaug=1", "--aug=fixed", "--p=0.2"],
+            "--with-dataaug=1 cannot be specified with --aug=fixed",
+        ),
+        (["--apa=1", "--with-dataaug=1", "--target=0.5"], "--target cannot be specified with --with-dataaug=1"),
+    ],
+)
 def test_conflicting_options_give_one_line_errors(args, message, tiny_zip, tmp_path):
     result = dry_run(tmp_path, tiny_zip, *args)
     assert result.exit_code == 2, result.output

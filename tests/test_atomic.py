@@ -56,8 +56,10 @@ def test_writer_that_creates_nothing_is_an_error(tmp_path):
 
 
 def test_temp_names_are_recognised_and_cleaned(tmp_path):
-    left = [atomic.temp_path_for(tmp_path / "network-snapshot-000004.pkl"),
-            atomic.temp_path_for(tmp_path / "fakes.png", suffix=".png")]
+    left = [
+        atomic.temp_path_for(tmp_path / "network-snapshot-000004.pkl"),
+        atomic.temp_path_for(tmp_path / "fakes.png", suffix=".png"),
+    ]
     for p in left:
         open(p, "wb").close()
     os.makedirs(atomic.temp_path_for(tmp_path / "dataset.zip"))
@@ -72,5 +74,7 @@ def test_temp_names_are_recognised_and_cleaned(tmp_path):
 def test_describe_write_error_names_full_disk():
     line = atomic.describe_write_error("/runs/x.pt", OSError(errno.ENOSPC, "No space left on device"))
     assert "no space left on device" in line and "/runs/x.pt" in line
-    line = atomic.describe_write_error("/runs/x.pt", RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos"))
+    line = atomic.describe_write_error(
+        "/runs/x.pt", RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos")
+    )
     assert "no space left on device" in line

@@ -13,7 +13,7 @@ STEP_B64 = 4 * 64 / 500_000  # batch 64, interval 4, 500 kimg: 5.12e-4 per updat
 
 
 def _controller(p: float, **kwargs) -> AdaController:
-    pipe = AugmentPipe(**AUGPIPE_PRESETS['bgc'])
+    pipe = AugmentPipe(**AUGPIPE_PRESETS["bgc"])
     pipe.p.fill_(p)
     return AdaController(pipe, **kwargs)
 
@@ -31,7 +31,7 @@ def test_step_size_and_direction() -> None:
     assert ada.p is ada.owner.p and ada.p.dtype == torch.float32
 
     ada.accumulate(_logits(1, -1, -1))  # Dmain round
-    ada.accumulate(_logits(1, -1))      # Dreg round: both count, r_t = -1/5
+    ada.accumulate(_logits(1, -1))  # Dreg round: both count, r_t = -1/5
     ada.update(batch_size=64)
     assert ada.last_rt == pytest.approx(-0.2)
     assert float(ada.p) == pytest.approx(0.5, abs=1e-7)
@@ -90,34 +90,34 @@ def test_state_dict_resumes_exactly() -> None:
         ada.accumulate(_logits(1))  # r_t = 2/4 = 0.5 < 0.6 in both
         ada.update(batch_size=64)
     assert float(a.p) == float(b.p) == pytest.approx(0.1 - STEP_B64, abs=1e-7)
-    with pytest.raises(ValueError, match='missing'):
-        b.load_state_dict({'p': 0.5})
+    with pytest.raises(ValueError, match="missing"):
+        b.load_state_dict({"p": 0.5})
 
 
 def test_bad_configuration() -> None:
-    with pytest.raises(ValueError, match='interval'):
+    with pytest.raises(ValueError, match="interval"):
         _controller(0, interval=0)
-    with pytest.raises(ValueError, match='kimg'):
+    with pytest.raises(ValueError, match="kimg"):
         _controller(0, kimg=0)
-    with pytest.raises(ValueError, match='`p`'):
+    with pytest.raises(ValueError, match="`p`"):
         AdaController(object())
 
 
 def _distributed_worker(rank: int, world_size: int, tmp_dir: str) -> None:
-    dist.init_process_group('gloo', init_method=f'file://{tmp_dir}/init', rank=rank, world_size=world_size)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_dir}/init", rank=rank, world_size=world_size)
     try:
         ada = _controller(0.5, target=0.6)
         # Rank 0 alone would raise p (r_t = 1); over both ranks r_t = (4 - 6) / 10 < 0.6.
         ada.accumulate(_logits(1, 1, 1, 1) if rank == 0 else _logits(-1, -1, -1, -1, -1, -1))
         ada.update(batch_size=64)
-        torch.save(dict(p=float(ada.p), rt=ada.last_rt), f'{tmp_dir}/rank{rank}.pt')
+        torch.save(dict(p=float(ada.p), rt=ada.last_rt), f"{tmp_dir}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
 
 
 def test_accumulators_are_summed_over_ranks(tmp_path) -> None:
-    mp.start_processes(_distributed_worker, args=(2, str(tmp_path)), nprocs=2, start_method='fork')
+    mp.start_processes(_distributed_worker, args=(2, str(tmp_path)), nprocs=2, start_method="fork")
     for rank in range(2):
-        result = torch.load(tmp_path / f'rank{rank}.pt')
-        assert result['p'] == pytest.approx(0.5 - STEP_B64, abs=1e-7)
-        assert result['rt'] == pytest.approx(-0.2)
+        result = torch.load(tmp_path / f"rank{rank}.pt")
+        assert result["p"] == pytest.approx(0.5 - STEP_B64, abs=1e-7)
+        assert result["rt"] == pytest.approx(-0.2)

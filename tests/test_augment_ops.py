@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scipy.special import erfinv
 from scipy.spatial.transform import Rotation
+from scipy.special import erfinv
 
 from training.augment import AUGPIPE_PRESETS, AugmentPipe
 
@@ -35,11 +35,11 @@ def _run(pipe: AugmentPipe, x: torch.Tensor, seed: int, **kwargs) -> torch.Tenso
 # Identity and switching off.
 
 
-@pytest.mark.parametrize('preset', sorted(AUGPIPE_PRESETS))
+@pytest.mark.parametrize("preset", sorted(AUGPIPE_PRESETS))
 def test_p_zero_is_identity(preset: str) -> None:
     x = _images([3, 3, 32, 32])
     y = _run(_pipe(0, **AUGPIPE_PRESETS[preset]), x, seed=1)
-    if any(op in AUGPIPE_PRESETS[preset] for op in ('xflip', 'rotate90', 'xint', 'scale', 'rotate', 'aniso', 'xfrac')):
+    if any(op in AUGPIPE_PRESETS[preset] for op in ("xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac")):
         # The geometric stage still resamples (orthogonal wavelet pair): identity up to float rounding.
         assert float((y - x).abs().max()) < 1e-5
     else:
@@ -58,7 +58,7 @@ def test_disabled_ops_draw_nothing_and_change_nothing() -> None:
 
 def test_determinism_under_seed() -> None:
     x = _images([4, 3, 32, 32])
-    pipe = _pipe(0.8, **AUGPIPE_PRESETS['bgcfnc'])
+    pipe = _pipe(0.8, **AUGPIPE_PRESETS["bgcfnc"])
     assert torch.equal(_run(pipe, x, seed=3), _run(pipe, x, seed=3))
     assert not torch.equal(_run(pipe, x, seed=3), _run(pipe, x, seed=4))
 
@@ -75,9 +75,22 @@ def test_determinism_under_seed() -> None:
 # `_blit_definition` evaluates that resampler for such integer maps in float64 with numpy, independently
 # of the pipe's code (explicit FIR sums and integer gathers instead of conv / grid_sample).
 
-SYM6 = np.array([0.015404109327027373, 0.0034907120842174702, -0.11799011114819057, -0.048311742585633,
-                 0.4910559419267466, 0.787641141030194, 0.3379294217276218, -0.07263752278646252,
-                 -0.021060292512300564, 0.04472490177066578, 0.0017677118642428036, -0.007800708325034148])
+SYM6 = np.array(
+    [
+        0.015404109327027373,
+        0.0034907120842174702,
+        -0.11799011114819057,
+        -0.048311742585633,
+        0.4910559419267466,
+        0.787641141030194,
+        0.3379294217276218,
+        -0.07263752278646252,
+        -0.021060292512300564,
+        0.04472490177066578,
+        0.0017677118642428036,
+        -0.007800708325034148,
+    ]
+)
 SYM6 = SYM6.astype(np.float32).astype(np.float64) / SYM6.astype(np.float32).sum(dtype=np.float32)
 
 
@@ -97,7 +110,7 @@ def _downsample_axis(v: np.ndarray, axis: int) -> np.ndarray:
     """y[n] = sum_k f[k] v[2n + 1 + k], n = 0 .. L-1, for len(v) = 2(L + 6) (step 5)."""
     v = np.moveaxis(v, axis, -1)
     L = v.shape[-1] // 2 - 6
-    out = np.stack([v[..., 2 * n + 1: 2 * n + 13] @ SYM6 for n in range(L)], axis=-1)
+    out = np.stack([v[..., 2 * n + 1 : 2 * n + 13] @ SYM6 for n in range(L)], axis=-1)
     return np.moveaxis(out, -1, axis)
 
 
@@ -108,10 +121,10 @@ def _blit_definition(x: np.ndarray, G_inv: np.ndarray) -> np.ndarray:
     """
     C, H, W = x.shape
     pad = min(H, W) - 1
-    up = _upsample_axis(_upsample_axis(np.pad(x, [(0, 0), (pad, pad), (pad, pad)], mode='reflect'), 1), 2)
-    jy, jx = np.meshgrid(np.arange(2 * (H + 6)), np.arange(2 * (W + 6)), indexing='ij')
+    up = _upsample_axis(_upsample_axis(np.pad(x, [(0, 0), (pad, pad), (pad, pad)], mode="reflect"), 1), 2)
+    jy, jx = np.meshgrid(np.arange(2 * (H + 6)), np.arange(2 * (W + 6)), indexing="ij")
     c_out = np.stack([(jx + 1) / 2 - (W + 6) / 2, (jy + 1) / 2 - (H + 6) / 2, np.ones_like(jx, dtype=float)])
-    c_in = np.einsum('ij,jhw->ihw', G_inv, c_out)
+    c_in = np.einsum("ij,jhw->ihw", G_inv, c_out)
     ux = 2 * c_in[0] - 0.5 + (up.shape[2] - 1) / 2  # upsampled pixel index (u = 2c - 1/2)
     uy = 2 * c_in[1] - 0.5 + (up.shape[1] - 1) / 2
     assert np.allclose(ux, np.round(ux)) and np.allclose(uy, np.round(uy))
@@ -125,9 +138,11 @@ def _rot(k: int) -> np.ndarray:
 
 
 def _smooth_images(N: int, H: int, W: int) -> torch.Tensor:
-    yy, xx = np.meshgrid(np.arange(H) / H, np.arange(W) / W, indexing='ij')
-    img = [[np.sin(2 * np.pi * (xx + 0.3 * c + 0.1 * n)) * np.cos(2 * np.pi * (0.7 * yy + 0.2 * c)) for c in range(3)]
-           for n in range(N)]
+    yy, xx = np.meshgrid(np.arange(H) / H, np.arange(W) / W, indexing="ij")
+    img = [
+        [np.sin(2 * np.pi * (xx + 0.3 * c + 0.1 * n)) * np.cos(2 * np.pi * (0.7 * yy + 0.2 * c)) for c in range(3)]
+        for n in range(N)
+    ]
     return torch.tensor(np.array(img), dtype=torch.float32)
 
 
@@ -142,8 +157,11 @@ def test_blit_combination_matches_definition() -> None:
     shift = np.round(t.double().numpy() * [W, H])
     assert len(set(k.tolist())) > 1 and 0 < int(flip.sum()) < N and np.any(shift != 0)
     for n in range(N):
-        G_inv = np.diag([1 - 2 * float(flip[n]), 1, 1]) @ _rot(int(k[n])) @ np.array(
-            [[1, 0, -shift[n, 0]], [0, 1, -shift[n, 1]], [0, 0, 1]])
+        G_inv = (
+            np.diag([1 - 2 * float(flip[n]), 1, 1])
+            @ _rot(int(k[n]))
+            @ np.array([[1, 0, -shift[n, 0]], [0, 1, -shift[n, 1]], [0, 0, 1]])
+        )
         expected = _blit_definition(x[n].double().numpy(), G_inv)
         assert float(np.abs(y[n].double().numpy() - expected).max()) < 1e-5
 
@@ -180,8 +198,8 @@ def test_xint_matches_reflect_roll() -> None:
     expected = torch.empty_like(x)
     for n in range(N):  # content moves by (+dx, +dy); pixels entering come from the mirror image
         m = max(abs(dx[n]), abs(dy[n]))
-        padded = np.pad(x[n].numpy(), [(0, 0), (m, m), (m, m)], mode='reflect')
-        expected[n] = torch.from_numpy(padded[:, m - dy[n]: m - dy[n] + H, m - dx[n]: m - dx[n] + W])
+        padded = np.pad(x[n].numpy(), [(0, 0), (m, m), (m, m)], mode="reflect")
+        expected[n] = torch.from_numpy(padded[:, m - dy[n] : m - dy[n] + H, m - dx[n] : m - dx[n] + W])
     assert np.any(dx != 0) and np.any(dy != 0)
     assert float((y - expected).abs().max()) < 1e-5
 
@@ -194,7 +212,7 @@ LUMA = np.ones(3) / np.sqrt(3)
 
 def _apply_rgb(matrix: np.ndarray, offset: np.ndarray, x: torch.Tensor) -> torch.Tensor:
     """Per sample n: rgb' = matrix[n] @ rgb + offset[n] (float64)."""
-    out = np.einsum('nij,njhw->nihw', matrix, x.double().numpy()) + offset[:, :, None, None]
+    out = np.einsum("nij,njhw->nihw", matrix, x.double().numpy()) + offset[:, :, None, None]
     return torch.from_numpy(out).float()
 
 
@@ -202,7 +220,7 @@ def _colour_case(x: torch.Tensor, seed: int, p: float, **ops) -> torch.Tensor:
     return _run(_pipe(p, **ops), x, seed)
 
 
-@pytest.mark.parametrize('constant', [False, True])
+@pytest.mark.parametrize("constant", [False, True])
 def test_brightness_and_contrast(constant: bool) -> None:
     N = 6
     x = _images([N, 3, 8, 8]) if not constant else torch.tensor([0.2, -0.3, 0.5]).reshape(1, 3, 1, 1).repeat(N, 1, 8, 8)
@@ -252,8 +270,11 @@ def test_colour_on_grayscale_uses_row_mean() -> None:
     rows = []
     for n in range(N):  # full 4x4 matrix on (r, g, b, 1), then the mean of its three colour rows
         v = np.append(LUMA, 0)
-        M = (np.eye(4) - 2 * i[n] * np.outer(v, v)) @ np.diag([c[n]] * 3 + [1]) @ np.array(
-            [[1, 0, 0, b[n]], [0, 1, 0, b[n]], [0, 0, 1, b[n]], [0, 0, 0, 1]])
+        M = (
+            (np.eye(4) - 2 * i[n] * np.outer(v, v))
+            @ np.diag([c[n]] * 3 + [1])
+            @ np.array([[1, 0, 0, b[n]], [0, 1, 0, b[n]], [0, 0, 1, b[n]], [0, 0, 0, 1]])
+        )
         rows.append(M[:3].mean(axis=0))
     rows = np.stack(rows)
     expected = x.double().numpy() * rows[:, :3].sum(1)[:, None, None, None] + rows[:, 3][:, None, None, None]
@@ -265,7 +286,7 @@ def test_colour_debug_percentile() -> None:
     e = float(erfinv(2 * q - 1))
     x = _images([2, 3, 8, 8])
     y = _run(_pipe(0.0, brightness=1, contrast=1, hue=1, saturation=1), x, 24, debug_percentile=q)  # p = 0: forced on
-    b, c, theta, s = e * 0.2, 2 ** (e * 0.5), (2 * q - 1) * np.pi, 2 ** e
+    b, c, theta, s = e * 0.2, 2 ** (e * 0.5), (2 * q - 1) * np.pi, 2**e
     proj = np.outer(LUMA, LUMA)
     M = (proj + (np.eye(3) - proj) * s) @ Rotation.from_rotvec(LUMA * theta).as_matrix() @ (c * np.eye(3))
     expected = _apply_rgb(np.stack([M, M]), np.stack([M @ (b * np.ones(3))] * 2), x)  # M (rgb + b)
@@ -273,9 +294,9 @@ def test_colour_debug_percentile() -> None:
 
 
 def test_colour_rejects_other_channel_counts() -> None:
-    with pytest.raises(ValueError, match='RGB'):
+    with pytest.raises(ValueError, match="RGB"):
         _pipe(1, brightness=1)(torch.zeros([1, 2, 8, 8]))
-    with pytest.raises(ValueError, match='RGB'):
+    with pytest.raises(ValueError, match="RGB"):
         _pipe(1, saturation=1)(torch.zeros([1, 4, 8, 8]))
     assert _pipe(1, xflip=1, noise=1)(torch.zeros([1, 5, 8, 8])).shape == (1, 5, 8, 8)
 
@@ -296,12 +317,16 @@ def _band_responses(M: int) -> np.ndarray:
     def at(response: np.ndarray, factor: int) -> np.ndarray:  # response(factor * omega)
         return response[(k * factor) % M]
 
-    return np.real(np.stack([
-        at(lo, 4) * at(lo, 2) * lo,
-        at(hi, 4) * at(lo, 2) * lo,
-        at(hi, 2) * lo,
-        hi,
-    ]))
+    return np.real(
+        np.stack(
+            [
+                at(lo, 4) * at(lo, 2) * lo,
+                at(hi, 4) * at(lo, 2) * lo,
+                at(hi, 2) * lo,
+                hi,
+            ]
+        )
+    )
 
 
 def _fft_filter(x: np.ndarray, gains: np.ndarray) -> np.ndarray:
@@ -309,16 +334,16 @@ def _fft_filter(x: np.ndarray, gains: np.ndarray) -> np.ndarray:
     N, C, H, W = x.shape
     out = np.empty_like(x)
     for n in range(N):
-        padded = np.pad(x[n], [(0, 0), (21, 21), (21, 21)], mode='reflect')
+        padded = np.pad(x[n], [(0, 0), (21, 21), (21, 21)], mode="reflect")
         ry = gains[n] @ _band_responses(H + 42)
         rx = gains[n] @ _band_responses(W + 42)
         spectrum = np.fft.fft2(padded) * ry[None, :, None] * rx[None, None, :]
-        out[n] = np.real(np.fft.ifft2(spectrum))[:, 21:21 + H, 21:21 + W]
+        out[n] = np.real(np.fft.ifft2(spectrum))[:, 21 : 21 + H, 21 : 21 + W]
     return out
 
 
 def _normalized_gain(t: np.ndarray) -> np.ndarray:
-    return t / np.sqrt(np.sum(np.array([10, 1, 1, 1]) / 13 * t ** 2))
+    return t / np.sqrt(np.sum(np.array([10, 1, 1, 1]) / 13 * t**2))
 
 
 def test_imgfilter_matches_fft() -> None:
@@ -395,7 +420,7 @@ def test_cutout_matches_definition() -> None:
 
 def test_gradients_flow_through_full_pipe() -> None:
     x = _images([4, 3, 32, 32]).requires_grad_(True)
-    pipe = _pipe(1.0, **AUGPIPE_PRESETS['bgcfnc'])
+    pipe = _pipe(1.0, **AUGPIPE_PRESETS["bgcfnc"])
     torch.manual_seed(51)
     pipe(x).square().sum().backward()
     assert torch.isfinite(x.grad).all() and float(x.grad.abs().sum()) > 0
@@ -404,7 +429,7 @@ def test_gradients_flow_through_full_pipe() -> None:
 def test_gradient_is_the_adjoint() -> None:
     """For fixed draws the pipe is affine in x: <w, f(x + d) - f(x)> equals <J^T w, d> from autograd."""
     x, d, w = _images([3, 3, 32, 32], 1), _images([3, 3, 32, 32], 2), _images([3, 3, 32, 32], 3)
-    pipe = _pipe(0.9, **AUGPIPE_PRESETS['bgcfnc'])
+    pipe = _pipe(0.9, **AUGPIPE_PRESETS["bgcfnc"])
     xr = x.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad((w * _run(pipe, xr, 52)).sum(), xr)
     forward_diff = float((w.double() * (_run(pipe, x + d, 52).double() - _run(pipe, x, 52).double())).sum())
@@ -416,7 +441,7 @@ def test_second_order_gradient_r1_through_pipe() -> None:
     """R1-style penalty through the pipe reaches a downstream parameter with finite, non-zero gradient."""
     x = _images([2, 3, 32, 32]).requires_grad_(True)
     conv = torch.nn.Conv2d(3, 4, 3)
-    pipe = _pipe(1.0, **AUGPIPE_PRESETS['bgcf'])
+    pipe = _pipe(1.0, **AUGPIPE_PRESETS["bgcf"])
     torch.manual_seed(53)
     logits = torch.nn.functional.leaky_relu(conv(pipe(x)), 0.2).mean(dim=[1, 2, 3])
     (r,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
@@ -425,11 +450,11 @@ def test_second_order_gradient_r1_through_pipe() -> None:
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_matches_cpu_with_debug_percentile() -> None:
     """Draws differ between devices, but debug_percentile fixes every parameter except the noise tensor."""
     x = _images([4, 3, 32, 32])
-    ops = {k: v for k, v in AUGPIPE_PRESETS['bgcfnc'].items() if k != 'noise'}
+    ops = {k: v for k, v in AUGPIPE_PRESETS["bgcfnc"].items() if k != "noise"}
     pipe = _pipe(0.5, **ops)
     y_cpu = pipe(x, debug_percentile=0.3)
     x_gpu = x.cuda().requires_grad_(True)

@@ -20,11 +20,15 @@ DATASET_CLASS = "training.dataset.ImageFolderDataset"
 
 def _snapshot(data_path: str | None) -> dict:
     torch.manual_seed(0)
-    G = Generator(8, 2, 8, RESOLUTION, 1, mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=64, channel_max=8))
+    G = Generator(
+        8, 2, 8, RESOLUTION, 1, mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=64, channel_max=8)
+    )
     D = Discriminator(2, RESOLUTION, 1, channel_base=64, channel_max=8, mapping_kwargs=dict(num_layers=2))
     training_set_kwargs = None
     if data_path is not None:
-        training_set_kwargs = dict(class_name=DATASET_CLASS, path=data_path, use_labels=True, max_size=None, xflip=False, resolution=RESOLUTION)
+        training_set_kwargs = dict(
+            class_name=DATASET_CLASS, path=data_path, use_labels=True, max_size=None, xflip=False, resolution=RESOLUTION
+        )
     return dict(training_set_kwargs=training_set_kwargs, G=G.eval(), D=D.eval(), G_ema=G.eval(), augment_pipe=None)
 
 
@@ -34,7 +38,10 @@ def setup(tmp_path_factory):
     data = str(root / "data")
     write_labelled_image_folder(data, num_images=40, resolution=RESOLUTION)
     detector = str(root / "det.pt")
-    result = CliRunner().invoke(domain_detector.main, [f"--data={data}", f"--out={detector}", "--epochs=2", "--batch=8", "--channels=4,8", "--hidden=8"])
+    result = CliRunner().invoke(
+        domain_detector.main,
+        [f"--data={data}", f"--out={detector}", "--epochs=2", "--batch=8", "--channels=4,8", "--hidden=8"],
+    )
     assert result.exit_code == 0, result.output
     run_dir = root / "00000-run"
     run_dir.mkdir()
@@ -52,7 +59,12 @@ def _invoke(*args: str):
 def test_all_metric_kinds_run_offline_with_a_domain_detector(setup, monkeypatch):
     monkeypatch.setenv("DNNLIB_CACHE_DIR", str(setup["root"] / "cache"))
     metrics = "fid50k_full,kid50k_full,pr50k3_full,is50k,ppl2_wend"
-    args = [f"--network={setup['network']}", f"--metrics={metrics}", f"--detector={setup['detector']}", "--num-images=24"]
+    args = [
+        f"--network={setup['network']}",
+        f"--metrics={metrics}",
+        f"--detector={setup['detector']}",
+        "--num-images=24",
+    ]
     result = _invoke(*args)
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert "Calculating fid50k_full..." in result.output and "Exiting..." in result.output
@@ -63,8 +75,20 @@ def test_all_metric_kinds_run_offline_with_a_domain_detector(setup, monkeypatch)
         lines = (setup["run_dir"] / f"metric-{metric}.jsonl").read_text().splitlines()
         assert len(lines) == 1
         records[metric] = json.loads(lines[0])
-        used = {"ppl2_wend": ["detector", "num_gen"], "is50k": ["detector", "num_gen", "resize"]}.get(metric, ["detector", "num_real", "num_gen", "resize"])
-        assert list(records[metric]) == ["results", "metric", "total_time", "total_time_str", "num_gpus", *used, "num_images", "snapshot_pkl", "timestamp"]
+        used = {"ppl2_wend": ["detector", "num_gen"], "is50k": ["detector", "num_gen", "resize"]}.get(
+            metric, ["detector", "num_real", "num_gen", "resize"]
+        )
+        assert list(records[metric]) == [
+            "results",
+            "metric",
+            "total_time",
+            "total_time_str",
+            "num_gpus",
+            *used,
+            "num_images",
+            "snapshot_pkl",
+            "timestamp",
+        ]
         assert records[metric]["detector"] == "det.pt" and records[metric]["num_gen"] == 24
         assert records[metric]["snapshot_pkl"] == "network-snapshot-000000.pkl"
         assert records[metric]["num_images"] == 24
@@ -110,7 +134,9 @@ def test_snapshot_without_dataset_needs_data(setup):
     assert result.exit_code == 2 and "Could not look up dataset options; please specify --data" in result.output
 
 
-@pytest.mark.parametrize("resolution, channels, message", [(16, 1, "16x16 with 1 channel"), (8, 3, "8x8 with 3 channel")])
+@pytest.mark.parametrize(
+    "resolution, channels, message", [(16, 1, "16x16 with 1 channel"), (8, 3, "8x8 with 3 channel")]
+)
 def test_mismatched_dataset_is_a_usage_error(setup, tmp_path, resolution, channels, message):
     data = str(tmp_path / "other")
     write_labelled_image_folder(data, num_images=4, resolution=resolution, channels=channels)
@@ -136,6 +162,7 @@ def test_offline_without_the_detector_is_one_line_before_any_work(setup, tmp_pat
 
     def offline(url, num_attempts, verbose):
         raise util.DownloadError("network unreachable")
+
     monkeypatch.setattr(util, "_download", offline)
     result = _invoke(f"--network={setup['network']}", "--metrics=kid50k_full")
     assert result.exit_code == 2 and 'Detector "inception-2015-12-05.pt" is not available' in result.output

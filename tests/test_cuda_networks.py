@@ -27,9 +27,23 @@ def test_fp16_generator_and_discriminator_match_fp32(res):
     networks = {}
     for fp16_res in (0, 4):
         torch.manual_seed(0)
-        G = Generator(z_dim=64, c_dim=0, w_dim=64, img_resolution=res, img_channels=3,
-                      synthesis_kwargs=dict(num_fp16_res=fp16_res, **kwargs)).to(device).eval()
-        D = Discriminator(c_dim=0, img_resolution=res, img_channels=3, num_fp16_res=fp16_res, **kwargs).to(device).eval()
+        G = (
+            Generator(
+                z_dim=64,
+                c_dim=0,
+                w_dim=64,
+                img_resolution=res,
+                img_channels=3,
+                synthesis_kwargs=dict(num_fp16_res=fp16_res, **kwargs),
+            )
+            .to(device)
+            .eval()
+        )
+        D = (
+            Discriminator(c_dim=0, img_resolution=res, img_channels=3, num_fp16_res=fp16_res, **kwargs)
+            .to(device)
+            .eval()
+        )
         networks[fp16_res] = (G, D)
     G32, D32 = networks[0]
     G16, D16 = networks[4]
@@ -51,8 +65,9 @@ def test_fp16_generator_and_discriminator_match_fp32(res):
 def test_fp16_training_step_gives_finite_gradients():
     device = torch.device("cuda")
     torch.manual_seed(0)
-    D = Discriminator(c_dim=0, img_resolution=32, img_channels=3, channel_base=4096, channel_max=256, num_fp16_res=4,
-                      conv_clamp=256).to(device)
+    D = Discriminator(
+        c_dim=0, img_resolution=32, img_channels=3, channel_base=4096, channel_max=256, num_fp16_res=4, conv_clamp=256
+    ).to(device)
     img = torch.randn([8, 3, 32, 32], device=device, requires_grad=True)
     logits = D(img, torch.zeros([8, 0], device=device))
     (grad,) = torch.autograd.grad(logits.sum(), [img], create_graph=True)  # R1's double backward through fp16 blocks.

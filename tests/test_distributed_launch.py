@@ -66,8 +66,13 @@ def _record(rank: int, out_dir: str) -> None:
     total = torch.tensor([float(rank + 1)])
     if distributed.is_distributed():
         torch.distributed.all_reduce(total)
-    info = dict(rank=rank, grouped=distributed.is_distributed(), world=distributed.world_size(), total=total.item(),
-                pid=os.getpid())
+    info = dict(
+        rank=rank,
+        grouped=distributed.is_distributed(),
+        world=distributed.world_size(),
+        total=total.item(),
+        pid=os.getpid(),
+    )
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w", encoding="utf-8") as f:
         json.dump(info, f)
 
@@ -102,8 +107,9 @@ def _free_port() -> int:
 
 
 def test_launch_under_torchrun_joins_through_env_and_checks_the_world_size(tmp_path, monkeypatch):
-    for name, value in dict(RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1",
-                            MASTER_PORT=str(_free_port())).items():
+    for name, value in dict(
+        RANK="0", WORLD_SIZE="1", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port())
+    ).items():
         monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match="2 processes requested but torchrun started 1"):
         distributed.launch(_record, str(tmp_path), 2, "cpu")

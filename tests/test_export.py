@@ -7,20 +7,31 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-
 from test_style_mixing import write_snapshot
+
 from training import export
 from training.networks import Generator
 
-needs_safetensors = pytest.mark.skipif(importlib.util.find_spec("safetensors") is None, reason="safetensors not installed")
+needs_safetensors = pytest.mark.skipif(
+    importlib.util.find_spec("safetensors") is None, reason="safetensors not installed"
+)
 needs_onnx = pytest.mark.skipif(
-    any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxscript", "onnxruntime")), reason="onnx/onnxscript/onnxruntime not installed"
+    any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxscript", "onnxruntime")),
+    reason="onnx/onnxscript/onnxruntime not installed",
 )
 
 
 def _generator(c_dim: int = 0) -> Generator:
     torch.manual_seed(1)
-    G = Generator(8, c_dim, 8, 8, 3, mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=64, channel_max=8, conv_clamp=256))
+    G = Generator(
+        8,
+        c_dim,
+        8,
+        8,
+        3,
+        mapping_kwargs=dict(num_layers=2),
+        synthesis_kwargs=dict(channel_base=64, channel_max=8, conv_clamp=256),
+    )
     with torch.no_grad():
         G.mapping.w_avg.normal_()
         for name, buf in G.named_buffers():
@@ -41,14 +52,18 @@ def test_safetensors_round_trip_restores_every_tensor_and_output(tmp_path, c_dim
         assert name == name_b and torch.equal(a, b), name
     z = torch.randn([4, 8])
     c = torch.eye(3)[[0, 1, 2, 0]] if c_dim else None
-    torch.testing.assert_close(H(z, c, truncation_psi=0.7, noise_mode="const"), G(z, c, truncation_psi=0.7, noise_mode="const"), rtol=0, atol=0)
+    torch.testing.assert_close(
+        H(z, c, truncation_psi=0.7, noise_mode="const"), G(z, c, truncation_psi=0.7, noise_mode="const"), rtol=0, atol=0
+    )
 
 
 @needs_safetensors
 def test_cli_exports_a_snapshot_and_bad_folders_say_so(tmp_path):
     G = _generator()
     network = write_snapshot(str(tmp_path / "net.pkl"), G)
-    result = CliRunner().invoke(export.main, [f"--network={network}", "--format=safetensors", f"--outdir={tmp_path / 'out'}"])
+    result = CliRunner().invoke(
+        export.main, [f"--network={network}", "--format=safetensors", f"--outdir={tmp_path / 'out'}"]
+    )
     assert result.exit_code == 0, result.output + repr(result.exception)
     z = torch.randn([2, 8])
     torch.testing.assert_close(export.load_generator(str(tmp_path / "out"))(z, None), G(z, None), rtol=0, atol=0)
@@ -58,9 +73,15 @@ def test_cli_exports_a_snapshot_and_bad_folders_say_so(tmp_path):
 
 def test_missing_optional_package_gives_the_install_command(tmp_path, monkeypatch):
     real_import = importlib.import_module
-    monkeypatch.setattr(importlib, "import_module", lambda name: (_ for _ in ()).throw(ImportError(name)) if name.startswith("safetensors") else real_import(name))
+    monkeypatch.setattr(
+        importlib,
+        "import_module",
+        lambda name: (_ for _ in ()).throw(ImportError(name)) if name.startswith("safetensors") else real_import(name),
+    )
     network = write_snapshot(str(tmp_path / "net.pkl"), _generator())
-    result = CliRunner().invoke(export.main, [f"--network={network}", "--format=safetensors", f"--outdir={tmp_path / 'out'}"])
+    result = CliRunner().invoke(
+        export.main, [f"--network={network}", "--format=safetensors", f"--outdir={tmp_path / 'out'}"]
+    )
     assert result.exit_code == 1 and "pip install .[export]" in result.output and "Traceback" not in result.output
 
 

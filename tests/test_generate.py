@@ -157,8 +157,10 @@ def test_outdir_that_is_a_file_and_huge_seed_ranges_are_one_line(networks, tmp_p
     afile.write_text("x")
     result = run("--network", networks["uncond"][0], "--seeds", "0", "--outdir", str(afile))
     assert result.exit_code == 2 and "is a file, not a folder" in result.output
-    for seeds, message in [("0-9999999999", "seeds must be below 2**32"),
-                           ("0-4000000000", "4000000001 seeds requested; at most 1000000")]:
+    for seeds, message in [
+        ("0-9999999999", "seeds must be below 2**32"),
+        ("0-4000000000", "4000000001 seeds requested; at most 1000000"),
+    ]:
         result = run("--network", networks["uncond"][0], "--seeds", seeds, "--outdir", str(tmp_path / "out"))
         assert result.exit_code == 2 and message in result.output, result.output  # Refused before expanding.
     result = run("--network", networks["uncond"][0], "--seeds", "0", "--trunc", "nan", "--outdir", str(tmp_path / "o"))
@@ -171,6 +173,7 @@ def test_full_disk_while_saving_an_image_is_one_line(networks, tmp_path, monkeyp
         with open(path, "wb") as f:
             f.write(b"partial")
         raise OSError(28, "No space left on device")
+
     monkeypatch.setattr(PIL.Image.Image, "save", full)
     result = run("--network", networks["uncond"][0], "--seeds", "0-1", "--outdir", str(tmp_path / "out"))
     assert result.exit_code == 1 and "seed0000.png: no space left on device" in result.output, result.output

@@ -50,9 +50,7 @@ def test_bad_resolution_is_one_clear_error():
 
 def _nets(seed=0, head="conv"):
     torch.manual_seed(seed)
-    return Generator(1, 32, width=8), Discriminator(
-        1, 32, width=8, norm="none", head=head
-    )
+    return Generator(1, 32, width=8), Discriminator(1, 32, width=8, norm="none", head=head)
 
 
 def test_plain_losses_against_direct_computation():
@@ -64,9 +62,7 @@ def test_plain_losses_against_direct_computation():
     torch.testing.assert_close(losses.d_loss(real, fake).detach(), expected)
     torch.testing.assert_close(losses.g_loss(real, fake).detach(), -s_f.mean())
     smoothed = DCGANLosses(LossSettings(objective="ns", label_smoothing=0.9), G, D)
-    expected = (0.9 * F.softplus(-s_r) + 0.1 * F.softplus(s_r)).mean() + F.softplus(
-        s_f
-    ).mean()
+    expected = (0.9 * F.softplus(-s_r) + 0.1 * F.softplus(s_r)).mean() + F.softplus(s_f).mean()
     torch.testing.assert_close(smoothed.d_loss(real, fake).detach(), expected)
 
 
@@ -74,9 +70,7 @@ def test_paper_form_adaptivemix_against_direct_computation():
     # Eq. 6 with J = mean: D loss = mean J(F(fake)) - mean J(F(real)) + mean_i ||F(x_hat_i) - (lam f_r + (1-lam) f_f[pi] + eps)||.
     G, D = _nets(head="mean")
     real, fake = torch.rand(5, 1, 32, 32) * 2 - 1, torch.rand(5, 1, 32, 32) * 2 - 1
-    losses = DCGANLosses(
-        LossSettings(objective="wgan", adaptivemix=True, amix_form="paper"), G, D
-    )
+    losses = DCGANLosses(LossSettings(objective="wgan", adaptivemix=True, amix_form="paper"), G, D)
     torch.manual_seed(7)
     np.random.seed(7)
     got = losses.d_loss(real, fake).detach()
@@ -99,9 +93,7 @@ def test_release_form_adaptivemix_against_direct_computation():
     G, D = _nets()
     real, fake = torch.rand(4, 1, 32, 32) * 2 - 1, torch.rand(4, 1, 32, 32) * 2 - 1
     losses = DCGANLosses(
-        LossSettings(
-            objective="ns", adaptivemix=True, amix_form="release", ada_weight=0.5
-        ),
+        LossSettings(objective="ns", adaptivemix=True, amix_form="release", ada_weight=0.5),
         G,
         D,
     )
@@ -118,10 +110,7 @@ def test_release_form_adaptivemix_against_direct_computation():
         m = lam * f + (1 - lam) * f[perm]
         target = m + torch.randn(m.shape) * 0.05
         logits = D.head(m) + D.head(f_hat)
-        expected = (
-            F.softplus(-logits).mean()
-            + 0.5 * shrinkage_loss(f_hat, target, "cosine").mean()
-        )
+        expected = F.softplus(-logits).mean() + 0.5 * shrinkage_loss(f_hat, target, "cosine").mean()
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -195,19 +184,14 @@ def test_cli_end_to_end_with_resume(tmp_path):
         ]
     )
     assert "Training ns" in resumed
-    lines = [
-        json.loads(s)
-        for s in (tmp_path / "part" / "results.jsonl").read_text().splitlines()
-    ]
+    lines = [json.loads(s) for s in (tmp_path / "part" / "results.jsonl").read_text().splitlines()]
     assert [r["kimg"] for r in lines] == [0.016, 0.032]
     assert set(lines[0]) == {"kimg", "fid", "kid", "seconds"}
     assert (tmp_path / "part" / "fakes0000032.png").is_file()
     full_state = torch.load(tmp_path / "full" / "snapshot.pt", weights_only=True)
     part_state = torch.load(tmp_path / "part" / "snapshot.pt", weights_only=True)
     for key in full_state["G"]:  # Resuming trains exactly as the uninterrupted run.
-        torch.testing.assert_close(
-            part_state["G"][key], full_state["G"][key], rtol=0, atol=0
-        )
+        torch.testing.assert_close(part_state["G"][key], full_state["G"][key], rtol=0, atol=0)
     again = _cli(["--data", str(data), "--outdir", str(tmp_path / "part"), "--resume"])
     assert "already reached 0.032 kimg" in again
 
@@ -247,10 +231,7 @@ def test_cli_metrics_with_a_detector_file(tmp_path, monkeypatch):
             "--adaptivemix",
         ]
     )
-    lines = [
-        json.loads(s)
-        for s in (tmp_path / "run" / "results.jsonl").read_text().splitlines()
-    ]
+    lines = [json.loads(s) for s in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
     fids = [r["fid"] for r in lines]
     assert len(fids) == 2 and all(f > 0 for f in fids)
     assert f"min FID {min(fids):.2f}" in out
@@ -270,7 +251,5 @@ def test_cli_metrics_with_a_detector_file(tmp_path, monkeypatch):
 )
 def test_cli_bad_options_give_one_line(tmp_path, args, message):
     data = make_image_zip(tmp_path / "d.zip", num_images=8, resolution=32, channels=1)
-    result = CliRunner().invoke(
-        dcgan.main, ["--data", str(data), "--outdir", str(tmp_path / "o"), *args]
-    )
+    result = CliRunner().invoke(dcgan.main, ["--data", str(data), "--outdir", str(tmp_path / "o"), *args])
     assert result.exit_code == 2 and message in result.output

@@ -37,12 +37,8 @@ EXPECTED_G = {
 def test_losses_match_direct_computation(objective):
     real = torch.tensor(REAL).reshape(-1, 1)  # [N, 1] as D returns it.
     fake = torch.tensor(FAKE)
-    assert objectives.d_loss(objective, real, fake).item() == pytest.approx(
-        EXPECTED_D[objective], rel=1e-12
-    )
-    assert objectives.g_loss(objective, fake.reshape(-1, 1)).item() == pytest.approx(
-        EXPECTED_G[objective], rel=1e-12
-    )
+    assert objectives.d_loss(objective, real, fake).item() == pytest.approx(EXPECTED_D[objective], rel=1e-12)
+    assert objectives.g_loss(objective, fake.reshape(-1, 1)).item() == pytest.approx(EXPECTED_G[objective], rel=1e-12)
 
 
 def test_hand_values():
@@ -54,9 +50,7 @@ def test_hand_values():
 
 
 def test_unknown_objective_is_one_clear_error():
-    with pytest.raises(
-        ValueError, match="choose one of ns, wgan, wgan-gp, hinge, lsgan"
-    ):
+    with pytest.raises(ValueError, match="choose one of ns, wgan, wgan-gp, hinge, lsgan"):
         objectives.d_loss("wasserstein", torch.zeros(1), torch.zeros(1))
 
 
@@ -67,9 +61,7 @@ def test_gradient_penalty_against_hand_gradient():
     real = torch.tensor([[1.0, 2.0, 0.0], [0.3, -0.2, 0.7]], dtype=torch.float64)
     fake = torch.tensor([[0.0, 1.0, -1.0], [0.1, 0.4, 0.2]], dtype=torch.float64)
     torch.manual_seed(3)
-    pen = objectives.gradient_penalty(
-        lambda x: (x.square() * w).sum(dim=1), real, fake, weight=10.0
-    )
+    pen = objectives.gradient_penalty(lambda x: (x.square() * w).sum(dim=1), real, fake, weight=10.0)
     torch.manual_seed(3)
     u = torch.rand(2, 1, dtype=torch.float64)
     x = u * real + (1 - u) * fake
@@ -103,6 +95,4 @@ def test_clip_weights_keeps_every_parameter_in_range():
     objectives.clip_weights(d, clip=0.01)
     for old, p in zip(before, d.parameters()):
         assert p.abs().max().item() <= 0.01
-        torch.testing.assert_close(
-            p, old.clamp(-0.01, 0.01)
-        )  # Values inside the range are untouched.
+        torch.testing.assert_close(p, old.clamp(-0.01, 0.01))  # Values inside the range are untouched.

@@ -18,9 +18,7 @@ from labs.ssl_losses import (
 )
 from labs.ssl_networks import SSLDiscriminator, SSLGenerator
 
-LOGITS = np.array(
-    [[2.0, -1.0, 0.5], [-3.0, -2.5, -4.0], [0.0, 0.0, 0.0], [5.0, 1.0, -2.0]]
-)
+LOGITS = np.array([[2.0, -1.0, 0.5], [-3.0, -2.5, -4.0], [0.0, 0.0, 0.0], [5.0, 1.0, -2.0]])
 LABELS = np.array([0, 1, 2, 0])
 
 
@@ -39,15 +37,9 @@ def test_k_plus_1_losses_against_explicit_softmax():
     expected_real = -np.log(p_real).mean()  # -log(1 - p(K+1 | x)) on real data.
     expected_fake = -np.log(p[:, -1]).mean()  # -log p(K+1 | G(z)) on generated data.
     logits = torch.tensor(LOGITS)
-    assert supervised_loss(logits, torch.tensor(LABELS)).item() == pytest.approx(
-        expected_sup, rel=1e-12
-    )
-    assert unsupervised_real_loss(logits).item() == pytest.approx(
-        expected_real, rel=1e-12
-    )
-    assert unsupervised_fake_loss(logits).item() == pytest.approx(
-        expected_fake, rel=1e-12
-    )
+    assert supervised_loss(logits, torch.tensor(LABELS)).item() == pytest.approx(expected_sup, rel=1e-12)
+    assert unsupervised_real_loss(logits).item() == pytest.approx(expected_real, rel=1e-12)
+    assert unsupervised_fake_loss(logits).item() == pytest.approx(expected_fake, rel=1e-12)
 
 
 def test_zero_logits_give_hand_values():
@@ -75,9 +67,7 @@ def test_network_shapes_and_noise_only_in_training():
     assert x.shape == (4, 1, 32, 32) and 0 <= x.min() and x.max() <= 1
     assert D.features(x).shape == (4, 250) and D(x).shape == (4, 10)
     D.eval()
-    torch.testing.assert_close(
-        D(x), D(x)
-    )  # Deterministic without the Gaussian noise layers.
+    torch.testing.assert_close(D(x), D(x))  # Deterministic without the Gaussian noise layers.
     D.train()
     assert not torch.equal(D(x), D(x))
 
@@ -123,9 +113,7 @@ def test_cli_end_to_end_with_resume(tmp_path, zips):
         "--adaptivemix",
     ]
     full = _run([*common, "--outdir", str(tmp_path / "full"), "--epochs", "2"])
-    assert full.strip().splitlines()[-1].startswith(
-        "test error "
-    ) and full.strip().endswith("%")
+    assert full.strip().splitlines()[-1].startswith("test error ") and full.strip().endswith("%")
     _run([*common, "--outdir", str(tmp_path / "part"), "--epochs", "1"])
     _run(
         [
@@ -140,15 +128,9 @@ def test_cli_end_to_end_with_resume(tmp_path, zips):
             "2",
         ]
     )
-    lines = [
-        json.loads(s)
-        for s in (tmp_path / "part" / "results.jsonl").read_text().splitlines()
-    ]
+    lines = [json.loads(s) for s in (tmp_path / "part" / "results.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in lines] == [1, 2]
-    full_lines = [
-        json.loads(s)
-        for s in (tmp_path / "full" / "results.jsonl").read_text().splitlines()
-    ]
+    full_lines = [json.loads(s) for s in (tmp_path / "full" / "results.jsonl").read_text().splitlines()]
     assert [r["test_error"] for r in lines] == [r["test_error"] for r in full_lines]
     a = torch.load(tmp_path / "full" / "snapshot.pt", weights_only=True)["D"]
     b = torch.load(tmp_path / "part" / "snapshot.pt", weights_only=True)["D"]
@@ -189,7 +171,4 @@ def test_cli_supervised_baseline_and_bad_input(tmp_path, zips):
             "9",
         ],
     )
-    assert (
-        result.exit_code == 2
-        and "has only 8 images, fewer than --labels-per-class=9" in result.output
-    )
+    assert result.exit_code == 2 and "has only 8 images, fewer than --labels-per-class=9" in result.output

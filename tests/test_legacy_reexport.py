@@ -16,7 +16,6 @@ def test_legacy_reexports_the_checkpoint_loader():
 
 
 def test_project_code_loads_networks_without_the_top_level_legacy_module():
-    code = ("import sys, training.training_loop, generate, calc_metrics, train; "
-            "print('legacy' in sys.modules)")
+    code = "import sys, training.training_loop, generate, calc_metrics, train; print('legacy' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

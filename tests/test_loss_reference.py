@@ -14,15 +14,33 @@ from training.loss import StyleGAN2Loss
 from training.networks import Discriminator, Generator
 
 
-
 def build_networks(cfg):
-    G = Generator(z_dim=cfg["z_dim"], c_dim=cfg["c_dim"], w_dim=cfg["w_dim"], img_resolution=cfg["res"], img_channels=cfg["ch"],
-                  mapping_kwargs=dict(num_layers=cfg["map_layers"]),
-                  synthesis_kwargs=dict(channel_base=cfg["cbase"], channel_max=cfg["cmax"], num_fp16_res=0,
-                                        conv_clamp=cfg["clamp"], architecture=cfg["g_arch"]))
-    D = Discriminator(c_dim=cfg["c_dim"], img_resolution=cfg["res"], img_channels=cfg["ch"], architecture=cfg["d_arch"],
-                      channel_base=cfg["cbase"], channel_max=cfg["cmax"], num_fp16_res=0, conv_clamp=cfg["clamp"],
-                      epilogue_kwargs=dict(mbstd_group_size=cfg["mbstd_group"]))
+    G = Generator(
+        z_dim=cfg["z_dim"],
+        c_dim=cfg["c_dim"],
+        w_dim=cfg["w_dim"],
+        img_resolution=cfg["res"],
+        img_channels=cfg["ch"],
+        mapping_kwargs=dict(num_layers=cfg["map_layers"]),
+        synthesis_kwargs=dict(
+            channel_base=cfg["cbase"],
+            channel_max=cfg["cmax"],
+            num_fp16_res=0,
+            conv_clamp=cfg["clamp"],
+            architecture=cfg["g_arch"],
+        ),
+    )
+    D = Discriminator(
+        c_dim=cfg["c_dim"],
+        img_resolution=cfg["res"],
+        img_channels=cfg["ch"],
+        architecture=cfg["d_arch"],
+        channel_base=cfg["cbase"],
+        channel_max=cfg["cmax"],
+        num_fp16_res=0,
+        conv_clamp=cfg["clamp"],
+        epilogue_kwargs=dict(mbstd_group_size=cfg["mbstd_group"]),
+    )
     return G, D
 
 
@@ -37,8 +55,15 @@ def run_reference_phases(ref, loss, G, D, phases):
             param.grad = None
         torch.manual_seed(ref[f"{phase}.seed"])
         np.random.seed(ref[f"{phase}.seed"])
-        loss.accumulate_gradients(phase, real_img=ref["real"], real_c=ref["gen_c"], gen_z=ref["gen_z"], gen_c=ref["gen_c"],
-                                  sync=True, gain=ref[f"{phase}.gain"])
+        loss.accumulate_gradients(
+            phase,
+            real_img=ref["real"],
+            real_c=ref["gen_c"],
+            gen_z=ref["gen_z"],
+            gen_c=ref["gen_c"],
+            sync=True,
+            gain=ref[f"{phase}.gain"],
+        )
         grads = dict(module.named_parameters())
         expected = ref[f"{phase}.grads"]
         assert set(expected) <= set(grads), f"{phase}: missing parameters {set(expected) - set(grads)}"

@@ -123,8 +123,15 @@ def run_phase(loss, phase, train, seed, gen_z, real_img, gain) -> training_stats
     collector = training_stats.Collector(regex="Loss/.*")
     torch.manual_seed(seed)
     np.random.seed(seed)
-    loss.accumulate_gradients(phase, real_img=real_img, real_c=LABELS[: len(real_img)], gen_z=gen_z,
-                              gen_c=LABELS[: len(gen_z)], sync=True, gain=gain)
+    loss.accumulate_gradients(
+        phase,
+        real_img=real_img,
+        real_c=LABELS[: len(real_img)],
+        gen_z=gen_z,
+        gen_c=LABELS[: len(gen_z)],
+        sync=True,
+        gain=gain,
+    )
     collector.update()
     return collector
 

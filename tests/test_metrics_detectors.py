@@ -5,11 +5,10 @@ import os
 
 import pytest
 import torch
+from conftest import REFERENCE_DIR  # noqa: E402
 
 import dnnlib
 from metrics import detectors, domain_classifier
-
-from conftest import REFERENCE_DIR  # noqa: E402
 
 REFERENCE_DIR = str(REFERENCE_DIR)
 
@@ -42,7 +41,9 @@ def test_torchscript_detector_loads_unchanged(tmp_path):
 
 
 def test_domain_detector_file_is_weights_only(tmp_path):
-    model = domain_classifier.DomainClassifier(num_classes=3, in_channels=1, resolution=8, channels=(4, 6), hidden=5).eval()
+    model = domain_classifier.DomainClassifier(
+        num_classes=3, in_channels=1, resolution=8, channels=(4, 6), hidden=5
+    ).eval()
     path = str(tmp_path / "det.pt")
     domain_classifier.save(model, path, info=dict(holdout_accuracy=0.5))
     raw = torch.load(path, weights_only=True)  # Plain tensors, numbers and strings only.

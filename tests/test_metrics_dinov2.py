@@ -9,10 +9,10 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from test_calc_metrics import _invoke, setup  # noqa: F401 - setup is a module-scoped fixture.
 
 import dnnlib
 from metrics import detectors, dinov2, metric_main
-from test_calc_metrics import _invoke, setup  # noqa: F401 - setup is a module-scoped fixture.
 
 DIM, DEPTH, PATCH, HIDDEN = 128, 2, 14, 256
 
@@ -32,16 +32,24 @@ def _checkpoint(pos_grid: int, seed: int = 0) -> dict[str, torch.Tensor]:
     }
     for i in range(DEPTH):
         p = f"blocks.{i}."
-        state.update({
-            p + "norm1.weight": rnd(DIM, offset=1.0), p + "norm1.bias": rnd(DIM),
-            p + "attn.qkv.weight": rnd(3 * DIM, DIM), p + "attn.qkv.bias": rnd(3 * DIM),
-            p + "attn.proj.weight": rnd(DIM, DIM), p + "attn.proj.bias": rnd(DIM),
-            p + "ls1.gamma": rnd(DIM, scale=0.5, offset=0.5),
-            p + "norm2.weight": rnd(DIM, offset=1.0), p + "norm2.bias": rnd(DIM),
-            p + "mlp.fc1.weight": rnd(HIDDEN, DIM), p + "mlp.fc1.bias": rnd(HIDDEN),
-            p + "mlp.fc2.weight": rnd(DIM, HIDDEN), p + "mlp.fc2.bias": rnd(DIM),
-            p + "ls2.gamma": rnd(DIM, scale=0.5, offset=0.5),
-        })
+        state.update(
+            {
+                p + "norm1.weight": rnd(DIM, offset=1.0),
+                p + "norm1.bias": rnd(DIM),
+                p + "attn.qkv.weight": rnd(3 * DIM, DIM),
+                p + "attn.qkv.bias": rnd(3 * DIM),
+                p + "attn.proj.weight": rnd(DIM, DIM),
+                p + "attn.proj.bias": rnd(DIM),
+                p + "ls1.gamma": rnd(DIM, scale=0.5, offset=0.5),
+                p + "norm2.weight": rnd(DIM, offset=1.0),
+                p + "norm2.bias": rnd(DIM),
+                p + "mlp.fc1.weight": rnd(HIDDEN, DIM),
+                p + "mlp.fc1.bias": rnd(HIDDEN),
+                p + "mlp.fc2.weight": rnd(DIM, HIDDEN),
+                p + "mlp.fc2.bias": rnd(DIM),
+                p + "ls2.gamma": rnd(DIM, scale=0.5, offset=0.5),
+            }
+        )
     return state
 
 
@@ -71,13 +79,28 @@ def _reference_features(state: dict, images_uint8: np.ndarray) -> torch.Tensor:
     """The DINOv2 forward in float64 written out step by step."""
     s = {k: v.to(torch.float64) for k, v in state.items()}
     # Input: PIL bicubic per channel in float to 224, /255, ImageNet normalisation.
-    resized = np.stack([np.stack([np.asarray(PIL.Image.fromarray(img[c].astype(np.float32), mode="F").resize((224, 224), PIL.Image.BICUBIC)).clip(0, 255)
-                                  for c in range(3)]) for img in images_uint8])
+    resized = np.stack(
+        [
+            np.stack(
+                [
+                    np.asarray(
+                        PIL.Image.fromarray(img[c].astype(np.float32), mode="F").resize((224, 224), PIL.Image.BICUBIC)
+                    ).clip(0, 255)
+                    for c in range(3)
+                ]
+            )
+            for img in images_uint8
+        ]
+    )
     x = torch.from_numpy(resized).to(torch.float64) / 255
-    x = (x - torch.tensor([0.485, 0.456, 0.406], dtype=torch.float64)[:, None, None]) / torch.tensor([0.229, 0.224, 0.225], dtype=torch.float64)[:, None, None]
+    x = (x - torch.tensor([0.485, 0.456, 0.406], dtype=torch.float64)[:, None, None]) / torch.tensor(
+        [0.229, 0.224, 0.225], dtype=torch.float64
+    )[:, None, None]
     n, grid = x.shape[0], 224 // PATCH
     # Patches in row-major order, each flattened as (channel, row, column), times the conv kernel.
-    patches = x.reshape(n, 3, grid, PATCH, grid, PATCH).permute(0, 2, 4, 1, 3, 5).reshape(n, grid * grid, 3 * PATCH * PATCH)
+    patches = (
+        x.reshape(n, 3, grid, PATCH, grid, PATCH).permute(0, 2, 4, 1, 3, 5).reshape(n, grid * grid, 3 * PATCH * PATCH)
+    )
     tokens = patches @ s["patch_embed.proj.weight"].reshape(DIM, -1).T + s["patch_embed.proj.bias"]
     tokens = torch.cat([s["cls_token"].expand(n, 1, DIM), tokens], dim=1)
     m = math.isqrt(s["pos_embed"].shape[1] - 1)
@@ -108,7 +131,9 @@ def test_features_equal_independent_implementation(tmp_path, pos_grid):
     path = tmp_path / "dinov2_tiny_pretrain.pth"
     torch.save(state, path)
     model = detectors.load_detector_file(str(path))
-    assert isinstance(model, dinov2.DINOv2ViT) and model.config == dict(dim=DIM, depth=DEPTH, patch_size=PATCH, pos_grid=pos_grid, mlp_hidden=HIDDEN)
+    assert isinstance(model, dinov2.DINOv2ViT) and model.config == dict(
+        dim=DIM, depth=DEPTH, patch_size=PATCH, pos_grid=pos_grid, mlp_hidden=HIDDEN
+    )
     images = np.random.default_rng(pos_grid).integers(0, 256, size=(2, 3, 32, 32), dtype=np.uint8)
     with torch.no_grad():
         got = model(torch.from_numpy(images), return_features=True)
@@ -139,7 +164,9 @@ def test_fd_dinov2_from_the_command_line_with_a_local_checkpoint(setup, monkeypa
     monkeypatch.setenv("DNNLIB_CACHE_DIR", str(tmp_path / "cache"))
     checkpoint = tmp_path / "dinov2_vitl14_pretrain.pth"
     torch.save(_checkpoint(4), checkpoint)
-    result = _invoke(f"--network={setup['network']}", "--metrics=fd_dinov2_50k_full", f"--detector-dir={tmp_path}", "--num-images=12")
+    result = _invoke(
+        f"--network={setup['network']}", "--metrics=fd_dinov2_50k_full", f"--detector-dir={tmp_path}", "--num-images=12"
+    )
     assert result.exit_code == 0, result.output + repr(result.exception)
     line = next(json.loads(x) for x in result.output.splitlines() if x.startswith('{"results": {"fd_dinov2'))
     assert line["results"]["fd_dinov2_50k_full"] > 0 and math.isfinite(line["results"]["fd_dinov2_50k_full"])
@@ -147,7 +174,11 @@ def test_fd_dinov2_from_the_command_line_with_a_local_checkpoint(setup, monkeypa
 
 
 def test_missing_checkpoint_offline_gives_the_detector_error(tmp_path, monkeypatch):
-    monkeypatch.setattr(dnnlib.util, "_download", lambda url, num_attempts, verbose: (_ for _ in ()).throw(dnnlib.util.DownloadError("offline")))
+    monkeypatch.setattr(
+        dnnlib.util,
+        "_download",
+        lambda url, num_attempts, verbose: (_ for _ in ()).throw(dnnlib.util.DownloadError("offline")),
+    )
     monkeypatch.setenv("DNNLIB_CACHE_DIR", str(tmp_path / "cache"))
     with pytest.raises(detectors.DetectorUnavailableError, match="dinov2_vitl14_pretrain.pth"):
         detectors.locate(detectors.DINOV2_URL, detector_dir=str(tmp_path))

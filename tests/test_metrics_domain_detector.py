@@ -21,7 +21,9 @@ def write_labelled_image_folder(path, num_images: int, resolution: int = 8, chan
     for idx in range(num_images):
         label = idx % 2
         pixels = rng.randint(0, 100, size=(resolution, resolution, channels)) + 140 * label
-        image = PIL.Image.fromarray(pixels.astype(np.uint8).squeeze(axis=2) if channels == 1 else pixels.astype(np.uint8))
+        image = PIL.Image.fromarray(
+            pixels.astype(np.uint8).squeeze(axis=2) if channels == 1 else pixels.astype(np.uint8)
+        )
         name = f"img{idx:08d}.png"
         image.save(os.path.join(path, name))
         labels.append([name, label])
@@ -31,11 +33,15 @@ def write_labelled_image_folder(path, num_images: int, resolution: int = 8, chan
 
 def _model(**kwargs) -> domain_classifier.DomainClassifier:
     torch.manual_seed(0)
-    return domain_classifier.DomainClassifier(**dict(dict(num_classes=4, in_channels=1, resolution=16, channels=(4, 6, 8), hidden=5), **kwargs)).eval()
+    return domain_classifier.DomainClassifier(
+        **dict(dict(num_classes=4, in_channels=1, resolution=16, channels=(4, 6, 8), hidden=5), **kwargs)
+    ).eval()
 
 
 def _images(n: int, channels: int = 3, size: int = 16) -> torch.Tensor:
-    return torch.randint(0, 256, [n, channels, size, size], dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    return torch.randint(
+        0, 256, [n, channels, size, size], dtype=torch.uint8, generator=torch.Generator().manual_seed(1)
+    )
 
 
 def test_outputs_follow_detector_call_convention():
@@ -55,7 +61,9 @@ def test_gray_repeated_to_rgb_gives_the_same_outputs():
     model = _model()
     gray = _images(2, channels=1)
     with torch.no_grad():
-        torch.testing.assert_close(model(gray.repeat(1, 3, 1, 1), return_features=True), model(gray, return_features=True))
+        torch.testing.assert_close(
+            model(gray.repeat(1, 3, 1, 1), return_features=True), model(gray, return_features=True)
+        )
 
 
 def test_input_is_resized_to_the_training_resolution():
@@ -65,8 +73,12 @@ def test_input_is_resized_to_the_training_resolution():
     with torch.no_grad():
         large = model(levels.expand(3, 1, 40, 40), return_features=True)
         small = model(levels.expand(3, 1, 16, 16), return_features=True)
-        resized = F.interpolate(_images(2, channels=1, size=40).float(), size=(16, 16), mode="bilinear", align_corners=False, antialias=True)
-        torch.testing.assert_close(model(_images(2, channels=1, size=40), return_features=True), model(resized, return_features=True))
+        resized = F.interpolate(
+            _images(2, channels=1, size=40).float(), size=(16, 16), mode="bilinear", align_corners=False, antialias=True
+        )
+        torch.testing.assert_close(
+            model(_images(2, channels=1, size=40), return_features=True), model(resized, return_features=True)
+        )
     torch.testing.assert_close(large, small)
 
 
@@ -95,7 +107,10 @@ def test_training_command_writes_an_accurate_weights_only_detector(tmp_path):
     data = tmp_path / "data"
     write_labelled_image_folder(data, num_images=48)
     out = tmp_path / "det.pt"
-    result = CliRunner().invoke(domain_detector.main, [f"--data={data}", f"--out={out}", "--epochs=8", "--batch=8", "--holdout=0.25", "--channels=4,8", "--hidden=8"])
+    result = CliRunner().invoke(
+        domain_detector.main,
+        [f"--data={data}", f"--out={out}", "--epochs=8", "--batch=8", "--holdout=0.25", "--channels=4,8", "--hidden=8"],
+    )
     assert result.exit_code == 0, result.output
     assert "held-out accuracy" in result.output
     raw = torch.load(str(out), weights_only=True)

@@ -8,9 +8,9 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from test_metrics_domain_detector import write_labelled_image_folder
 
 from metrics import domain_classifier, formulas, metric_utils
-from test_metrics_domain_detector import write_labelled_image_folder
 
 DATASET_CLASS = "training.dataset.ImageFolderDataset"
 
@@ -41,9 +41,18 @@ def test_dataset_features_equal_detector_on_each_image(tmp_path):
     data = str(tmp_path / "data")
     write_labelled_image_folder(data, num_images=13)
     detector_path = _save_detector(str(tmp_path / "det.pt"))
-    opts = metric_utils.MetricOptions(dataset_kwargs=dict(class_name=DATASET_CLASS, path=data), device="cpu", cache=False)
+    opts = metric_utils.MetricOptions(
+        dataset_kwargs=dict(class_name=DATASET_CLASS, path=data), device="cpu", cache=False
+    )
     stats = metric_utils.compute_feature_stats_for_dataset(
-        opts, detector_path, dict(return_features=True), max_items=10, batch_size=4, data_loader_kwargs=dict(num_workers=0), capture_all=True, capture_mean_cov=True
+        opts,
+        detector_path,
+        dict(return_features=True),
+        max_items=10,
+        batch_size=4,
+        data_loader_kwargs=dict(num_workers=0),
+        capture_all=True,
+        capture_mean_cov=True,
     )
     model = domain_classifier.load(detector_path)
     with torch.no_grad():
@@ -61,7 +70,12 @@ def test_dataset_statistics_are_cached_per_image_count(tmp_path, monkeypatch):
     detector_path = _save_detector(str(tmp_path / "det.pt"))
     opts = metric_utils.MetricOptions(dataset_kwargs=dict(class_name=DATASET_CLASS, path=data), device="cpu")
     run = lambda max_items: metric_utils.compute_feature_stats_for_dataset(  # noqa: E731
-        opts, detector_path, dict(return_features=True), max_items=max_items, data_loader_kwargs=dict(num_workers=0), capture_mean_cov=True
+        opts,
+        detector_path,
+        dict(return_features=True),
+        max_items=max_items,
+        data_loader_kwargs=dict(num_workers=0),
+        capture_mean_cov=True,
     )
     first = run(None)
     files = glob.glob(str(tmp_path / "cache" / "gan-metrics" / "data-det-*.npz"))
@@ -94,7 +108,9 @@ def test_generated_images_are_converted_with_round_half_up(tmp_path, monkeypatch
     data = str(tmp_path / "data")
     write_labelled_image_folder(data, num_images=4, resolution=4)
     monkeypatch.setattr(metric_utils, "get_feature_detector", lambda _opts, _url: PixelDetector())
-    opts = metric_utils.MetricOptions(G=ConstantGenerator(), dataset_kwargs=dict(class_name=DATASET_CLASS, path=data), device="cpu")
+    opts = metric_utils.MetricOptions(
+        G=ConstantGenerator(), dataset_kwargs=dict(class_name=DATASET_CLASS, path=data), device="cpu"
+    )
     stats = metric_utils.compute_feature_stats_for_generator(opts, "pixels", {}, capture_all=True, max_items=70)
     features = stats.get_all()
     assert features.shape == (70, 3 * 16)  # 2 steps of 64, truncated to 70; gray repeated to RGB.
@@ -111,12 +127,25 @@ def test_generated_images_are_converted_with_round_half_up(tmp_path, monkeypatch
 def _distributed_worker(rank: int, world: int, init_file: str, data: str, detector_path: str, out_dir: str) -> None:
     torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     try:
-        opts = metric_utils.MetricOptions(dataset_kwargs=dict(class_name=DATASET_CLASS, path=data), num_gpus=world, rank=rank, device="cpu", cache=False)
+        opts = metric_utils.MetricOptions(
+            dataset_kwargs=dict(class_name=DATASET_CLASS, path=data),
+            num_gpus=world,
+            rank=rank,
+            device="cpu",
+            cache=False,
+        )
         stats = metric_utils.compute_feature_stats_for_dataset(
-            opts, detector_path, dict(return_features=True), batch_size=4, data_loader_kwargs=dict(num_workers=0), capture_all=True
+            opts,
+            detector_path,
+            dict(return_features=True),
+            batch_size=4,
+            data_loader_kwargs=dict(num_workers=0),
+            capture_all=True,
         )
         features = stats.get_all_torch()
-        precision, recall = formulas.pr_from_torch_features(features[:6], features[5:], nhood_size=2, row_batch_size=3, col_batch_size=2, num_gpus=world, rank=rank)
+        precision, recall = formulas.pr_from_torch_features(
+            features[:6], features[5:], nhood_size=2, row_batch_size=3, col_batch_size=2, num_gpus=world, rank=rank
+        )
         np.savez(os.path.join(out_dir, f"rank{rank}.npz"), features=stats.get_all(), pr=np.array([precision, recall]))
     finally:
         torch.distributed.destroy_process_group()
@@ -128,13 +157,17 @@ def test_two_processes_shard_and_gather_in_dataset_order(tmp_path):
     write_labelled_image_folder(data, num_images=11)  # 6 per rank, the last one wraps around and is dropped.
     detector_path = _save_detector(str(tmp_path / "det.pt"))
     with tempfile.TemporaryDirectory() as init_dir:
-        torch.multiprocessing.spawn(_distributed_worker, args=(2, os.path.join(init_dir, "init"), data, detector_path, str(tmp_path)), nprocs=2)
+        torch.multiprocessing.spawn(
+            _distributed_worker, args=(2, os.path.join(init_dir, "init"), data, detector_path, str(tmp_path)), nprocs=2
+        )
     model = domain_classifier.load(detector_path)
     with torch.no_grad():
         expected = model(torch.from_numpy(_read_folder_rgb(data)), return_features=True).numpy()
     rank0, rank1 = np.load(tmp_path / "rank0.npz"), np.load(tmp_path / "rank1.npz")
     np.testing.assert_allclose(rank0["features"], expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(rank1["features"], rank0["features"])
-    single = formulas.pr_from_torch_features(torch.from_numpy(expected[:6]), torch.from_numpy(expected[5:]), nhood_size=2)
+    single = formulas.pr_from_torch_features(
+        torch.from_numpy(expected[:6]), torch.from_numpy(expected[5:]), nhood_size=2
+    )
     np.testing.assert_allclose(rank0["pr"], single, rtol=1e-6)
     assert np.isnan(rank1["pr"]).all()  # Only rank 0 forms the result.

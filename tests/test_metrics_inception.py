@@ -7,16 +7,14 @@ import os
 import numpy as np
 import pytest
 import torch
+from conftest import REFERENCE_DIR  # noqa: E402
 
 from metrics.inception import InceptionV3FID, preprocess, tf1_bilinear_resize
-
-from conftest import REFERENCE_DIR  # noqa: E402
 
 REFERENCE_DIR = str(REFERENCE_DIR)
 LAYOUT_FILE = os.path.join(REFERENCE_DIR, "inception_fid_layout.json")
 CASES_FILE = os.path.join(REFERENCE_DIR, "inception_fid_cases.pt")
 WEIGHTS_SCRIPT = os.path.join(REFERENCE_DIR, "make_inception_random_weights.py")
-
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +42,12 @@ def outputs(reference, net):
     """Outputs of the native network with the reference weights on every case, with per-stage spatial means."""
     stages = reference["blockmean_modules"].split(",")
     captured = {}
-    hooks = [getattr(net, name).register_forward_hook(lambda _m, _i, out, name=name: captured.__setitem__(name, out.mean(dim=(2, 3)))) for name in stages]
+    hooks = [
+        getattr(net, name).register_forward_hook(
+            lambda _m, _i, out, name=name: captured.__setitem__(name, out.mean(dim=(2, 3)))
+        )
+        for name in stages
+    ]
     results = {}
     with torch.no_grad():
         for case in reference["cases"].split(","):

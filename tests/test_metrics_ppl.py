@@ -71,13 +71,25 @@ class _Labels:
 
 
 def _opts():
-    return metric_utils.MetricOptions(G=SphereGenerator(), dataset_kwargs=dict(class_name=f"{__name__}._Labels"), device="cpu")
+    return metric_utils.MetricOptions(
+        G=SphereGenerator(), dataset_kwargs=dict(class_name=f"{__name__}._Labels"), device="cpu"
+    )
 
 
-def _run(sampling: str, space: str, crop: bool = False, img_resolution: int = 4, num_samples: int = 2000, seed: int = 0) -> np.ndarray:
+def _run(
+    sampling: str, space: str, crop: bool = False, img_resolution: int = 4, num_samples: int = 2000, seed: int = 0
+) -> np.ndarray:
     torch.manual_seed(seed)
     np.random.seed(seed)
-    sampler = ppl.PPLSampler(SphereGenerator(img_resolution), {}, epsilon=1e-4, space=space, sampling=sampling, crop=crop, distance_net=IdentityDistance())
+    sampler = ppl.PPLSampler(
+        SphereGenerator(img_resolution),
+        {},
+        epsilon=1e-4,
+        space=space,
+        sampling=sampling,
+        crop=crop,
+        distance_net=IdentityDistance(),
+    )
     return ppl.sample_distances(_opts(), sampler, num_samples=num_samples, batch_size=100)
 
 
@@ -128,7 +140,13 @@ def test_compute_ppl_uses_the_detector_override(tmp_path, monkeypatch):
         return IdentityDistance()
 
     monkeypatch.setattr(metric_utils, "get_feature_detector", fake_detector)
-    opts = metric_utils.MetricOptions(G=SphereGenerator(), dataset_kwargs=dict(class_name=f"{__name__}._Labels"), device="cpu", detector="my-detector.pt", num_images=100)
+    opts = metric_utils.MetricOptions(
+        G=SphereGenerator(),
+        dataset_kwargs=dict(class_name=f"{__name__}._Labels"),
+        device="cpu",
+        detector="my-detector.pt",
+        num_images=100,
+    )
     torch.manual_seed(1)
     value = ppl.compute_ppl(opts, num_samples=50000, epsilon=1e-4, space="w", sampling="end", crop=False, batch_size=50)
     assert calls == ["my-detector.pt"]
@@ -140,4 +158,6 @@ def test_slerp_stays_on_the_great_circle():
     b = torch.tensor([[0.0, 3.0, 0.0]])
     mid = ppl.slerp(a, b, torch.tensor([[0.5]]))
     torch.testing.assert_close(mid, torch.tensor([[math.sqrt(0.5), math.sqrt(0.5), 0.0]]))
-    torch.testing.assert_close(ppl.slerp(a, b, torch.tensor([[1.0]])), torch.tensor([[0.0, 1.0, 0.0]]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        ppl.slerp(a, b, torch.tensor([[1.0]])), torch.tensor([[0.0, 1.0, 0.0]]), atol=1e-6, rtol=0
+    )

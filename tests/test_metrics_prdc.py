@@ -6,9 +6,9 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from test_calc_metrics import _invoke, setup  # noqa: F401 - setup is a module-scoped fixture.
 
 from metrics import formulas
-from test_calc_metrics import _invoke, setup  # noqa: F401 - setup is a module-scoped fixture.
 
 
 def _brute_force_prdc(real: np.ndarray, gen: np.ndarray, k: int) -> dict[str, float]:
@@ -48,7 +48,9 @@ def test_prdc_blocks_do_not_change_the_result():
     rng = np.random.default_rng(7)
     real = torch.as_tensor(rng.normal(size=(50, 4)), dtype=torch.float32)
     gen = torch.as_tensor(rng.normal(size=(45, 4)) + 0.5, dtype=torch.float32)
-    assert formulas.prdc_from_torch_features(real, gen, 5, row_batch_size=7) == formulas.prdc_from_torch_features(real, gen, 5, row_batch_size=1000)
+    assert formulas.prdc_from_torch_features(real, gen, 5, row_batch_size=7) == formulas.prdc_from_torch_features(
+        real, gen, 5, row_batch_size=1000
+    )
 
 
 def test_identical_sets_give_density_one_and_full_coverage():
@@ -62,7 +64,9 @@ def test_disjoint_sets_give_zero():
     rng = np.random.default_rng(2)
     real = rng.normal(size=(30, 3)).astype(np.float32)
     gen = (rng.normal(size=(30, 3)) + 100).astype(np.float32)
-    assert formulas.prdc_from_features(real, gen, nearest_k=5) == dict(precision=0.0, recall=0.0, density=0.0, coverage=0.0)
+    assert formulas.prdc_from_features(real, gen, nearest_k=5) == dict(
+        precision=0.0, recall=0.0, density=0.0, coverage=0.0
+    )
 
 
 def test_prdc_rejects_too_few_samples():
@@ -83,11 +87,20 @@ def test_fid_of_singular_covariances_is_quiet_and_correct():
 
 def test_prdc_metric_from_the_command_line_with_clean_resize(setup, monkeypatch):
     monkeypatch.setenv("DNNLIB_CACHE_DIR", str(setup["root"] / "cache-prdc"))
-    result = _invoke(f"--network={setup['network']}", "--metrics=prdc50k_full", f"--detector={setup['detector']}", "--num-images=24", "--resize=clean")
+    result = _invoke(
+        f"--network={setup['network']}",
+        "--metrics=prdc50k_full",
+        f"--detector={setup['detector']}",
+        "--num-images=24",
+        "--resize=clean",
+    )
     assert result.exit_code == 0, result.output + repr(result.exception)
     record = json.loads((setup["run_dir"] / "metric-prdc50k_full.jsonl").read_text().splitlines()[-1])
     values = record["results"]
     assert set(values) == {f"prdc50k_full_{k}" for k in ("precision", "recall", "density", "coverage")}
-    assert all(0 <= values[f"prdc50k_full_{k}"] <= 1 for k in ("precision", "recall", "coverage")) and values["prdc50k_full_density"] >= 0
+    assert (
+        all(0 <= values[f"prdc50k_full_{k}"] <= 1 for k in ("precision", "recall", "coverage"))
+        and values["prdc50k_full_density"] >= 0
+    )
     assert (record["detector"], record["num_real"], record["num_gen"], record["resize"]) == ("det.pt", 24, 24, "clean")
     assert "[24 real / 24 generated images; capped by --num-images=24" in result.output

@@ -6,11 +6,11 @@ import numpy as np
 import PIL.Image
 import pytest
 import torch
+from test_metrics_domain_detector import write_labelled_image_folder
+from test_metrics_features import _read_folder_rgb
 
 from metrics import detectors, domain_classifier, metric_main, metric_utils
 from metrics.resize import clean_resize
-from test_metrics_domain_detector import write_labelled_image_folder
-from test_metrics_features import _read_folder_rgb
 
 DATASET_CLASS = "training.dataset.ImageFolderDataset"
 
@@ -25,7 +25,9 @@ def _pil_clean(images: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("shape,size", [((2, 3, 32, 32), 299), ((1, 3, 28, 32), 224), ((2, 1, 120, 90), 64), ((1, 3, 8, 8), 8)])
+@pytest.mark.parametrize(
+    "shape,size", [((2, 3, 32, 32), 299), ((1, 3, 28, 32), 224), ((2, 1, 120, 90), 64), ((1, 3, 8, 8), 8)]
+)
 def test_clean_resize_equals_pil_bicubic_per_channel(shape, size):
     images = np.random.default_rng(size).integers(0, 256, size=shape, dtype=np.uint8)
     ours = clean_resize(torch.from_numpy(images), size)
@@ -37,7 +39,9 @@ def _setup(tmp_path, resolution=8, detector_resolution=12):
     data = str(tmp_path / "data")
     write_labelled_image_folder(data, num_images=10, resolution=resolution)
     torch.manual_seed(0)
-    model = domain_classifier.DomainClassifier(num_classes=2, in_channels=1, resolution=detector_resolution, channels=(4, 6), hidden=6)
+    model = domain_classifier.DomainClassifier(
+        num_classes=2, in_channels=1, resolution=detector_resolution, channels=(4, 6), hidden=6
+    )
     detector_path = str(tmp_path / "det.pt")
     domain_classifier.save(model, detector_path, info={})
     return data, detector_path, domain_classifier.load(detector_path)
@@ -45,7 +49,12 @@ def _setup(tmp_path, resolution=8, detector_resolution=12):
 
 def _dataset_features(opts, detector_path):
     return metric_utils.compute_feature_stats_for_dataset(
-        opts, detector_path, dict(return_features=True), batch_size=4, data_loader_kwargs=dict(num_workers=0), capture_all=True
+        opts,
+        detector_path,
+        dict(return_features=True),
+        batch_size=4,
+        data_loader_kwargs=dict(num_workers=0),
+        capture_all=True,
     ).get_all()
 
 
@@ -53,7 +62,9 @@ def test_dataset_features_under_each_protocol(tmp_path):
     data, detector_path, model = _setup(tmp_path)
     images = _read_folder_rgb(data)
     for mode in ("legacy", "clean"):
-        opts = metric_utils.MetricOptions(dataset_kwargs=dict(class_name=DATASET_CLASS, path=data), device="cpu", cache=False, resize=mode)
+        opts = metric_utils.MetricOptions(
+            dataset_kwargs=dict(class_name=DATASET_CLASS, path=data), device="cpu", cache=False, resize=mode
+        )
         got = _dataset_features(opts, detector_path)
         # legacy: the detector gets the uint8 images and resizes them itself (unchanged behaviour);
         # clean: it gets PIL-bicubic float images already at its 12x12 input size.
@@ -69,7 +80,9 @@ def test_resize_protocol_is_part_of_the_cache_key(tmp_path, monkeypatch):
     monkeypatch.setenv("DNNLIB_CACHE_DIR", str(tmp_path / "cache"))
     data, detector_path, _ = _setup(tmp_path)
     for mode in ("legacy", "clean", "legacy"):
-        opts = metric_utils.MetricOptions(dataset_kwargs=dict(class_name=DATASET_CLASS, path=data), device="cpu", resize=mode)
+        opts = metric_utils.MetricOptions(
+            dataset_kwargs=dict(class_name=DATASET_CLASS, path=data), device="cpu", resize=mode
+        )
         _dataset_features(opts, detector_path)
         assert opts.provenance.resize == mode and opts.provenance.num_real == 10
     assert len(glob.glob(str(tmp_path / "cache" / "gan-metrics" / "*.npz"))) == 2
@@ -85,10 +98,28 @@ def test_unknown_resize_mode_and_unknown_input_size_are_refused():
 
 
 def test_summary_line_names_counts_detector_and_cap():
-    record = dict(results={"fid50k_full": 23.25}, metric="fid50k_full", detector="fmnist-detector.pt", num_real=2000, num_gen=2000, resize="legacy", num_images=2000)
+    record = dict(
+        results={"fid50k_full": 23.25},
+        metric="fid50k_full",
+        detector="fmnist-detector.pt",
+        num_real=2000,
+        num_gen=2000,
+        resize="legacy",
+        num_images=2000,
+    )
     assert metric_main.summary_line(record) == (
         "fid50k_full 23.25  [2000 real / 2000 generated images; capped by --num-images=2000: not comparable with 50k results; "
         "detector fmnist-detector.pt; resize legacy]"
     )
-    kid = dict(results={"kid50k_full": 0.00123}, metric="kid50k_full", detector="inception-2015-12-05.pt", num_real=70000, num_gen=50000, resize="clean")
-    assert metric_main.summary_line(kid) == "kid50k_full 0.00123 (x10^3: 1.23)  [70000 real / 50000 generated images; detector inception-2015-12-05.pt; resize clean]"
+    kid = dict(
+        results={"kid50k_full": 0.00123},
+        metric="kid50k_full",
+        detector="inception-2015-12-05.pt",
+        num_real=70000,
+        num_gen=50000,
+        resize="clean",
+    )
+    assert (
+        metric_main.summary_line(kid)
+        == "kid50k_full 0.00123 (x10^3: 1.23)  [70000 real / 50000 generated images; detector inception-2015-12-05.pt; resize clean]"
+    )

@@ -43,7 +43,13 @@ def test_feature_stats_save_load_round_trip(tmp_path):
     path = str(tmp_path / "stats.npz")
     stats.save(path)
     loaded = metric_utils.FeatureStats.load(path)
-    assert (loaded.capture_all, loaded.capture_mean_cov, loaded.max_items, loaded.num_items, loaded.num_features) == (True, True, 20, 12, 3)
+    assert (loaded.capture_all, loaded.capture_mean_cov, loaded.max_items, loaded.num_items, loaded.num_features) == (
+        True,
+        True,
+        20,
+        12,
+        3,
+    )
     np.testing.assert_array_equal(loaded.get_all(), stats.get_all())
     for a, b in zip(loaded.get_mean_cov(), stats.get_mean_cov()):
         np.testing.assert_array_equal(a, b)
@@ -151,8 +157,20 @@ def test_progress_lines_follow_spec_format(capsys):
 
 def test_registry_order_and_validation():
     assert metric_main.list_valid_metrics() == [
-        "fid50k_full", "fd_dinov2_50k_full", "kid50k_full", "pr50k3_full", "prdc50k_full", "ppl2_wend", "is50k",
-        "fid50k", "kid50k", "pr50k3", "ppl_zfull", "ppl_wfull", "ppl_zend", "ppl_wend",
+        "fid50k_full",
+        "fd_dinov2_50k_full",
+        "kid50k_full",
+        "pr50k3_full",
+        "prdc50k_full",
+        "ppl2_wend",
+        "is50k",
+        "fid50k",
+        "kid50k",
+        "pr50k3",
+        "ppl_zfull",
+        "ppl_wfull",
+        "ppl_zend",
+        "ppl_wend",
     ]
     assert metric_main.is_valid_metric("fid50k_full") and not metric_main.is_valid_metric("fid")
     with pytest.raises(ValueError, match="Unknown metric 'fid'"):
@@ -160,21 +178,33 @@ def test_registry_order_and_validation():
 
 
 def test_report_metric_appends_jsonl_line_with_relative_snapshot(tmp_path, capsys):
-    result = dict(results={"fid50k_full": 12.5}, metric="fid50k_full", total_time=789.12, total_time_str="13m 09s", num_gpus=1)
+    result = dict(
+        results={"fid50k_full": 12.5}, metric="fid50k_full", total_time=789.12, total_time_str="13m 09s", num_gpus=1
+    )
     snapshot = str(tmp_path / "network-snapshot-000000.pkl")
     metric_main.report_metric(result, run_dir=str(tmp_path), snapshot_pkl=snapshot)
     metric_main.report_metric(result, run_dir=str(tmp_path), snapshot_pkl=snapshot)
     lines = (tmp_path / "metric-fid50k_full.jsonl").read_text().splitlines()
     assert len(lines) == 2
     record = json.loads(lines[0])
-    assert list(record.keys()) == ["results", "metric", "total_time", "total_time_str", "num_gpus", "snapshot_pkl", "timestamp"]
+    assert list(record.keys()) == [
+        "results",
+        "metric",
+        "total_time",
+        "total_time_str",
+        "num_gpus",
+        "snapshot_pkl",
+        "timestamp",
+    ]
     assert record["snapshot_pkl"] == "network-snapshot-000000.pkl"
     assert record["results"] == {"fid50k_full": 12.5}
     assert capsys.readouterr().out.splitlines()[0] == lines[0]
 
 
 def test_report_metric_without_run_dir_only_prints(tmp_path, capsys):
-    result = dict(results={"is50k_mean": 1.0, "is50k_std": 0.0}, metric="is50k", total_time=1.0, total_time_str="1s", num_gpus=1)
+    result = dict(
+        results={"is50k_mean": 1.0, "is50k_std": 0.0}, metric="is50k", total_time=1.0, total_time_str="1s", num_gpus=1
+    )
     metric_main.report_metric(result, run_dir=None, snapshot_pkl="https://example.com/net.pkl")
     out = capsys.readouterr().out.splitlines()
     record = json.loads(out[0])

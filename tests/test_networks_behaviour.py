@@ -6,10 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from test_networks import ARCHS, tiny_discriminator, tiny_generator
 
 from torch_utils.ops import upfirdn2d
-from test_networks import ARCHS, tiny_discriminator, tiny_generator
 from training.networks import MinibatchStdLayer, modulated_conv2d
+
 
 def perturb_(net: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Random values in every parameter and buffer (noise strengths and biases included)."""

@@ -40,7 +40,9 @@ def np_act(act, x, alpha):
     if act == "elu":
         return np.where(x >= 0, x, np.expm1(x)), np.where(x >= 0, 1.0, np.exp(x))
     if act == "selu":
-        return SELU_LAMBDA * np.where(x >= 0, x, SELU_ALPHA * np.expm1(x)), SELU_LAMBDA * np.where(x >= 0, 1.0, SELU_ALPHA * np.exp(x))
+        return SELU_LAMBDA * np.where(x >= 0, x, SELU_ALPHA * np.expm1(x)), SELU_LAMBDA * np.where(
+            x >= 0, 1.0, SELU_ALPHA * np.exp(x)
+        )
     if act == "softplus":
         return np.logaddexp(0, x), sig
     if act == "swish":
@@ -146,7 +148,12 @@ def test_bias_act_gradcheck_and_gradgradcheck(act):
 
 def test_fma_value_and_broadcast_gradients():
     rng = np.random.default_rng(0)
-    a, b, c, dout = rng.normal(size=(2, 3, 1)), rng.normal(size=(1, 3, 4)), rng.normal(size=(2, 1, 4)), rng.normal(size=(2, 3, 4))
+    a, b, c, dout = (
+        rng.normal(size=(2, 3, 1)),
+        rng.normal(size=(1, 3, 4)),
+        rng.normal(size=(2, 1, 4)),
+        rng.normal(size=(2, 3, 4)),
+    )
     at, bt, ct = (torch.tensor(v, requires_grad=True) for v in (a, b, c))
     out = fma.fma(at, bt, ct)
     np.testing.assert_allclose(out.detach().numpy(), a * b + c, rtol=1e-12)

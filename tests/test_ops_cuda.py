@@ -25,10 +25,12 @@ UPFIRDN_CASES = [  # (filter, kwargs)
     (None, dict(up=[1, 2], down=[2, 1], padding=[0, -1, 1, 0])),
 ]
 BIAS_ACT_CASES = [  # (act, shape, dim, alpha, gain, clamp)
-    (act, (4, 6, 5, 3), 1, None, None, clamp)
-    for act in bias_act.activation_funcs
-    for clamp in (None, 0.8)
-] + [("lrelu", (6, 8), 0, 0.3, 1.5, None), ("swish", (3, 4, 7), -1, None, 0.7, 0.5), ("tanh", (2, 3, 4), 2, None, 2.0, 1.0)]
+    (act, (4, 6, 5, 3), 1, None, None, clamp) for act in bias_act.activation_funcs for clamp in (None, 0.8)
+] + [
+    ("lrelu", (6, 8), 0, 0.3, 1.5, None),
+    ("swish", (3, 4, 7), -1, None, 0.7, 0.5),
+    ("tanh", (2, 3, 4), 2, None, 2.0, 1.0),
+]
 
 
 def make_filter(spec, generator):
@@ -109,7 +111,10 @@ def test_upfirdn2d_cuda_wiring(stand_in_plugins, case):
     spec, kwargs = UPFIRDN_CASES[case]
     f = make_filter(spec, generator)
     x = torch.randn(2, 3, 6, 7, dtype=torch.float64, generator=generator)
-    results = {impl: value_grad_gradgrad(lambda t: upfirdn2d.upfirdn2d(t, f, impl=impl, **kwargs), [x]) for impl in ("ref", "cuda")}
+    results = {
+        impl: value_grad_gradgrad(lambda t, impl=impl: upfirdn2d.upfirdn2d(t, f, impl=impl, **kwargs), [x])
+        for impl in ("ref", "cuda")
+    }
     assert_all_close(results["cuda"], results["ref"], rtol=1e-6)  # float32 filter scaling differs
 
 
@@ -124,7 +129,9 @@ def test_bias_act_cuda_wiring(stand_in_plugins, case, layout):
     b = torch.randn(shape[dim], dtype=torch.float64, generator=generator)
 
     def op(impl):
-        return lambda t, bias: bias_act.bias_act(t, bias, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp, impl=impl)
+        return lambda t, bias: bias_act.bias_act(
+            t, bias, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp, impl=impl
+        )
 
     results = {impl: value_grad_gradgrad(op(impl), [x, b]) for impl in ("ref", "cuda")}
     assert_all_close(results["cuda"], results["ref"], rtol=1e-6)
@@ -165,7 +172,10 @@ def test_upfirdn2d_cuda_matches_reference(case, dtype, rtol, channels_last):
     x = torch.randn(3, 5, 9, 8, generator=generator).to("cuda", dtype)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    results = {impl: value_grad_gradgrad(lambda t: upfirdn2d.upfirdn2d(t, f, impl=impl, **kwargs), [x]) for impl in ("ref", "cuda")}
+    results = {
+        impl: value_grad_gradgrad(lambda t, impl=impl: upfirdn2d.upfirdn2d(t, f, impl=impl, **kwargs), [x])
+        for impl in ("ref", "cuda")
+    }
     assert results["cuda"][0].dtype == dtype
     assert_all_close(results["cuda"], results["ref"], rtol)
 
@@ -181,7 +191,9 @@ def test_bias_act_cuda_matches_reference(case, dtype, rtol):
     b = torch.randn(shape[dim], generator=generator).to("cuda", dtype)
 
     def op(impl):
-        return lambda t, bias: bias_act.bias_act(t, bias, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp, impl=impl)
+        return lambda t, bias: bias_act.bias_act(
+            t, bias, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp, impl=impl
+        )
 
     # The reference runs in float32 on the GPU (float16 ref would round the intermediate steps).
     ref = value_grad_gradgrad(op("ref"), [x.float(), b.float()])
@@ -200,9 +212,10 @@ def test_conv2d_resample_on_gpu_matches_cpu(up, down, kernel):
     f = upfirdn2d.setup_filter([1, 3, 3, 1])
 
     def op(device):
-        return lambda t, weight: conv2d_resample.conv2d_resample(t, weight, f=f.to(device), up=up, down=down, padding=kernel // 2)
+        return lambda t, weight: conv2d_resample.conv2d_resample(
+            t, weight, f=f.to(device), up=up, down=down, padding=kernel // 2
+        )
 
     cpu = value_grad_gradgrad(op("cpu"), [x, w])
     gpu = value_grad_gradgrad(op("cuda"), [x.cuda(), w.cuda()])
     assert_all_close(gpu, cpu, rtol=1e-10)
-

@@ -37,7 +37,9 @@ def test_input_gradients_skip_weight_gradient_work():
     img = torch.randn(2, 3, 8, 8, requires_grad=True)
     logits = small_discriminator(img, params).sum()
     input_only = conv_backward_flops(lambda: input_gradients(logits, [img]))
-    everything = conv_backward_flops(lambda: torch.autograd.grad(logits, [img, *params], create_graph=True, retain_graph=True))
+    everything = conv_backward_flops(
+        lambda: torch.autograd.grad(logits, [img, *params], create_graph=True, retain_graph=True)
+    )
     assert input_only > 0
     # Every conv here has a weight gradient as expensive as its input gradient; input_gradients skips all of them.
     assert everything == 2 * input_only

@@ -29,7 +29,13 @@ def _run(case: dict) -> torch.Tensor:
         )  # fmt: skip
     if case["op"] == "bias_act":
         return bias_act.bias_act(
-            case["x"], case["b"], act=case["act"], alpha=case["alpha"], gain=case["gain"], clamp=case["clamp"], impl="ref"
+            case["x"],
+            case["b"],
+            act=case["act"],
+            alpha=case["alpha"],
+            gain=case["gain"],
+            clamp=case["clamp"],
+            impl="ref",
         )
     if case["op"] == "conv2d_resample":
         return conv2d_resample.conv2d_resample(

@@ -37,9 +37,19 @@ def np_conv2d_resample(x, w, f2d, up, down, pad, groups, flip_weight, flip_filte
     fh, fw = f2d.shape
     px0, px1, py0, py1 = pad
     if up > 1:
-        px0, px1, py0, py1 = px0 + (fw + up - 1) // 2, px1 + (fw - up) // 2, py0 + (fh + up - 1) // 2, py1 + (fh - up) // 2
+        px0, px1, py0, py1 = (
+            px0 + (fw + up - 1) // 2,
+            px1 + (fw - up) // 2,
+            py0 + (fh + up - 1) // 2,
+            py1 + (fh - up) // 2,
+        )
     if down > 1:
-        px0, px1, py0, py1 = px0 + (fw - down + 1) // 2, px1 + (fw - down) // 2, py0 + (fh - down + 1) // 2, py1 + (fh - down) // 2
+        px0, px1, py0, py1 = (
+            px0 + (fw - down + 1) // 2,
+            px1 + (fw - down) // 2,
+            py0 + (fh - down + 1) // 2,
+            py1 + (fh - down) // 2,
+        )
     w_eff = w if flip_weight else w[:, :, ::-1, ::-1]
     if up > 1:
         t = np_upfirdn2d(x, f2d, (up, up), (1, 1), (px0, px1, py0, py1), flip_filter, up**2)
@@ -132,7 +142,9 @@ def test_upfirdn2d_matches_brute_force(seed):
     rng = np.random.default_rng(seed)
     (h, w), f, up, down, pad, flip, gain = _random_upfirdn2d_case(rng)
     x = torch.tensor(rng.normal(size=(2, 3, h, w)), dtype=torch.float32)
-    y = upfirdn2d.upfirdn2d(x, f, up=list(up), down=list(down), padding=list(pad), flip_filter=flip, gain=gain, impl="ref")
+    y = upfirdn2d.upfirdn2d(
+        x, f, up=list(up), down=list(down), padding=list(pad), flip_filter=flip, gain=gain, impl="ref"
+    )
     assert y.dtype == torch.float32
     assert_close(y, np_upfirdn2d(x.double().numpy(), _filter_2d(f), up, down, pad, flip, gain))
 
@@ -195,7 +207,9 @@ def test_wrappers_with_box_filters_match_pooling_and_nearest():
     box2 = upfirdn2d.setup_filter([1, 1])
     box3 = upfirdn2d.setup_filter([1, 1, 1])
     torch.testing.assert_close(upfirdn2d.downsample2d(x, box2, impl="ref"), F.avg_pool2d(x, 2))
-    torch.testing.assert_close(upfirdn2d.upsample2d(x, box2, impl="ref"), F.interpolate(x, scale_factor=2, mode="nearest"))
+    torch.testing.assert_close(
+        upfirdn2d.upsample2d(x, box2, impl="ref"), F.interpolate(x, scale_factor=2, mode="nearest")
+    )
     expected = F.avg_pool2d(x, 3, stride=1, padding=1, count_include_pad=True)
     torch.testing.assert_close(upfirdn2d.filter2d(x, box3, impl="ref"), expected)
 
@@ -206,8 +220,12 @@ def test_wrappers_use_the_spec_padding_and_gain():
     f = torch.tensor(rng.normal(size=(4, 4)), dtype=torch.float32)  # asymmetric: catches flips and offsets
     xn, fn = x.numpy(), f.double().numpy()
     assert_close(upfirdn2d.upsample2d(x, f, impl="ref"), np_upfirdn2d(xn, fn, (2, 2), (1, 1), (2, 1, 2, 1), gain=4))
-    assert_close(upfirdn2d.downsample2d(x[..., :4], f, impl="ref"), np_upfirdn2d(xn[..., :4], fn, (1, 1), (2, 2), (1, 1, 1, 1)))
-    assert_close(upfirdn2d.filter2d(x, f, gain=2, impl="ref"), np_upfirdn2d(xn, fn, (1, 1), (1, 1), (2, 1, 2, 1), gain=2))
+    assert_close(
+        upfirdn2d.downsample2d(x[..., :4], f, impl="ref"), np_upfirdn2d(xn[..., :4], fn, (1, 1), (2, 2), (1, 1, 1, 1))
+    )
+    assert_close(
+        upfirdn2d.filter2d(x, f, gain=2, impl="ref"), np_upfirdn2d(xn, fn, (1, 1), (1, 1), (2, 1, 2, 1), gain=2)
+    )
     f3 = torch.tensor(rng.normal(size=(3, 5)), dtype=torch.float32)
     f3n = f3.double().numpy()
     y = upfirdn2d.upsample2d(x, f3, up=[2, 3], padding=[1, 0, 0, 2], flip_filter=True, impl="ref")
@@ -260,7 +278,9 @@ def test_conv2d_resample_matches_definition(up, down, kernel, padding, groups, f
         x, w, f=f, up=up, down=down, padding=padding, groups=groups, flip_weight=flip_weight, flip_filter=flip_filter
     )
     pad = upfirdn2d.parse_padding(padding)
-    expected = np_conv2d_resample(x.double().numpy(), w.double().numpy(), f.double().numpy(), up, down, pad, groups, flip_weight, flip_filter)
+    expected = np_conv2d_resample(
+        x.double().numpy(), w.double().numpy(), f.double().numpy(), up, down, pad, groups, flip_weight, flip_filter
+    )
     assert_close(y, expected)
 
 
@@ -268,7 +288,9 @@ def test_conv2d_resample_without_filter_and_bad_arguments():
     x = torch.randn(1, 2, 5, 5, dtype=torch.float64)
     w = torch.randn(3, 2, 3, 3, dtype=torch.float64)
     y = conv2d_resample.conv2d_resample(x, w, padding=[0, 1, 1, 0])
-    assert_close(y, np_conv2d_resample(x.numpy(), w.numpy(), np.ones((1, 1)), 1, 1, (0, 1, 1, 0), 1, True, False), rtol=1e-12)
+    assert_close(
+        y, np_conv2d_resample(x.numpy(), w.numpy(), np.ones((1, 1)), 1, 1, (0, 1, 1, 0), 1, True, False), rtol=1e-12
+    )
     with pytest.raises(ValueError, match="channel"):
         conv2d_resample.conv2d_resample(x, w, groups=2)
     with pytest.raises(ValueError, match="dtype"):
@@ -318,7 +340,9 @@ def test_conv2d_resample_gradcheck_and_gradgradcheck(up, down, kernel, padding, 
     f = torch.rand(4, 3, generator=generator)
 
     def op(t, weight):
-        return conv2d_resample.conv2d_resample(t, weight, f=f, up=up, down=down, padding=padding, groups=groups, flip_weight=False)
+        return conv2d_resample.conv2d_resample(
+            t, weight, f=f, up=up, down=down, padding=padding, groups=groups, flip_weight=False
+        )
 
     assert torch.autograd.gradcheck(op, (x, w))
     assert torch.autograd.gradgradcheck(op, (x, w))

@@ -24,7 +24,10 @@ def bias_act_gradient_ignores_clamp(x, b, xref, yref, grad, dim, act, alpha, gai
     return stand_in_bias_act(x, b, xref, yref, grad, dim, act, alpha, gain, clamp if grad == 0 else -1.0)
 
 
-GOOD = {"upfirdn2d": types.SimpleNamespace(upfirdn2d=stand_in_upfirdn2d), "bias_act": types.SimpleNamespace(bias_act=stand_in_bias_act)}
+GOOD = {
+    "upfirdn2d": types.SimpleNamespace(upfirdn2d=stand_in_upfirdn2d),
+    "bias_act": types.SimpleNamespace(bias_act=stand_in_bias_act),
+}
 WRONG = {
     "upfirdn2d": types.SimpleNamespace(upfirdn2d=upfirdn2d_without_gain),
     "bias_act": types.SimpleNamespace(bias_act=bias_act_gradient_ignores_clamp),
@@ -92,7 +95,9 @@ def plugins_on_cpu(monkeypatch):
     """Make `cuda_plugin` treat CPU tensors as kernel tensors and load the plugins from `loaded` (counting calls)."""
     loaded = {}
     monkeypatch.setattr(_plugins, "KERNEL_DEVICE_TYPE", "cpu")
-    monkeypatch.setattr(custom_ops, "get_plugin", lambda module_name, **kwargs: loaded[module_name.removesuffix("_plugin")])
+    monkeypatch.setattr(
+        custom_ops, "get_plugin", lambda module_name, **kwargs: loaded[module_name.removesuffix("_plugin")]
+    )
     return loaded
 
 

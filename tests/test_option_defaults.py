@@ -14,14 +14,22 @@ def help_of(name: str) -> str:
     return next(param.help for param in train.main.params if param.name == name)
 
 
-@pytest.mark.parametrize("option, text", [
-    ("snap", f"[default: {opts.SNAP_TICKS} ticks]"), ("seed", f"[default: {opts.RANDOM_SEED}]"),
-    ("tick", f"[default: {opts.KIMG_PER_TICK};"), ("aug", f"[default: {opts.AUG}]"),
-    ("target", f"[default: {opts.ADA_TARGET}]"), ("augpipe", f"[default: {opts.AUGPIPE}]"),
-    ("apa_target", f"[default: {opts.APA_TARGET}]"), ("noise_std", f"[default: {opts.NOISE_STD}]"),
-    ("adaptivemix_weight", f"[default: {opts.ADAPTIVEMIX_WEIGHT:g}]"), ("workers", f"[default: {opts.NUM_WORKERS}]"),
-    ("adaptivemix_variant", f"[default: {opts.ADAPTIVEMIX_VARIANT}]"),
-])
+@pytest.mark.parametrize(
+    "option, text",
+    [
+        ("snap", f"[default: {opts.SNAP_TICKS} ticks]"),
+        ("seed", f"[default: {opts.RANDOM_SEED}]"),
+        ("tick", f"[default: {opts.KIMG_PER_TICK};"),
+        ("aug", f"[default: {opts.AUG}]"),
+        ("target", f"[default: {opts.ADA_TARGET}]"),
+        ("augpipe", f"[default: {opts.AUGPIPE}]"),
+        ("apa_target", f"[default: {opts.APA_TARGET}]"),
+        ("noise_std", f"[default: {opts.NOISE_STD}]"),
+        ("adaptivemix_weight", f"[default: {opts.ADAPTIVEMIX_WEIGHT:g}]"),
+        ("workers", f"[default: {opts.NUM_WORKERS}]"),
+        ("adaptivemix_variant", f"[default: {opts.ADAPTIVEMIX_VARIANT}]"),
+    ],
+)
 def test_help_texts_quote_the_constants(option, text):
     assert text in help_of(option)
 
@@ -34,16 +42,21 @@ def test_the_loop_defaults_are_the_constants():
 
 
 def test_options_without_overrides_use_the_constants(tiny_zip, tmp_path):
-    args, _desc = opts.build_training_options(outdir=str(tmp_path), data=str(tiny_zip), cfg="tiny", apa=True,
-                                              adaptivemix=True)
+    args, _desc = opts.build_training_options(
+        outdir=str(tmp_path), data=str(tiny_zip), cfg="tiny", apa=True, adaptivemix=True
+    )
     assert args.image_snapshot_ticks == args.network_snapshot_ticks == opts.SNAP_TICKS
     assert args.random_seed == opts.RANDOM_SEED and args.ada_target == opts.ADA_TARGET
     assert args.apa_kwargs.target == opts.APA_TARGET
     assert (args.apa_kwargs.interval, args.apa_kwargs.kimg) == (opts.P_INTERVAL, opts.P_KIMG)
-    assert args.adaptivemix_kwargs.noise_std == opts.NOISE_STD and args.adaptivemix_kwargs.weight == opts.ADAPTIVEMIX_WEIGHT
+    assert (
+        args.adaptivemix_kwargs.noise_std == opts.NOISE_STD
+        and args.adaptivemix_kwargs.weight == opts.ADAPTIVEMIX_WEIGHT
+    )
     assert args.data_loader_kwargs.num_workers == opts.NUM_WORKERS
     assert args.adaptivemix_kwargs.variant == opts.ADAPTIVEMIX_VARIANT
     assert {k: v for k, v in args.augment_kwargs.items() if k != "class_name"} == AUGPIPE_PRESETS[opts.AUGPIPE]
-    transfer, _ = opts.build_training_options(outdir=str(tmp_path), data=str(tiny_zip), cfg="tiny", apa=True,
-                                              resume="some.pkl")
+    transfer, _ = opts.build_training_options(
+        outdir=str(tmp_path), data=str(tiny_zip), cfg="tiny", apa=True, resume="some.pkl"
+    )
     assert transfer.ada_kimg == transfer.apa_kwargs.kimg == opts.P_KIMG_TRANSFER

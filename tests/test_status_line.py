@@ -8,9 +8,15 @@ from torch_utils import training_stats
 from training.training_loop import status_line
 
 TICK_STATS = {
-    "Progress/tick": 7, "Progress/kimg": 12.0, "Timing/total_sec": 3725.0, "Timing/sec_per_tick": 90.0,
-    "Timing/sec_per_kimg": 30.0, "Timing/maintenance_sec": 4.5, "Resources/cpu_mem_gb": 1.75,
-    "Resources/peak_gpu_mem_gb": 3.25, "Progress/augment": 0.125,
+    "Progress/tick": 7,
+    "Progress/kimg": 12.0,
+    "Timing/total_sec": 3725.0,
+    "Timing/sec_per_tick": 90.0,
+    "Timing/sec_per_kimg": 30.0,
+    "Timing/maintenance_sec": 4.5,
+    "Resources/cpu_mem_gb": 1.75,
+    "Resources/peak_gpu_mem_gb": 3.25,
+    "Progress/augment": 0.125,
 }
 
 

@@ -16,20 +16,25 @@ RES = 8
 
 def _generator() -> Generator:
     torch.manual_seed(0)
-    G = Generator(8, 0, 8, RES, 3, mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=64, channel_max=8))
+    G = Generator(
+        8, 0, 8, RES, 3, mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=64, channel_max=8)
+    )
     G.mapping.w_avg.normal_()  # A non-zero w_avg, so truncation is visible.
     return G.eval().requires_grad_(False)
 
 
 def write_snapshot(path: str, G: Generator) -> str:
     """A network pickle holding G (as G and G_ema) and a matching tiny D."""
-    D = Discriminator(G.c_dim, G.img_resolution, G.img_channels, channel_base=64, channel_max=8, mapping_kwargs=dict(num_layers=2))
+    D = Discriminator(
+        G.c_dim, G.img_resolution, G.img_channels, channel_base=64, channel_max=8, mapping_kwargs=dict(num_layers=2)
+    )
     save_network_pkl(path, dict(G_ema=G, G=G, D=D.eval(), augment_pipe=None, training_set_kwargs=None))
     return path
 
 
 def _direct_image(G, row_seed, col_seed, styles, psi):
     """Mapping of each seed, truncation by hand (w_avg + psi (w - w_avg)), layer swap, synthesis."""
+
     def ws_of(seed):
         z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim))
         w = G.mapping(z, None)
@@ -52,7 +57,9 @@ def test_grid_cells_equal_hand_mixed_synthesis():
         for i, row in enumerate(rows):
             np.testing.assert_array_equal(cell(i + 1, 0), _direct_image(G, row, row, [], psi))
             for j, col in enumerate(cols):
-                np.testing.assert_array_equal(cell(i + 1, j + 1), _direct_image(G, row, col, styles, psi), err_msg=f"cell {row},{col}")
+                np.testing.assert_array_equal(
+                    cell(i + 1, j + 1), _direct_image(G, row, col, styles, psi), err_msg=f"cell {row},{col}"
+                )
         for j, col in enumerate(cols):
             np.testing.assert_array_equal(cell(0, j + 1), _direct_image(G, col, col, [], psi))
         assert not np.array_equal(cell(1, 1), cell(1, 0)) and not np.array_equal(cell(1, 1), cell(0, 1))

@@ -59,7 +59,10 @@ def test_bures_from_covariances_matches_scipy(seed):
 @pytest.mark.parametrize("n, m, d", [(8, 8, 3), (5, 7, 12), (16, 9, 6)])
 def test_bures_feature_and_kernel_space_match_scipy_on_normalised_covariances(n, m, d):
     gen = torch.Generator().manual_seed(n * 100 + d)
-    real, fake = torch.randn(n, d, generator=gen, dtype=torch.float64), torch.randn(m, d, generator=gen, dtype=torch.float64) * 2 + 1
+    real, fake = (
+        torch.randn(n, d, generator=gen, dtype=torch.float64),
+        torch.randn(m, d, generator=gen, dtype=torch.float64) * 2 + 1,
+    )
     xr = real - real.mean(0)
     xg = fake - fake.mean(0)
     cr, cg = (xr.T @ xr).numpy(), (xg.T @ xg).numpy()
@@ -73,7 +76,7 @@ def test_bures_zero_for_equal_covariances():
     gen = torch.Generator().manual_seed(3)
     real = torch.randn(10, 4, generator=gen)
     # Same centred batch up to a shift, a scale and a reordering: identical normalised covariance.
-    fake = (real[torch.randperm(10, generator=gen)] * 3.0 + 5.0)
+    fake = real[torch.randperm(10, generator=gen)] * 3.0 + 5.0
     for space in ("feature", "kernel"):
         assert bures_distance_squared(real, fake, space=space).item() == pytest.approx(0.0, abs=1e-5)
     different = torch.randn(10, 4, generator=gen) * torch.tensor([5.0, 1, 1, 0.1])

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
+from test_training_loop import read_stats, tiny_loop_kwargs
 
 import legacy
 import train
@@ -13,7 +14,6 @@ from training import run_state
 from training.loss import StyleGAN2Loss
 from training.networks import Discriminator, Generator
 from training.training_loop import training_loop
-from test_training_loop import read_stats, tiny_loop_kwargs
 
 TECHNIQUES = dict(fm_weight=0.5, label_smoothing=0.9, bures_weight=1.0, hist_avg_weight=0.01)
 
@@ -26,35 +26,58 @@ def run_train(*args):
 
 
 def test_dry_run_shows_the_techniques(tiny_zip, tmp_path):
-    result = run_train(f"--outdir={tmp_path}", f"--data={tiny_zip}", "--cfg=tiny", "--device=cpu", "--dry-run",
-                       "--fm-weight=0.5", "--label-smoothing=0.9", "--bures-alt=1", "--hist-avg-weight=0.01", "--mbdisc=1",
-                       "--adaptivemix=1", "--apa=1")
+    result = run_train(
+        f"--outdir={tmp_path}",
+        f"--data={tiny_zip}",
+        "--cfg=tiny",
+        "--device=cpu",
+        "--dry-run",
+        "--fm-weight=0.5",
+        "--label-smoothing=0.9",
+        "--bures-alt=1",
+        "--hist-avg-weight=0.01",
+        "--mbdisc=1",
+        "--adaptivemix=1",
+        "--apa=1",
+    )
     assert result.exit_code == 0, result.output
     text = result.output
-    options = json.loads(text[text.index("{"):text.index("\n}\n") + 2])
+    options = json.loads(text[text.index("{") : text.index("\n}\n") + 2])
     loss = options["loss_kwargs"]
     assert loss["fm_weight"] == 0.5 and loss["label_smoothing"] == 0.9 and loss["bures_alt"] is True
     assert loss["hist_avg_weight"] == 0.01 and "bures_weight" not in loss
     assert options["D_kwargs"]["epilogue_kwargs"]["mbdisc_kernels"] == 100
-    assert "Techniques:" in text and "Alt-Bures" in text and "minibatch discrimination B=100 C=5 (with minibatch-std)" in text
+    assert (
+        "Techniques:" in text
+        and "Alt-Bures" in text
+        and "minibatch discrimination B=100 C=5 (with minibatch-std)" in text
+    )
     assert "-fm0.5-ls0.9-altbures-histavg0.01-mbdisc" in text
 
 
 def test_techniques_are_off_by_default(tiny_zip, tmp_path):
     result = run_train(f"--outdir={tmp_path}", f"--data={tiny_zip}", "--cfg=tiny", "--device=cpu", "--dry-run")
     text = result.output
-    options = json.loads(text[text.index("{"):text.index("\n}\n") + 2])
-    assert not {"fm_weight", "label_smoothing", "bures_weight", "bures_alt", "hist_avg_weight"} & set(options["loss_kwargs"])
+    options = json.loads(text[text.index("{") : text.index("\n}\n") + 2])
+    assert not {"fm_weight", "label_smoothing", "bures_weight", "bures_alt", "hist_avg_weight"} & set(
+        options["loss_kwargs"]
+    )
     assert "mbdisc_kernels" not in options["D_kwargs"]["epilogue_kwargs"] and "Techniques:         none" in text
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--fm-weight=-1"], "--fm-weight must be >= 0"), (["--label-smoothing=0.2"], "--label-smoothing is the real target"),
-    (["--bures-weight=1", "--bures-alt=1"], "--bures-alt=1 is the parameter-free"),
-    (["--hist-avg-weight=-0.1"], "--hist-avg-weight must be >= 0")])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--fm-weight=-1"], "--fm-weight must be >= 0"),
+        (["--label-smoothing=0.2"], "--label-smoothing is the real target"),
+        (["--bures-weight=1", "--bures-alt=1"], "--bures-alt=1 is the parameter-free"),
+        (["--hist-avg-weight=-0.1"], "--hist-avg-weight must be >= 0"),
+    ],
+)
 def test_bad_technique_options_give_one_line_errors(args, message, tiny_zip, tmp_path):
-    result = CliRunner().invoke(train.main, [f"--outdir={tmp_path}", f"--data={tiny_zip}", "--cfg=tiny", "--device=cpu",
-                                             "--dry-run", *args])
+    result = CliRunner().invoke(
+        train.main, [f"--outdir={tmp_path}", f"--data={tiny_zip}", "--cfg=tiny", "--device=cpu", "--dry-run", *args]
+    )
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
 
 
@@ -63,7 +86,9 @@ def test_bad_technique_options_give_one_line_errors(args, message, tiny_zip, tmp
 
 def tiny_networks():
     torch.manual_seed(0)
-    G = Generator(8, 0, 8, 16, 3, mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=128, channel_max=16))
+    G = Generator(
+        8, 0, 8, 16, 3, mapping_kwargs=dict(num_layers=2), synthesis_kwargs=dict(channel_base=128, channel_max=16)
+    )
     D = Discriminator(0, 16, 3, channel_base=128, channel_max=16, epilogue_kwargs=dict(mbstd_group_size=2))
     return G, D
 
@@ -82,7 +107,9 @@ def test_alt_bures_alternates_g_updates_and_counts_only_completed_updates():
     seen = []
     for update in range(4):
         for sync in (False, True):  # two rounds per update
-            stats = collect(lambda: loss.accumulate_gradients("Gmain", real[:2], c[:2], z[:2], c[:2], sync=sync, gain=1))
+            stats = collect(
+                lambda sync=sync: loss.accumulate_gradients("Gmain", real[:2], c[:2], z[:2], c[:2], sync=sync, gain=1)
+            )
             seen.append(("bures" if "Loss/G/bures" in stats else "gan", "Loss/scores/fake" in stats))
         assert loss.g_updates == update + 1
     assert seen == [("gan", True)] * 2 + [("bures", False)] * 2 + [("gan", True)] * 2 + [("bures", False)] * 2
@@ -99,7 +126,7 @@ def test_historical_average_penalty_on_last_round_and_mean_after_it():
                 p.add_(0.01 * (update + 1))
         D.requires_grad_(True)
         first = collect(lambda: loss.accumulate_gradients("Dmain", real, c, z, c, sync=False, gain=1))
-        last = collect(lambda: loss.accumulate_gradients("Dmain", real, c, z, c, sync=True, gain=1))
+        last = collect(lambda loss=loss: loss.accumulate_gradients("Dmain", real, c, z, c, sync=True, gain=1))
         assert "Loss/D/hist_avg" not in first and "Loss/D/hist_avg" in last
         if snapshots:  # penalty = ||theta - mean of the previous updates' theta||^2
             mean = [torch.stack(ps).double().mean(0) for ps in zip(*snapshots)]
@@ -118,9 +145,11 @@ def test_label_smoothing_changes_only_the_real_loss():
     for alpha in (1.0, 0.9):
         loss = StyleGAN2Loss("cpu", G, D, label_smoothing=alpha, r1_gamma=0)
         torch.manual_seed(1)
-        results[alpha] = collect(lambda: loss.accumulate_gradients("Dmain", real, c, z, c, sync=True, gain=1))
+        results[alpha] = collect(lambda loss=loss: loss.accumulate_gradients("Dmain", real, c, z, c, sync=True, gain=1))
     s_r, s_f = results[1.0]["Loss/scores/real"], results[1.0]["Loss/scores/fake"]
-    assert results[0.9]["Loss/scores/real"] == pytest.approx(s_r) and results[0.9]["Loss/scores/fake"] == pytest.approx(s_f)
+    assert results[0.9]["Loss/scores/real"] == pytest.approx(s_r) and results[0.9]["Loss/scores/fake"] == pytest.approx(
+        s_f
+    )
     sp = torch.nn.functional.softplus
     s_r, s_f = torch.tensor(s_r), torch.tensor(s_f)
     assert results[1.0]["Loss/D/loss"] == pytest.approx((sp(s_f) + sp(-s_r)).item(), rel=1e-5)
@@ -145,10 +174,16 @@ def loop_kwargs(data, run_dir, extra, **overrides):
     common = dict(loss_kwargs=dict(class_name="training.loss.StyleGAN2Loss", r1_gamma=1.0, **extra["loss"]))
     if extra.get("adaptivemix"):
         variant = "paper" if extra["adaptivemix"] == "paper" else "release"
-        common["adaptivemix_kwargs"] = dict(noise_std=0.05, variant=variant, distance="l2" if variant == "paper" else "cosine")
+        common["adaptivemix_kwargs"] = dict(
+            noise_std=0.05, variant=variant, distance="l2" if variant == "paper" else "cosine"
+        )
     if extra.get("ada"):
-        common.update(augment_kwargs=dict(class_name="training.augment.AugmentPipe", xflip=1, rotate90=1, xint=1),
-                      ada_target=-1.0, ada_interval=1, ada_kimg=0.1)
+        common.update(
+            augment_kwargs=dict(class_name="training.augment.AugmentPipe", xflip=1, rotate90=1, xint=1),
+            ada_target=-1.0,
+            ada_interval=1,
+            ada_kimg=0.1,
+        )
     if extra.get("apa"):
         common["apa_kwargs"] = dict(target=-1.0, interval=1, kimg=0.1)
     kwargs = tiny_loop_kwargs(data, run_dir, **common, **overrides)
@@ -159,8 +194,12 @@ def loop_kwargs(data, run_dir, extra, **overrides):
 
 @pytest.mark.slow
 def test_exact_resume_with_techniques(tiny_zip, tmp_path):
-    extra = dict(loss=dict(fm_weight=0.5, label_smoothing=0.9, bures_alt=True, hist_avg_weight=0.01), mbdisc=True,
-                 adaptivemix=True, ada=True)
+    extra = dict(
+        loss=dict(fm_weight=0.5, label_smoothing=0.9, bures_alt=True, hist_avg_weight=0.01),
+        mbdisc=True,
+        adaptivemix=True,
+        ada=True,
+    )
     full_dir, part_dir = tmp_path / "full", tmp_path / "part"
     full_dir.mkdir()
     part_dir.mkdir()

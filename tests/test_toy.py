@@ -44,8 +44,13 @@ def test_metrics_all_modes_one_mode_none(name):
 def test_metrics_hq_threshold_and_min_count_by_hand():
     data = make_dataset("grid9")
     # 25 points 0.05 from centre 0 (inside 3 sigma = 0.06), 19 points at centre 1, 10 points 0.07 off centre 2.
-    pts = np.concatenate([np.tile(data.centres[0] + [0.05, 0.0], (25, 1)), np.tile(data.centres[1], (19, 1)),
-                          np.tile(data.centres[2] + [0.0, 0.07], (10, 1))])
+    pts = np.concatenate(
+        [
+            np.tile(data.centres[0] + [0.05, 0.0], (25, 1)),
+            np.tile(data.centres[1], (19, 1)),
+            np.tile(data.centres[2] + [0.0, 0.07], (10, 1)),
+        ]
+    )
     m = toy_metrics(pts, data, reference=data.sample(100, np.random.default_rng(0)))
     assert m["hq_pct"] == pytest.approx(100 * 44 / 54)
     assert m["modes"] == 1  # 19 HQ points are not enough for centre 1; centre 2's points are not HQ
@@ -58,8 +63,10 @@ def test_metrics_hq_threshold_and_min_count_by_hand():
 def test_mmd_against_direct_double_sum():
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(6, 2)), rng.normal(size=(5, 2)) + 0.5
+
     def k(a, b):
         return np.mean([np.exp(-np.sum((a - b) ** 2) / (2 * h * h)) for h in (0.05, 0.2, 0.8)])
+
     xx = sum(k(x[i], x[j]) for i in range(6) for j in range(6) if i != j) / 30
     yy = sum(k(y[i], y[j]) for i in range(5) for j in range(5) if i != j) / 20
     xy = sum(k(x[i], y[j]) for i in range(6) for j in range(5)) / 30
@@ -80,9 +87,17 @@ def test_variants_and_objectives_are_validated():
     assert ToyConfig("grid9", "hinge", "adaptivemix", 0).amix_form == "release"
 
 
-@pytest.mark.parametrize("objective, variant", [
-    ("std", "ls+fm+ha"), ("wgan", "adaptivemix+bures"), ("wgan-gp", "mbdisc"), ("hinge", "vbn+alt-bures"),
-    ("std", "amix-release"), ("hinge", "amix-paper")])
+@pytest.mark.parametrize(
+    "objective, variant",
+    [
+        ("std", "ls+fm+ha"),
+        ("wgan", "adaptivemix+bures"),
+        ("wgan-gp", "mbdisc"),
+        ("hinge", "vbn+alt-bures"),
+        ("std", "amix-release"),
+        ("hinge", "amix-paper"),
+    ],
+)
 def test_every_technique_trains_a_few_steps(objective, variant):
     run = ToyRun(ToyConfig("ring8", objective, variant, 0, steps=3, batch=16, mbdisc_kernels=4))
     before = [p.detach().clone() for p in run.G.parameters()]
@@ -104,34 +119,50 @@ def test_vbn_reference_is_in_the_generator_state():
 
 def test_toy_cli_end_to_end(tmp_path):
     out = tmp_path / "out"
-    result = CliRunner().invoke(toy.main, ["--runs", "grid9:std,wgan:plain,ls:0-1", "--steps", "5", "--batch", "32",
-                                           "--outdir", str(out)])
+    result = CliRunner().invoke(
+        toy.main, ["--runs", "grid9:std,wgan:plain,ls:0-1", "--steps", "5", "--batch", "32", "--outdir", str(out)]
+    )
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
-    assert {r["run"] for r in lines} == {"grid9-std-plain-s0", "grid9-std-plain-s1", "grid9-wgan-plain-s0",
-                                         "grid9-wgan-plain-s1", "grid9-std-ls-s0", "grid9-std-ls-s1"}  # no ls with wgan
+    assert {r["run"] for r in lines} == {
+        "grid9-std-plain-s0",
+        "grid9-std-plain-s1",
+        "grid9-wgan-plain-s0",
+        "grid9-wgan-plain-s1",
+        "grid9-std-ls-s0",
+        "grid9-std-ls-s1",
+    }  # no ls with wgan
     samples = np.load(out / "samples-grid9-std-plain-s0.npy")
     assert samples.shape == (2500, 2) and samples.dtype == np.float32
     assert toy_metrics(samples, make_dataset("grid9"))["hq_pct"] == lines[0]["hq_pct"]
     assert (out / "figure-grid9.png").exists() and (out / "fig-grid9-wgan-plain-s1.png").exists()
     assert "| ls | " in result.output and "n/a" in result.output
     # The same seed gives the same samples.
-    again = CliRunner().invoke(toy.main, ["--runs", "grid9:std:plain:0", "--steps", "5", "--batch", "32", "--outdir",
-                                          str(tmp_path / "again")])
+    again = CliRunner().invoke(
+        toy.main, ["--runs", "grid9:std:plain:0", "--steps", "5", "--batch", "32", "--outdir", str(tmp_path / "again")]
+    )
     assert again.exit_code == 0
     assert np.array_equal(np.load(tmp_path / "again" / "samples-grid9-std-plain-s0.npy"), samples)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--dataset", "moons"], "unknown toy dataset"), (["--variant", "ls", "--objective", "wgan"], "objective=std"),
-    (["--seed", "a-b"], "--seed"), (["--runs", "grid9:std"], "--runs")])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset", "moons"], "unknown toy dataset"),
+        (["--variant", "ls", "--objective", "wgan"], "objective=std"),
+        (["--seed", "a-b"], "--seed"),
+        (["--runs", "grid9:std"], "--runs"),
+    ],
+)
 def test_toy_cli_bad_input_is_one_line(tmp_path, args, message):
     result = CliRunner().invoke(toy.main, [*args, "--steps", "1", "--outdir", str(tmp_path)])
     assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
 
 
 def test_format_tables_mean_and_sd():
-    rows = [dict(dataset="grid9", objective="std", variant="plain", seed=s, modes=m, hq_pct=h, mmd=0.001, num_modes=9)
-            for s, m, h in ((0, 9, 50.0), (1, 7, 30.0))]
+    rows = [
+        dict(dataset="grid9", objective="std", variant="plain", seed=s, modes=m, hq_pct=h, mmd=0.001, num_modes=9)
+        for s, m, h in ((0, 9, 50.0), (1, 7, 30.0))
+    ]
     text = format_tables(rows)
     assert "| plain | 8.0 ± 1.0 |" in text and "| plain | 40.0 ± 10.0 |" in text and "| plain | 1.00 ± 0.00 |" in text

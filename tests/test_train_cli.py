@@ -27,16 +27,34 @@ def run_train(*args):
 )
 def test_auto_preset_vectors(res, gpus, expected):
     spec = auto_preset(res, gpus)
-    got = (spec["mb"], spec["mb"] // spec["ref_gpus"], spec["mbstd"], int(spec["fmaps"] * 32768), spec["lrate"], spec["gamma"], spec["ema"])
+    got = (
+        spec["mb"],
+        spec["mb"] // spec["ref_gpus"],
+        spec["mbstd"],
+        int(spec["fmaps"] * 32768),
+        spec["lrate"],
+        spec["gamma"],
+        spec["ema"],
+    )
     assert got[:5] == expected[:5] and got[5] == pytest.approx(expected[5]) and got[6] == pytest.approx(expected[6])
 
 
 def test_dry_run_prints_resolved_options(tiny_zip, tmp_path):
-    result = run_train(f"--outdir={tmp_path}/runs", f"--data={tiny_zip}", "--cfg=tiny", "--adaptivemix=1", "--noise_std=0.1",
-                       "--apa=1", "--device=cpu", "--dry-run", "--mirror=1", "--kimg=2")
+    result = run_train(
+        f"--outdir={tmp_path}/runs",
+        f"--data={tiny_zip}",
+        "--cfg=tiny",
+        "--adaptivemix=1",
+        "--noise_std=0.1",
+        "--apa=1",
+        "--device=cpu",
+        "--dry-run",
+        "--mirror=1",
+        "--kimg=2",
+    )
     assert result.exit_code == 0, result.output
     text = result.output
-    options = json.loads(text[text.index("{"):text.index("\n}\n") + 2])
+    options = json.loads(text[text.index("{") : text.index("\n}\n") + 2])
     assert options["adaptivemix_kwargs"]["noise_std"] == 0.1 and options["adaptivemix_kwargs"]["variant"] == "release"
     assert options["apa_kwargs"]["target"] == 0.6 and options["ada_target"] == 0.6
     assert options["training_set_kwargs"]["xflip"] is True and options["total_kimg"] == 2
@@ -91,7 +109,9 @@ def test_bad_options_give_one_line_errors(args, message, tiny_zip, tmp_path):
     args = [a for a in args if not a.startswith("--data=")]
     if "--device=cuda" in args and train.torch.cuda.is_available():
         pytest.skip("a GPU is present")
-    result = CliRunner().invoke(train.main, [f"--outdir={tmp_path}/runs", f"--data={data}", "--cfg=tiny", "--dry-run", *args])
+    result = CliRunner().invoke(
+        train.main, [f"--outdir={tmp_path}/runs", f"--data={data}", "--cfg=tiny", "--dry-run", *args]
+    )
     assert result.exit_code == 2, result.output
     error_lines = [line for line in result.output.splitlines() if line.startswith("Error: ")]
     assert len(error_lines) == 1 and message in error_lines[0], result.output

@@ -62,8 +62,15 @@ def test_resume_obeys_options_that_leave_the_math_alone(run_copy, tmp_path, monk
     shutil.copy(data, moved)  # The same dataset elsewhere (the run's own path is gone in a real move).
     calls = {}
     monkeypatch.setattr(train.distributed, "launch", lambda fn, args, n, device: calls.setdefault("args", args))
-    result = run_train(f"--outdir={tmp_path}", f"--resume={run_dir}", "--kimg=0.008", "--metrics=none",
-                       f"--data={moved}", "--snap=3", "--workers=2")
+    result = run_train(
+        f"--outdir={tmp_path}",
+        f"--resume={run_dir}",
+        "--kimg=0.008",
+        "--metrics=none",
+        f"--data={moved}",
+        "--snap=3",
+        "--workers=2",
+    )
     assert result.exit_code == 0, result.output
     args = calls["args"]
     assert args.metrics == [] and args.total_kimg == 0.008 and args.training_set_kwargs.path == str(moved)
@@ -72,8 +79,20 @@ def test_resume_obeys_options_that_leave_the_math_alone(run_copy, tmp_path, monk
     assert saved["total_kimg"] == 0.004  # The saved options are not rewritten.
 
 
-@pytest.mark.parametrize("option", ["--gamma=5", "--batch=8", "--seed=3", "--cfg=paper256", "--aug=ada", "--mirror=1",
-                                    "--adaptivemix=1", "--apa=1", "--cond=1"])
+@pytest.mark.parametrize(
+    "option",
+    [
+        "--gamma=5",
+        "--batch=8",
+        "--seed=3",
+        "--cfg=paper256",
+        "--aug=ada",
+        "--mirror=1",
+        "--adaptivemix=1",
+        "--apa=1",
+        "--cond=1",
+    ],
+)
 def test_resume_refuses_options_that_change_the_math(run_copy, tmp_path, option):
     run_dir, _data = run_copy
     before = sorted(os.listdir(run_dir))
@@ -145,6 +164,7 @@ def test_missing_detector_is_refused_at_start(tiny_zip, tmp_path, monkeypatch):
 
     def offline(url, num_attempts, verbose):
         raise util.DownloadError("network unreachable")
+
     monkeypatch.setattr(util, "_download", offline)
     result = run_train(f"--outdir={tmp_path / 'runs'}", f"--data={tiny_zip}", *TINY, "--metrics=fid50k_full")
     assert result.exit_code == 2 and 'Detector "inception-2015-12-05.pt" is not available' in result.output
@@ -165,8 +185,10 @@ def test_unused_broken_dataset_json_does_not_block_unconditional_training(tmp_pa
 
 def test_stats_truncation_compares_ticks_not_float_kimg(tmp_path):
     path = tmp_path / "stats.jsonl"
-    lines = [json.dumps({"Progress/tick": {"mean": float(t)}, "Progress/kimg": {"mean": kimg}}) + "\n"
-             for t, kimg in enumerate([0.104, 0.20800000429, 0.312])]  # float32-logged kimg of 208 images.
+    lines = [
+        json.dumps({"Progress/tick": {"mean": float(t)}, "Progress/kimg": {"mean": kimg}}) + "\n"
+        for t, kimg in enumerate([0.104, 0.20800000429, 0.312])
+    ]  # float32-logged kimg of 208 images.
     path.write_text("".join(lines) + '{"Progress/tick": {"mean": 3')  # And a line cut short by a kill.
     run_state.truncate_stats_log(str(path), next_tick=2)  # The state written at tick 1 (208 images).
     assert path.read_text() == "".join(lines[:2])
@@ -182,6 +204,7 @@ def test_full_disk_at_a_snapshot_is_one_line_and_keeps_the_last_state(run_copy, 
         with open(path, "wb") as f:  # The training-state file: part of it, then torch's full-disk error.
             f.write(b"partial" * 1000)
         raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 320 vs 294")
+
     monkeypatch.setattr(run_state.torch, "save", save_until_full)
     result = run_train(f"--outdir={tmp_path}", f"--resume={run_dir}", "--kimg=0.008")
     monkeypatch.setattr(run_state.torch, "save", original)
@@ -210,6 +233,7 @@ def test_stop_request_writes_a_final_snapshot_and_says_what_resumes(run_copy, tm
         if len(calls) == 2:
             os.kill(os.getpid(), signal.SIGTERM)  # Handled by StopSignals: stop after this iteration.
         return original(*args, **kwargs)
+
     monkeypatch.setattr(training_loop_module, "fetch_phase_inputs", signal_on_second_iteration)
     result = run_train(f"--outdir={tmp_path}", f"--resume={run_dir}", "--kimg=0.1", "--tick=0.1")
     assert result.exit_code == 0, result.output
@@ -244,6 +268,7 @@ def test_log_ends_with_the_traceback_of_an_unexpected_error(run_copy, tmp_path, 
 
     def broken(*args, **kwargs):
         raise ValueError("boom in the data pipeline")
+
     monkeypatch.setattr(training_loop_module, "fetch_phase_inputs", broken)
     result = run_train(f"--outdir={tmp_path}", f"--resume={run_dir}", "--kimg=0.008")
     assert isinstance(result.exception, ValueError)

@@ -19,10 +19,23 @@ GLOBAL_BATCH = 8
 def one_step(rank: int, world: int, adaptivemix: bool) -> dict:
     """Build identical tiny networks, run Gmain, Greg, Dmain, Dreg once on this rank's share of a fixed batch."""
     torch.manual_seed(0)
-    G = Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=1, mapping_kwargs=dict(num_layers=1),
-                  synthesis_kwargs=dict(channel_base=64, channel_max=8, use_noise=False))
-    D = Discriminator(c_dim=0, img_resolution=8, img_channels=1, channel_base=64, channel_max=8,
-                      epilogue_kwargs=dict(mbstd_group_size=2))
+    G = Generator(
+        z_dim=8,
+        c_dim=0,
+        w_dim=8,
+        img_resolution=8,
+        img_channels=1,
+        mapping_kwargs=dict(num_layers=1),
+        synthesis_kwargs=dict(channel_base=64, channel_max=8, use_noise=False),
+    )
+    D = Discriminator(
+        c_dim=0,
+        img_resolution=8,
+        img_channels=1,
+        channel_base=64,
+        channel_max=8,
+        epilogue_kwargs=dict(mbstd_group_size=2),
+    )
     G.train().requires_grad_(False)
     D.train().requires_grad_(False)
     data = torch.Generator().manual_seed(1)
@@ -32,8 +45,15 @@ def one_step(rank: int, world: int, adaptivemix: bool) -> dict:
     torch.manual_seed(100 + rank)  # Per-rank streams, as in training; no draw below may affect the result.
     np.random.seed(100 + rank)
     amix = AdaptiveMixDiscriminatorCall(noise_std=0.05) if adaptivemix else None
-    loss = StyleGAN2Loss(torch.device("cpu"), G, D, r1_gamma=1.0, style_mixing_prob=0, pl_weight=0 if not adaptivemix else 2,
-                         adaptivemix=amix)
+    loss = StyleGAN2Loss(
+        torch.device("cpu"),
+        G,
+        D,
+        r1_gamma=1.0,
+        style_mixing_prob=0,
+        pl_weight=0 if not adaptivemix else 2,
+        adaptivemix=amix,
+    )
     opt = dict(class_name="torch.optim.Adam", lr=0.01, betas=[0, 0.99], eps=1e-8)
     phases = build_phases(G, D, opt, opt, G_reg_interval=4, D_reg_interval=16)
     share = slice(rank, None, world)  # The infinite sampler interleaves ranks the same way.
@@ -61,8 +81,15 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     single = one_step(rank=0, world=1, adaptivemix=False)
     rank0, rank1 = run_two_ranks(tmp_path, adaptivemix=False)
     torch.manual_seed(0)
-    untrained = Generator(z_dim=8, c_dim=0, w_dim=8, img_resolution=8, img_channels=1, mapping_kwargs=dict(num_layers=1),
-                          synthesis_kwargs=dict(channel_base=64, channel_max=8, use_noise=False)).state_dict()
+    untrained = Generator(
+        z_dim=8,
+        c_dim=0,
+        w_dim=8,
+        img_resolution=8,
+        img_channels=1,
+        mapping_kwargs=dict(num_layers=1),
+        synthesis_kwargs=dict(channel_base=64, channel_max=8, use_noise=False),
+    ).state_dict()
     assert not torch.equal(single["G.synthesis.b8.torgb.weight"], untrained["synthesis.b8.torgb.weight"])  # It trained.
     for name, value in single.items():
         if name == "G.mapping.w_avg":
@@ -96,10 +123,26 @@ def test_torchrun_two_cpu_processes_train_one_run(tiny_zip, tmp_path):
     from pathlib import Path
 
     repo = Path(__file__).resolve().parents[1]
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", str(repo / "train.py"),
-               f"--outdir={tmp_path / 'runs'}", f"--data={tiny_zip}", "--cfg=tiny", "--batch=4", "--kimg=0.008", "--device=cpu",
-               "--aug=noaug", "--workers=1", "--adaptivemix=1"]
-    result = subprocess.run(command, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300)
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        str(repo / "train.py"),
+        f"--outdir={tmp_path / 'runs'}",
+        f"--data={tiny_zip}",
+        "--cfg=tiny",
+        "--batch=4",
+        "--kimg=0.008",
+        "--device=cpu",
+        "--aug=noaug",
+        "--workers=1",
+        "--adaptivemix=1",
+    ]
+    result = subprocess.run(
+        command, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = list((tmp_path / "runs").iterdir())
     assert len(runs) == 1, runs  # Rank 0 named the run; rank 1 joined it.

@@ -30,10 +30,25 @@ def stats_lines(run_dir):
 def test_sigkill_mid_tick_then_resume_latest(tiny_zip, tmp_path):
     outdir = tmp_path / "runs"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    args = [f"--data={tiny_zip}", "--cfg=tiny", "--batch=4", "--kimg=0.2", "--tick=0.008", "--snap=1", "--workers=1",
-            "--aug=ada", "--adaptivemix=1", "--deterministic=1"]
-    proc = subprocess.Popen(train_command(outdir, *args), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    args = [
+        f"--data={tiny_zip}",
+        "--cfg=tiny",
+        "--batch=4",
+        "--kimg=0.2",
+        "--tick=0.008",
+        "--snap=1",
+        "--workers=1",
+        "--aug=ada",
+        "--adaptivemix=1",
+        "--deterministic=1",
+    ]
+    proc = subprocess.Popen(
+        train_command(outdir, *args),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 120
         run_dir = None
@@ -61,8 +76,9 @@ def test_sigkill_mid_tick_then_resume_latest(tiny_zip, tmp_path):
         with open(atomic.temp_path_for(run_dir / name), "wb") as f:
             f.write(b"partial")
 
-    result = subprocess.run(train_command(outdir, "--resume=latest", "--kimg=0.04"), env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        train_command(outdir, "--resume=latest", "--kimg=0.04"), env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "Continuing run" in result.stdout
     final = run_state.load_training_state(str(run_state.latest_state_in_run(str(run_dir))))
@@ -74,8 +90,9 @@ def test_sigkill_mid_tick_then_resume_latest(tiny_zip, tmp_path):
     assert kimgs == sorted(kimgs) and len(set(kimgs)) == len(kimgs) and kimgs[-1] == pytest.approx(0.04)
 
     # Resuming a finished run changes nothing and says how to extend it.
-    again = subprocess.run(train_command(outdir, "--resume=latest", "--kimg=0.04"), env=env, capture_output=True, text=True,
-                           timeout=300)
+    again = subprocess.run(
+        train_command(outdir, "--resume=latest", "--kimg=0.04"), env=env, capture_output=True, text=True, timeout=300
+    )
     assert again.returncode == 0 and "pass a larger --kimg to extend it" in again.stdout
     assert stats_lines(run_dir) == lines
 
@@ -84,10 +101,24 @@ def test_sigkill_mid_tick_then_resume_latest(tiny_zip, tmp_path):
 def test_sigterm_stops_cleanly_with_a_final_snapshot(tiny_zip, tmp_path):
     outdir = tmp_path / "runs"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    args = [f"--data={tiny_zip}", "--cfg=tiny", "--batch=4", "--kimg=100", "--tick=0.008", "--snap=1000", "--workers=1",
-            "--aug=noaug"]
-    proc = subprocess.Popen(train_command(outdir, *args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    args = [
+        f"--data={tiny_zip}",
+        "--cfg=tiny",
+        "--batch=4",
+        "--kimg=100",
+        "--tick=0.008",
+        "--snap=1000",
+        "--workers=1",
+        "--aug=noaug",
+    ]
+    proc = subprocess.Popen(
+        train_command(outdir, *args),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 240
         while time.time() < deadline and proc.poll() is None:  # Past tick 0 (a snapshot), inside later ticks.

@@ -16,18 +16,44 @@ def tiny_loop_kwargs(data, run_dir, **overrides):
     opt = dict(class_name="torch.optim.Adam", lr=0.002, betas=[0, 0.99], eps=1e-8)
     kwargs = dict(
         run_dir=str(run_dir),
-        training_set_kwargs=dict(class_name="training.dataset.ImageFolderDataset", path=str(data), use_labels=True,
-                                 max_size=None, xflip=False, resolution=16),
+        training_set_kwargs=dict(
+            class_name="training.dataset.ImageFolderDataset",
+            path=str(data),
+            use_labels=True,
+            max_size=None,
+            xflip=False,
+            resolution=16,
+        ),
         data_loader_kwargs=dict(num_workers=0),
-        G_kwargs=dict(class_name="training.networks.Generator", z_dim=16, w_dim=16, mapping_kwargs=dict(num_layers=2),
-                      synthesis_kwargs=dict(channel_base=128, channel_max=16, num_fp16_res=0)),
-        D_kwargs=dict(class_name="training.networks.Discriminator", channel_base=128, channel_max=16, num_fp16_res=0,
-                      epilogue_kwargs=dict(mbstd_group_size=2)),
-        G_opt_kwargs=opt, D_opt_kwargs=opt,
+        G_kwargs=dict(
+            class_name="training.networks.Generator",
+            z_dim=16,
+            w_dim=16,
+            mapping_kwargs=dict(num_layers=2),
+            synthesis_kwargs=dict(channel_base=128, channel_max=16, num_fp16_res=0),
+        ),
+        D_kwargs=dict(
+            class_name="training.networks.Discriminator",
+            channel_base=128,
+            channel_max=16,
+            num_fp16_res=0,
+            epilogue_kwargs=dict(mbstd_group_size=2),
+        ),
+        G_opt_kwargs=opt,
+        D_opt_kwargs=opt,
         loss_kwargs=dict(class_name="training.loss.StyleGAN2Loss", r1_gamma=1.0),
-        batch_size=4, batch_gpu=2, total_kimg=0.024, kimg_per_tick=0.008, ema_kimg=0.01, ema_rampup=0.05,
-        G_reg_interval=2, D_reg_interval=2, image_snapshot_ticks=None, network_snapshot_ticks=1,
-        device="cpu", deterministic=True,
+        batch_size=4,
+        batch_gpu=2,
+        total_kimg=0.024,
+        kimg_per_tick=0.008,
+        ema_kimg=0.01,
+        ema_rampup=0.05,
+        G_reg_interval=2,
+        D_reg_interval=2,
+        image_snapshot_ticks=None,
+        network_snapshot_ticks=1,
+        device="cpu",
+        deterministic=True,
     )
     kwargs.update(overrides)
     return kwargs
@@ -41,8 +67,16 @@ def read_stats(run_dir):
 def test_end_to_end_files(tiny_zip, tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    training_loop(**tiny_loop_kwargs(tiny_zip, run_dir, image_snapshot_ticks=2, total_kimg=0.016, metrics=[],
-                                     adaptivemix_kwargs=dict(noise_std=0.05)))
+    training_loop(
+        **tiny_loop_kwargs(
+            tiny_zip,
+            run_dir,
+            image_snapshot_ticks=2,
+            total_kimg=0.016,
+            metrics=[],
+            adaptivemix_kwargs=dict(noise_std=0.05),
+        )
+    )
     # Grids: reals and fakes, 32x32 cells of 16x16 pixels.
     for name in ["reals.png", "fakes_init.png", "fakes000000.png"]:
         with PIL.Image.open(run_dir / name) as img:
@@ -69,9 +103,14 @@ def params_of(module_state):
 
 @pytest.mark.slow
 def test_exact_resume_equals_uninterrupted_run(tiny_zip, tmp_path):
-    common = dict(augment_kwargs=dict(class_name="training.augment.AugmentPipe", xflip=1, rotate90=1, xint=1, brightness=1),
-                  ada_target=-1.0, ada_interval=1, ada_kimg=0.1, adaptivemix_kwargs=dict(noise_std=0.05),
-                  apa_kwargs=dict(target=-1.0, interval=1, kimg=0.1))  # Negative targets: p grows.
+    common = dict(
+        augment_kwargs=dict(class_name="training.augment.AugmentPipe", xflip=1, rotate90=1, xint=1, brightness=1),
+        ada_target=-1.0,
+        ada_interval=1,
+        ada_kimg=0.1,
+        adaptivemix_kwargs=dict(noise_std=0.05),
+        apa_kwargs=dict(target=-1.0, interval=1, kimg=0.1),
+    )  # Negative targets: p grows.
     full_dir, part_dir = tmp_path / "full", tmp_path / "part"
     full_dir.mkdir()
     part_dir.mkdir()
@@ -105,8 +144,18 @@ def test_resume_from_network_pickle_copies_weights_by_name(tiny_zip, tmp_path):
     training_loop(**tiny_loop_kwargs(tiny_zip, source_dir, total_kimg=0.004))
     source_pkl = source_dir / "network-snapshot-000000.pkl"
     frozen = dict(class_name="torch.optim.Adam", lr=0.0, betas=[0, 0.99], eps=1e-8)  # lr 0: weights stay as loaded.
-    training_loop(**tiny_loop_kwargs(tiny_zip, target_dir, total_kimg=0.004, resume_pkl=str(source_pkl), random_seed=5,
-                                     G_opt_kwargs=frozen, D_opt_kwargs=frozen, ema_rampup=None))
+    training_loop(
+        **tiny_loop_kwargs(
+            tiny_zip,
+            target_dir,
+            total_kimg=0.004,
+            resume_pkl=str(source_pkl),
+            random_seed=5,
+            G_opt_kwargs=frozen,
+            D_opt_kwargs=frozen,
+            ema_rampup=None,
+        )
+    )
     with open(source_pkl, "rb") as f:
         source = legacy.load_network_pkl(f)
     with open(target_dir / "network-snapshot-000000.pkl", "rb") as f:

@@ -1,6 +1,5 @@
 """training_stats: moments against numpy, collector deltas, keep_previous, and a 2-process gloo reduction."""
 
-
 import numpy as np
 import pytest
 import torch

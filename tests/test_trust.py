@@ -16,7 +16,7 @@ from training.checkpoint import safe_load, save_network_pkl
 from training.networks import Discriminator, Generator
 
 USER_PACKAGE = "h1_user_networks"
-USER_SOURCE = '''
+USER_SOURCE = """
 import os
 import torch
 open(os.environ["H1_IMPORT_MARKER"], "w").close()  # Shows whether the module was imported.
@@ -39,7 +39,7 @@ class UserG(torch.nn.Module):  # A generator of the user's own, built from torch
 
     def forward(self, z, c, truncation_psi=1, noise_mode="const"):
         return torch.tanh(self.fc(z.float())).reshape(-1, 3, 4, 4)
-'''
+"""
 # protocol 2: GLOBAL h1_user_networks.MyG, EMPTY_TUPLE, NEWOBJ, STOP (an instance built without __init__).
 USER_PICKLE = b"\x80\x02c" + USER_PACKAGE.encode() + b"\nMyG\n)\x81."
 
@@ -55,10 +55,26 @@ def user_package(tmp_path, monkeypatch):
     sys.modules.pop(USER_PACKAGE, None)
 
 
-@pytest.mark.parametrize("name", ["os.system", "logging.basicConfig", "numpy.savez", "torch.hub.load", "builtins.eval",
-                                  "subprocess.Popen", "collections.OrderedDict", "training.dataset.os",
-                                  "training.dataset.os.system", "training.training_loop.training_loop",
-                                  "dnnlib.util.Logger", "torch.optim.lr_scheduler", "torch.optim.os", "x", 5])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "os.system",
+        "logging.basicConfig",
+        "numpy.savez",
+        "torch.hub.load",
+        "builtins.eval",
+        "subprocess.Popen",
+        "collections.OrderedDict",
+        "training.dataset.os",
+        "training.dataset.os.system",
+        "training.training_loop.training_loop",
+        "dnnlib.util.Logger",
+        "torch.optim.lr_scheduler",
+        "torch.optim.os",
+        "x",
+        5,
+    ],
+)
 def test_names_outside_the_allow_list_are_refused(name):
     with pytest.raises(trust.UntrustedNameError, match="refusing"):
         trust.resolve_class_name(name, where="training_options.json")
@@ -94,22 +110,27 @@ def test_trust_modules_option_extends_the_environment_and_checks_names(monkeypat
         trust.trust_modules(["os; rm -rf"])
 
 
-@pytest.mark.parametrize("class_name, kwargs", [
-    ("logging.basicConfig", dict(filename="LOG")),
-    ("numpy.savez", dict(file="LOG", x=[1])),
-    ("torch.hub.load", dict(repo_or_dir="DIR", model="m", source="local")),
-])
+@pytest.mark.parametrize(
+    "class_name, kwargs",
+    [
+        ("logging.basicConfig", dict(filename="LOG")),
+        ("numpy.savez", dict(file="LOG", x=[1])),
+        ("torch.hub.load", dict(repo_or_dir="DIR", model="m", source="local")),
+    ],
+)
 def test_snapshot_dataset_class_names_run_nothing_in_calc_metrics(tmp_path, class_name, kwargs):
     hub = tmp_path / "hub"
     hub.mkdir()
     (hub / "hubconf.py").write_text(f"open({str(tmp_path / 'LOG')!r}, 'w').close()\ndef m():\n    pass\n")
     kwargs = {k: str(tmp_path / "LOG") if v == "LOG" else str(hub) if v == "DIR" else v for k, v in kwargs.items()}
-    G = Generator(8, 0, 8, 8, 1, mapping_kwargs=dict(num_layers=1),
-                  synthesis_kwargs=dict(channel_base=32, channel_max=8))
+    G = Generator(
+        8, 0, 8, 8, 1, mapping_kwargs=dict(num_layers=1), synthesis_kwargs=dict(channel_base=32, channel_max=8)
+    )
     D = Discriminator(0, 8, 1, channel_base=32, channel_max=8)
     network = tmp_path / "snapshot.pkl"
-    save_network_pkl(network, dict(G=G, D=D, G_ema=G, augment_pipe=None,
-                                   training_set_kwargs=dict(class_name=class_name, **kwargs)))
+    save_network_pkl(
+        network, dict(G=G, D=D, G_ema=G, augment_pipe=None, training_set_kwargs=dict(class_name=class_name, **kwargs))
+    )
     result = CliRunner().invoke(calc_metrics.calc_metrics, [f"--network={network}", "--metrics=fid50k_full"])
     assert result.exit_code == 2 and f'refusing "{class_name}"' in result.output, result.output
     assert "or pass --data" in result.output and "Traceback" not in result.output
@@ -119,8 +140,10 @@ def test_snapshot_dataset_class_names_run_nothing_in_calc_metrics(tmp_path, clas
 def test_generate_and_calc_metrics_take_trust_module(user_package, tmp_path):
     network = tmp_path / "user.pkl"
     network.write_bytes(USER_PICKLE)
-    for command, extra in [(generate.generate_images, ["--seeds=0", f"--outdir={tmp_path / 'out'}"]),
-                           (calc_metrics.calc_metrics, ["--metrics=none"])]:
+    for command, extra in [
+        (generate.generate_images, ["--seeds=0", f"--outdir={tmp_path / 'out'}"]),
+        (calc_metrics.calc_metrics, ["--metrics=none"]),
+    ]:
         refused = CliRunner().invoke(command, [f"--network={network}", *extra])
         assert refused.exit_code == 1 and "refusing to load global" in refused.output, refused.output
         assert f"--trust-module={USER_PACKAGE}" in refused.output and not user_package.exists()
@@ -149,12 +172,16 @@ def test_generate_from_a_users_own_generator_made_of_torch_nn_layers(user_packag
     save_network_pkl(network, dict(G=G, D=G, G_ema=G, augment_pipe=None, training_set_kwargs=None))
     monkeypatch.delenv(trust.TRUSTED_MODULES_ENV)
     out = tmp_path / "out"
-    refused = CliRunner().invoke(generate.generate_images, [f"--network={network}", "--seeds=0", f"--outdir={out}",
-                                                            f"--trust-module={USER_PACKAGE}"])
+    refused = CliRunner().invoke(
+        generate.generate_images,
+        [f"--network={network}", "--seeds=0", f"--outdir={out}", f"--trust-module={USER_PACKAGE}"],
+    )
     assert refused.exit_code == 1 and "'torch.nn.modules.linear.Linear'" in refused.output, refused.output
     os.environ.pop(trust.TRUSTED_MODULES_ENV, None)
-    result = CliRunner().invoke(generate.generate_images, [f"--network={network}", "--seeds=0", f"--outdir={out}",
-                                                           f"--trust-module={USER_PACKAGE},torch.nn"])
+    result = CliRunner().invoke(
+        generate.generate_images,
+        [f"--network={network}", "--seeds=0", f"--outdir={out}", f"--trust-module={USER_PACKAGE},torch.nn"],
+    )
     os.environ.pop(trust.TRUSTED_MODULES_ENV, None)
     assert result.exit_code == 0, result.output
     assert os.listdir(out) == ["seed0000.png"]

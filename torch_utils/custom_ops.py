@@ -22,7 +22,8 @@ import shutil
 import sys
 import tempfile
 import types
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.utils.cpp_extension
@@ -153,7 +154,14 @@ def _digest(module_name: str, paths: Sequence[str], build_kwargs: dict) -> str:
         with open(path, "rb") as file:
             hasher.update(file.read())
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
-    for item in (module_name, repr(sorted(build_kwargs.items())), torch.__version__, torch.version.cuda, sys.version, gpu):
+    for item in (
+        module_name,
+        repr(sorted(build_kwargs.items())),
+        torch.__version__,
+        torch.version.cuda,
+        sys.version,
+        gpu,
+    ):
         hasher.update(repr(item).encode())
     return hasher.hexdigest()[:16]
 

@@ -132,7 +132,9 @@ def named_params_and_buffers(module: torch.nn.Module) -> list[tuple[str, torch.T
 
 
 @torch.no_grad()
-def copy_params_and_buffers(src_module: torch.nn.Module, dst_module: torch.nn.Module, require_all: bool = False) -> None:
+def copy_params_and_buffers(
+    src_module: torch.nn.Module, dst_module: torch.nn.Module, require_all: bool = False
+) -> None:
     """Copy every parameter/buffer of `dst_module` whose name exists in `src_module` (all of them if `require_all`)."""
     src_tensors = dict(named_params_and_buffers(src_module))
     for name, tensor in named_params_and_buffers(dst_module):
@@ -150,7 +152,9 @@ def copy_params_and_buffers(src_module: torch.nn.Module, dst_module: torch.nn.Mo
 # Module summary table.
 
 
-def print_module_summary(module: torch.nn.Module, inputs: Sequence[Any], max_nesting: int = 3, skip_redundant: bool = True) -> Any:
+def print_module_summary(
+    module: torch.nn.Module, inputs: Sequence[Any], max_nesting: int = 3, skip_redundant: bool = True
+) -> Any:
     """Run `module(*inputs)` once and print a table of submodules: parameters, buffers, output shapes, dtypes.
 
     Returns the module's outputs. Submodules nested deeper than `max_nesting` are folded into their parent.
@@ -195,7 +199,15 @@ def print_module_summary(module: torch.nn.Module, inputs: Sequence[Any], max_nes
         num_buffers = sum(t.numel() for t in entry["buffers"])
         shapes = [str(list(t.shape)) for t in entry["outputs"]] or ["-"]
         dtypes = [str(t.dtype).split(".")[-1] for t in entry["outputs"]] or ["-"]
-        rows.append([name, str(num_params) if num_params else "-", str(num_buffers) if num_buffers else "-", shapes[0], dtypes[0]])
+        rows.append(
+            [
+                name,
+                str(num_params) if num_params else "-",
+                str(num_buffers) if num_buffers else "-",
+                shapes[0],
+                dtypes[0],
+            ]
+        )
         rows += [["", "", "", shape, dtype] for shape, dtype in zip(shapes[1:], dtypes[1:])]
         param_total += num_params
         buffer_total += num_buffers

@@ -47,11 +47,14 @@ def mix_pseudo_real(real: torch.Tensor, pseudo: torch.Tensor | None, mask: torch
     if not bool(mask.any()):
         return real
     if pseudo is None:
-        raise ValueError('APA has no pseudo-real images yet: '
-                         'call store(gen_img) in the Gmain phase before the D phases')
+        raise ValueError(
+            "APA has no pseudo-real images yet: call store(gen_img) in the Gmain phase before the D phases"
+        )
     if pseudo.shape != real.shape:
-        raise ValueError(f'APA pseudo images {list(pseudo.shape)} and real images {list(real.shape)} differ in shape; '
-                         f'the Gmain chunk and the real chunk must have the same size')
+        raise ValueError(
+            f"APA pseudo images {list(pseudo.shape)} and real images {list(real.shape)} differ in shape; "
+            f"the Gmain chunk and the real chunk must have the same size"
+        )
     return torch.where(mask, pseudo.to(real.dtype), real)
 
 
@@ -64,8 +67,14 @@ class PseudoAugment:
     interval, kimg: as ADA (iterations between updates; kimg for p to change by 1.0).
     """
 
-    def __init__(self, augment_pipe: torch.nn.Module | None = None, target: float | None = 0.6,
-                 interval: int = 4, kimg: float = 500, p: float = 0.0):
+    def __init__(
+        self,
+        augment_pipe: torch.nn.Module | None = None,
+        target: float | None = 0.6,
+        interval: int = 4,
+        kimg: float = 500,
+        p: float = 0.0,
+    ):
         self.augment_pipe = augment_pipe
         self._own_p = None if augment_pipe is not None else torch.tensor(float(p), dtype=torch.float32)
         self.pseudo_data: torch.Tensor | None = None
@@ -101,8 +110,15 @@ class PseudoAugment:
         self.controller.load_state_dict(state)
 
 
-def build_augmentation(augment_kwargs: dict | None, augment_p: float, ada_target: float | None, ada_interval: int,
-                       ada_kimg: float, apa_kwargs: dict | None, device: torch.device | str):
+def build_augmentation(
+    augment_kwargs: dict | None,
+    augment_p: float,
+    ada_target: float | None,
+    ada_interval: int,
+    ada_kimg: float,
+    apa_kwargs: dict | None,
+    device: torch.device | str,
+):
     """The training loop's augmenters: (augment_pipe or None, ADA controller or None, PseudoAugment or None).
 
     * The pipe is built from `augment_kwargs` when it has work: a fixed p > 0, an ADA target, or APA with
@@ -115,7 +131,9 @@ def build_augmentation(augment_kwargs: dict | None, augment_p: float, ada_target
     apa_kwargs = dict(apa_kwargs) if apa_kwargs is not None else None
     shared = bool(apa_kwargs.pop("with_dataaug", False)) if apa_kwargs is not None else False
     if shared and (augment_kwargs is None or ada_target is not None):
-        raise ValueError("with_dataaug needs an augmentation pipe (augment_kwargs) and no ADA target: APA adapts the one p")
+        raise ValueError(
+            "with_dataaug needs an augmentation pipe (augment_kwargs) and no ADA target: APA adapts the one p"
+        )
     augment_pipe = ada = apa = None
     if augment_kwargs is not None and (augment_p > 0 or ada_target is not None or shared):
         augment_pipe = dnnlib.util.construct_class_by_name(**augment_kwargs).train().requires_grad_(False).to(device)

@@ -27,16 +27,32 @@ import torch.nn.functional as F
 from torch_utils import misc
 from torch_utils.ops import upfirdn2d
 from training.augment_matrices import (
-    rotate2d, rotate3d, scale2d, scale3d, translate2d, translate3d,
+    rotate2d,
+    rotate3d,
+    scale2d,
+    scale3d,
+    translate2d,
+    translate3d,
 )
 
 # ----------------------------------------------------------------------------
 # Wavelet coefficients (low-pass decomposition filters).
 
 SYM2 = [-0.12940952255092145, 0.22414386804185735, 0.836516303737469, 0.48296291314469025]
-SYM6 = [0.015404109327027373, 0.0034907120842174702, -0.11799011114819057, -0.048311742585633,
-        0.4910559419267466, 0.787641141030194, 0.3379294217276218, -0.07263752278646252,
-        -0.021060292512300564, 0.04472490177066578, 0.0017677118642428036, -0.007800708325034148]
+SYM6 = [
+    0.015404109327027373,
+    0.0034907120842174702,
+    -0.11799011114819057,
+    -0.048311742585633,
+    0.4910559419267466,
+    0.787641141030194,
+    0.3379294217276218,
+    -0.07263752278646252,
+    -0.021060292512300564,
+    0.04472490177066578,
+    0.0017677118642428036,
+    -0.007800708325034148,
+]
 
 # Relative power of the four image-filter bands (lowest first): the per-sample band gains are normalised so that
 # sum_i power_i * gain_i^2 = 1, which keeps the expected image energy unchanged.
@@ -51,17 +67,17 @@ _GEOM = dict(scale=1, rotate=1, aniso=1, xfrac=1)
 _COLOR = dict(brightness=1, contrast=1, lumaflip=1, hue=1, saturation=1)
 
 AUGPIPE_PRESETS: dict[str, dict[str, int]] = {
-    'blit': dict(_BLIT),
-    'geom': dict(_GEOM),
-    'color': dict(_COLOR),
-    'filter': dict(imgfilter=1),
-    'noise': dict(noise=1),
-    'cutout': dict(cutout=1),
-    'bg': dict(**_BLIT, **_GEOM),
-    'bgc': dict(**_BLIT, **_GEOM, **_COLOR),
-    'bgcf': dict(**_BLIT, **_GEOM, **_COLOR, imgfilter=1),
-    'bgcfn': dict(**_BLIT, **_GEOM, **_COLOR, imgfilter=1, noise=1),
-    'bgcfnc': dict(**_BLIT, **_GEOM, **_COLOR, imgfilter=1, noise=1, cutout=1),
+    "blit": dict(_BLIT),
+    "geom": dict(_GEOM),
+    "color": dict(_COLOR),
+    "filter": dict(imgfilter=1),
+    "noise": dict(noise=1),
+    "cutout": dict(cutout=1),
+    "bg": dict(**_BLIT, **_GEOM),
+    "bgc": dict(**_BLIT, **_GEOM, **_COLOR),
+    "bgcf": dict(**_BLIT, **_GEOM, **_COLOR, imgfilter=1),
+    "bgcfn": dict(**_BLIT, **_GEOM, **_COLOR, imgfilter=1, noise=1),
+    "bgcfnc": dict(**_BLIT, **_GEOM, **_COLOR, imgfilter=1, noise=1, cutout=1),
 }
 
 
@@ -82,7 +98,7 @@ def make_imgfilter_bank() -> np.ndarray:
         up[:, ::2] = bank
         bank = np.stack([np.convolve(row, lo2) for row in up])
         start = (bank.shape[1] - hi2.size) // 2
-        bank[i, start:start + hi2.size] += hi2
+        bank[i, start : start + hi2.size] += hi2
     return bank
 
 
@@ -91,8 +107,9 @@ def _debug_fill(value: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
     return torch.zeros_like(value) + fill
 
 
-def _gate(value: torch.Tensor, prob: torch.Tensor, identity: float,
-          gate_shape: list[int] | None = None) -> torch.Tensor:
+def _gate(
+    value: torch.Tensor, prob: torch.Tensor, identity: float, gate_shape: list[int] | None = None
+) -> torch.Tensor:
     """Keep `value` where a fresh U(0,1) draw (shape `gate_shape`, default value.shape) is < prob."""
     u = torch.rand(gate_shape if gate_shape is not None else value.shape, device=value.device)
     return torch.where(u < prob, value, torch.full_like(value, identity))
@@ -110,20 +127,43 @@ class AugmentPipe(torch.nn.Module):
     Differentiable (to second order) w.r.t. the input images; the random parameters are not.
     """
 
-    def __init__(self,
-                 xflip: float = 0, rotate90: float = 0, xint: float = 0, xint_max: float = 0.125,
-                 scale: float = 0, rotate: float = 0, aniso: float = 0, xfrac: float = 0,
-                 scale_std: float = 0.2, rotate_max: float = 1, aniso_std: float = 0.2, xfrac_std: float = 0.125,
-                 brightness: float = 0, contrast: float = 0, lumaflip: float = 0, hue: float = 0, saturation: float = 0,
-                 brightness_std: float = 0.2, contrast_std: float = 0.5, hue_max: float = 1, saturation_std: float = 1,
-                 imgfilter: float = 0, imgfilter_bands: list[float] = (1, 1, 1, 1), imgfilter_std: float = 1,
-                 noise: float = 0, cutout: float = 0, noise_std: float = 0.1, cutout_size: float = 0.5):
+    def __init__(
+        self,
+        xflip: float = 0,
+        rotate90: float = 0,
+        xint: float = 0,
+        xint_max: float = 0.125,
+        scale: float = 0,
+        rotate: float = 0,
+        aniso: float = 0,
+        xfrac: float = 0,
+        scale_std: float = 0.2,
+        rotate_max: float = 1,
+        aniso_std: float = 0.2,
+        xfrac_std: float = 0.125,
+        brightness: float = 0,
+        contrast: float = 0,
+        lumaflip: float = 0,
+        hue: float = 0,
+        saturation: float = 0,
+        brightness_std: float = 0.2,
+        contrast_std: float = 0.5,
+        hue_max: float = 1,
+        saturation_std: float = 1,
+        imgfilter: float = 0,
+        imgfilter_bands: list[float] = (1, 1, 1, 1),
+        imgfilter_std: float = 1,
+        noise: float = 0,
+        cutout: float = 0,
+        noise_std: float = 0.1,
+        cutout_size: float = 0.5,
+    ):
         super().__init__()
-        self.init_kwargs = {k: v for k, v in locals().items() if k not in ('self', '__class__')}
-        self.init_kwargs['imgfilter_bands'] = list(imgfilter_bands)
+        self.init_kwargs = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
+        self.init_kwargs["imgfilter_bands"] = list(imgfilter_bands)
         if len(imgfilter_bands) != 4:
-            raise ValueError(f'imgfilter_bands must have exactly 4 entries, got {len(imgfilter_bands)}')
-        self.register_buffer('p', torch.ones([]))
+            raise ValueError(f"imgfilter_bands must have exactly 4 entries, got {len(imgfilter_bands)}")
+        self.register_buffer("p", torch.ones([]))
 
         # Pixel blitting.
         self.xflip = float(xflip)
@@ -159,20 +199,22 @@ class AugmentPipe(torch.nn.Module):
         self.noise_std = float(noise_std)
         self.cutout_size = float(cutout_size)
 
-        self.register_buffer('Hz_geom', upfirdn2d.setup_filter(SYM6))
-        self.register_buffer('Hz_fbank', torch.as_tensor(make_imgfilter_bank(), dtype=torch.float32))
+        self.register_buffer("Hz_geom", upfirdn2d.setup_filter(SYM6))
+        self.register_buffer("Hz_fbank", torch.as_tensor(make_imgfilter_bank(), dtype=torch.float32))
 
     # ------------------------------------------------------------------------
 
     def forward(self, images: torch.Tensor, debug_percentile: float | None = None) -> torch.Tensor:
         """Augment `images` [N, C, H, W] float32; `debug_percentile` q in (0, 1) fixes every enabled op fully on."""
         if not (isinstance(images, torch.Tensor) and images.ndim == 4):
-            raise ValueError(f'AugmentPipe expects a 4-D image tensor [N, C, H, W], got '
-                             f'{type(images).__name__}{list(images.shape) if isinstance(images, torch.Tensor) else ""}')
+            raise ValueError(
+                f"AugmentPipe expects a 4-D image tensor [N, C, H, W], got "
+                f"{type(images).__name__}{list(images.shape) if isinstance(images, torch.Tensor) else ''}"
+            )
         batch_size, num_channels, height, width = images.shape
         device = images.device
         if debug_percentile is not None and not 0 < debug_percentile < 1:
-            raise ValueError(f'debug_percentile must lie strictly between 0 and 1, got {debug_percentile}')
+            raise ValueError(f"debug_percentile must lie strictly between 0 and 1, got {debug_percentile}")
         q = None if debug_percentile is None else torch.as_tensor(debug_percentile, dtype=torch.float32, device=device)
 
         if any(x > 0 for x in (self.xflip, self.rotate90, self.xint, self.scale, self.rotate, self.aniso, self.xfrac)):
@@ -260,8 +302,9 @@ class AugmentPipe(torch.nn.Module):
 
         # Margins: where the transformed output corners land, over the whole batch.
         cx, cy = (W - 1) / 2, (H - 1) / 2
-        corners = misc.constant([[-cx, -cy, 1], [cx, -cy, 1], [cx, cy, 1], [-cx, cy, 1]],
-                                dtype=torch.float32, device=device)
+        corners = misc.constant(
+            [[-cx, -cy, 1], [cx, -cy, 1], [cx, cy, 1], [-cx, cy, 1]], dtype=torch.float32, device=device
+        )
         corners = G_inv @ corners.t()  # [N, 3, 4]
         corners = corners[:, :2, :].permute(1, 0, 2).flatten(1)  # [2, N*4]
         margin = torch.cat([-corners, corners]).max(dim=1).values  # [x0, y0, x1, y1]
@@ -271,7 +314,7 @@ class AugmentPipe(torch.nn.Module):
         mx0, my0, mx1, my1 = margin.ceil().to(torch.int32).tolist()
 
         # Pad, upsample, and move G_inv into the upsampled pixel grid.
-        images = F.pad(images, [mx0, mx1, my0, my1], mode='reflect')
+        images = F.pad(images, [mx0, mx1, my0, my1], mode="reflect")
         G_inv = translate2d((mx0 - mx1) / 2, (my0 - my1) / 2, device=device) @ G_inv
         images = upfirdn2d.upsample2d(images, self.Hz_geom, up=2)
         G_inv = scale2d(2, 2, device=device) @ G_inv @ scale2d(0.5, 0.5, device=device)
@@ -279,10 +322,13 @@ class AugmentPipe(torch.nn.Module):
 
         # Bilinear resampling in normalized coordinates.
         out_shape = [N, C, (H + Hz_pad * 2) * 2, (W + Hz_pad * 2) * 2]
-        G_inv = (scale2d(2 / images.shape[3], 2 / images.shape[2], device=device) @ G_inv
-                 @ scale2d(out_shape[3] / 2, out_shape[2] / 2, device=device))
+        G_inv = (
+            scale2d(2 / images.shape[3], 2 / images.shape[2], device=device)
+            @ G_inv
+            @ scale2d(out_shape[3] / 2, out_shape[2] / 2, device=device)
+        )
         grid = F.affine_grid(G_inv[:, :2, :], out_shape, align_corners=False)
-        images = F.grid_sample(images, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
+        images = F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
         # Downsample and crop back to [N, C, H, W].
         return upfirdn2d.downsample2d(images, self.Hz_geom, down=2, padding=-Hz_pad * 2, flip_filter=True)
@@ -290,8 +336,9 @@ class AugmentPipe(torch.nn.Module):
     # ------------------------------------------------------------------------
     # Colour stage: each op left-multiplies a 4x4 homogeneous matrix onto C, applied to RGB (or luma) once.
 
-    def _colour_matrix(self, N: int, num_channels: int, device: torch.device,
-                       q: torch.Tensor | None) -> torch.Tensor | None:
+    def _colour_matrix(
+        self, N: int, num_channels: int, device: torch.device, q: torch.Tensor | None
+    ) -> torch.Tensor | None:
         """Draw the colour parameters; returns C [N, 4, 4] acting on (r, g, b, 1), or None if no op is enabled."""
         C = torch.eye(4, device=device).repeat([N, 1, 1])
         enabled = False
@@ -347,7 +394,7 @@ class AugmentPipe(torch.nn.Module):
             C = C[:, :3, :].mean(dim=1, keepdim=True)
             images = images * C[:, :, :3].sum(dim=2, keepdim=True) + C[:, :, 3:]
         else:
-            raise ValueError('Image must be RGB (3 channels) or L (1 channel)')
+            raise ValueError("Image must be RGB (3 channels) or L (1 channel)")
         return images.reshape([N, num_channels, H, W])
 
     # ------------------------------------------------------------------------
@@ -359,16 +406,21 @@ class AugmentPipe(torch.nn.Module):
         device = images.device
         num_bands, num_taps = self.Hz_fbank.shape
         if min(H, W) <= num_taps // 2:
-            raise ValueError(f'imgfilter needs images larger than {num_taps // 2} pixels per side (reflect padding), '
-                             f'got {H}x{W}; disable imgfilter for smaller images')
+            raise ValueError(
+                f"imgfilter needs images larger than {num_taps // 2} pixels per side (reflect padding), "
+                f"got {H}x{W}; disable imgfilter for smaller images"
+            )
         expected_power = misc.constant(IMGFILTER_EXPECTED_POWER, dtype=torch.float32, device=device)
         g = torch.ones([N, num_bands], device=device)
         for i, band_strength in enumerate(self.imgfilter_bands):
             t_i = torch.exp2(torch.randn([N], device=device) * self.imgfilter_std)
             t_i = _gate(t_i, self.imgfilter * self.p * band_strength, 1)
             if q is not None:
-                t_i = (_debug_fill(t_i, torch.exp2(torch.erfinv(q * 2 - 1) * self.imgfilter_std))
-                       if band_strength > 0 else torch.ones_like(t_i))
+                t_i = (
+                    _debug_fill(t_i, torch.exp2(torch.erfinv(q * 2 - 1) * self.imgfilter_std))
+                    if band_strength > 0
+                    else torch.ones_like(t_i)
+                )
             t = torch.ones([N, num_bands], device=device)
             t[:, i] = t_i
             t = t / (expected_power * t.square()).sum(dim=-1, keepdim=True).sqrt()
@@ -377,7 +429,7 @@ class AugmentPipe(torch.nn.Module):
         # Per-sample filter h' = g . bank, the same for every channel: one depthwise conv per axis.
         kernel = (g @ self.Hz_fbank).unsqueeze(1).repeat([1, num_channels, 1]).reshape([N * num_channels, 1, num_taps])
         pad = num_taps // 2
-        images = F.pad(images, [pad, pad, pad, pad], mode='reflect')
+        images = F.pad(images, [pad, pad, pad, pad], mode="reflect")
         images = images.reshape([1, N * num_channels, H + 2 * pad, W + 2 * pad])
         images = F.conv2d(images, kernel.unsqueeze(2), groups=N * num_channels)
         images = F.conv2d(images, kernel.unsqueeze(3), groups=N * num_channels)
@@ -411,7 +463,6 @@ class AugmentPipe(torch.nn.Module):
         return images * mask
 
 
-
 # ----------------------------------------------------------------------------
 
 
@@ -429,12 +480,12 @@ class AdaController:
     """
 
     def __init__(self, owner: Any, target: float | None = 0.6, interval: int = 4, kimg: float = 500):
-        if not isinstance(getattr(owner, 'p', None), torch.Tensor):
-            raise ValueError('AdaController needs an owner with a tensor attribute `p` (e.g. an AugmentPipe)')
+        if not isinstance(getattr(owner, "p", None), torch.Tensor):
+            raise ValueError("AdaController needs an owner with a tensor attribute `p` (e.g. an AugmentPipe)")
         if int(interval) != interval or interval < 1:
-            raise ValueError(f'ADA interval must be a positive integer (batches), got {interval}')
+            raise ValueError(f"ADA interval must be a positive integer (batches), got {interval}")
         if not kimg > 0:
-            raise ValueError(f'ADA kimg must be positive (kimg for p to change by 1.0), got {kimg}')
+            raise ValueError(f"ADA kimg must be positive (kimg for p to change by 1.0), got {kimg}")
         self.owner = owner
         self.target = None if target is None else float(target)
         self.interval = int(interval)
@@ -474,8 +525,8 @@ class AdaController:
             return
         stats = self._stats.clone()
         if torch.distributed.is_available() and torch.distributed.is_initialized():
-            if torch.distributed.get_backend() == 'nccl' and stats.device.type != 'cuda':
-                stats = stats.to(torch.device('cuda', torch.cuda.current_device()))  # NCCL reduces CUDA tensors only
+            if torch.distributed.get_backend() == "nccl" and stats.device.type != "cuda":
+                stats = stats.to(torch.device("cuda", torch.cuda.current_device()))  # NCCL reduces CUDA tensors only
             torch.distributed.all_reduce(stats)  # sum over ranks
         self._stats.zero_()
         sign_sum, count = stats.tolist()
@@ -492,9 +543,9 @@ class AdaController:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore p (into the owner's buffer) and the accumulators saved by `state_dict`."""
-        missing = {'p', 'sign_sum', 'count'} - set(state)
+        missing = {"p", "sign_sum", "count"} - set(state)
         if missing:
-            raise ValueError(f'AdaController state is missing {sorted(missing)}; pass a dict from state_dict()')
-        self.p.copy_(torch.as_tensor(state['p'], dtype=self.p.dtype))
-        self._stats = torch.as_tensor([state['sign_sum'], state['count']], dtype=torch.float64, device=self.p.device)
-        self.last_rt = state.get('last_rt')
+            raise ValueError(f"AdaController state is missing {sorted(missing)}; pass a dict from state_dict()")
+        self.p.copy_(torch.as_tensor(state["p"], dtype=self.p.dtype))
+        self._stats = torch.as_tensor([state["sign_sum"], state["count"]], dtype=torch.float64, device=self.p.device)
+        self.last_rt = state.get("last_rt")

@@ -9,7 +9,7 @@ cached [3, 3] / [4, 4] constant on `device`.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -28,9 +28,10 @@ def matrix(*rows: Sequence[Entry], device: torch.device | None = None) -> torch.
     if not tensors:
         return misc.constant(np.asarray(rows), dtype=torch.float32, device=device)
     ref = tensors[0]
-    entries = [x if isinstance(x, torch.Tensor)
-               else misc.constant(x, shape=ref.shape, dtype=torch.float32, device=ref.device)
-               for x in entries]
+    entries = [
+        x if isinstance(x, torch.Tensor) else misc.constant(x, shape=ref.shape, dtype=torch.float32, device=ref.device)
+        for x in entries
+    ]
     return torch.stack(entries, dim=-1).reshape(ref.shape + (len(rows), len(rows[0])))
 
 

@@ -257,8 +257,11 @@ def _module_class(module: str, name: str) -> type | None:
     except ImportError as err:
         raise pickle.UnpicklingError(f"cannot import trusted module '{module}' for '{module}.{name}': {err}") from None
     defined_in = getattr(obj, "__module__", "")
-    if isinstance(obj, type) and issubclass(obj, torch.nn.Module) and any(
-            defined_in == m or defined_in.startswith(m + ".") for m in allowed):
+    if (
+        isinstance(obj, type)
+        and issubclass(obj, torch.nn.Module)
+        and any(defined_in == m or defined_in.startswith(m + ".") for m in allowed)
+    ):
         return obj
     return None
 

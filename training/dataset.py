@@ -34,7 +34,7 @@ def is_image_file(fname: str) -> bool:
 
 def is_zip_path(path: str) -> bool:
     """True if the path names a zip archive (ends in ``.zip``, case-insensitive)."""
-    return path.lower().endswith('.zip')
+    return path.lower().endswith(".zip")
 
 
 class Dataset(torch.utils.data.Dataset):
@@ -46,15 +46,15 @@ class Dataset(torch.utils.data.Dataset):
 
     def __init__(
         self,
-        name: str,                  # Name of the dataset (run-directory and metric-cache names).
-        raw_shape: Sequence[int],   # Shape of the raw image data [N, C, H, W].
+        name: str,  # Name of the dataset (run-directory and metric-cache names).
+        raw_shape: Sequence[int],  # Shape of the raw image data [N, C, H, W].
         max_size: int | None = None,  # Keep at most this many raw images (a seeded random subset).
-        use_labels: bool = False,   # Load labels from the subclass?
-        xflip: bool = False,        # Append horizontally flipped copies (doubles the length)?
-        random_seed: int = 0,       # Seed of the subset selection.
+        use_labels: bool = False,  # Load labels from the subclass?
+        xflip: bool = False,  # Append horizontally flipped copies (doubles the length)?
+        random_seed: int = 0,  # Seed of the subset selection.
     ):
         if max_size is not None and max_size < 1:
-            raise ValueError(f'max_size must be None or at least 1, got {max_size}')
+            raise ValueError(f"max_size must be None or at least 1, got {max_size}")
         self._name = name
         self._raw_shape = list(raw_shape)
         self._use_labels = use_labels
@@ -80,8 +80,9 @@ class Dataset(torch.utils.data.Dataset):
             if raw_labels is None:
                 raw_labels = np.zeros([self._raw_shape[0], 0], dtype=np.float32)
             assert raw_labels.shape[0] == self._raw_shape[0]
-            assert (raw_labels.dtype == np.int64 and raw_labels.ndim == 1) or \
-                (raw_labels.dtype == np.float32 and raw_labels.ndim == 2)
+            assert (raw_labels.dtype == np.int64 and raw_labels.ndim == 1) or (
+                raw_labels.dtype == np.float32 and raw_labels.ndim == 2
+            )
             self._raw_labels = raw_labels
         return self._raw_labels
 
@@ -150,8 +151,10 @@ class Dataset(torch.utils.data.Dataset):
         """Image side length in pixels; the images must be square."""
         _, height, width = self.image_shape
         if height != width:
-            raise OSError(f'Dataset "{self._name}" has non-square {width}x{height} images; '
-                          'make them square with dataset_tool.py --transform=center-crop --width=N --height=N')
+            raise OSError(
+                f'Dataset "{self._name}" has non-square {width}x{height} images; '
+                "make them square with dataset_tool.py --transform=center-crop --width=N --height=N"
+            )
         return width
 
     @property
@@ -184,64 +187,73 @@ class ImageFolderDataset(Dataset):
 
     def __init__(
         self,
-        path: str,                      # Path to a directory or a .zip file.
+        path: str,  # Path to a directory or a .zip file.
         resolution: int | None = None,  # Expected side length; None = take it from the images.
-        **super_kwargs,                 # max_size, use_labels, xflip, random_seed (see Dataset).
+        **super_kwargs,  # max_size, use_labels, xflip, random_seed (see Dataset).
     ):
         self._path = path
         self._zipfile = None
         self._zipfile_pid = None
 
         if os.path.isdir(path):
-            self._type = 'dir'
+            self._type = "dir"
             self._all_fnames = {
                 os.path.relpath(os.path.join(root, fname), start=path)
-                for root, _dirs, files in os.walk(path) for fname in files
+                for root, _dirs, files in os.walk(path)
+                for fname in files
             }
         elif os.path.isfile(path) and is_zip_path(path):
-            self._type = 'zip'
+            self._type = "zip"
             self._all_fnames = set(self._get_zipfile().namelist())
         elif not os.path.exists(path):
             raise OSError(f'Path must point to a directory or zip: "{path}" does not exist')
         else:
-            raise OSError(f'Path must point to a directory or zip: "{path}" is neither; '
-                          'convert it with dataset_tool.py --source=... --dest=NAME.zip')
+            raise OSError(
+                f'Path must point to a directory or zip: "{path}" is neither; '
+                "convert it with dataset_tool.py --source=... --dest=NAME.zip"
+            )
 
         self._image_fnames = sorted(fname for fname in self._all_fnames if is_image_file(fname))
         if len(self._image_fnames) == 0:
-            raise OSError(f'No image files found in the specified path "{path}"; '
-                          f'supported extensions include .png and .jpg')
+            raise OSError(
+                f'No image files found in the specified path "{path}"; supported extensions include .png and .jpg'
+            )
 
-        name = os.path.splitext(os.path.basename(path.rstrip('/\\')))[0]
+        name = os.path.splitext(os.path.basename(path.rstrip("/\\")))[0]
         first_image = self._decode_image(self._image_fnames[0])
         if first_image.dtype != np.uint8:
-            raise OSError(f'Image "{self._image_fnames[0]}" in "{path}" is {first_image.dtype}, not 8 bits per '
-                          'channel; convert the dataset with dataset_tool.py')
+            raise OSError(
+                f'Image "{self._image_fnames[0]}" in "{path}" is {first_image.dtype}, not 8 bits per '
+                "channel; convert the dataset with dataset_tool.py"
+            )
         raw_shape = [len(self._image_fnames)] + list(first_image.shape)
         if resolution is not None and (raw_shape[2] != resolution or raw_shape[3] != resolution):
-            raise OSError(f'Image files do not match the specified resolution: "{path}" holds '
-                          f'{raw_shape[3]}x{raw_shape[2]} images, resolution={resolution} was asked for; '
-                          'resize them with dataset_tool.py --width --height or drop the resolution option')
+            raise OSError(
+                f'Image files do not match the specified resolution: "{path}" holds '
+                f"{raw_shape[3]}x{raw_shape[2]} images, resolution={resolution} was asked for; "
+                "resize them with dataset_tool.py --width --height or drop the resolution option"
+            )
         super().__init__(name=name, raw_shape=raw_shape, **super_kwargs)
         if self._use_labels:
             self._get_raw_labels()  # Report label problems now rather than mid-training.
 
     def _get_zipfile(self) -> zipfile.ZipFile:
         """The zip handle of the current process (a forked worker reopens its own)."""
-        assert self._type == 'zip'
+        assert self._type == "zip"
         if self._zipfile is None or self._zipfile_pid != os.getpid():
             try:
                 self._zipfile = zipfile.ZipFile(self._path)
             except zipfile.BadZipFile as err:
-                raise OSError(f'"{self._path}" is not a valid zip file ({err}); recreate it with dataset_tool.py') \
-                    from err
+                raise OSError(
+                    f'"{self._path}" is not a valid zip file ({err}); recreate it with dataset_tool.py'
+                ) from err
             self._zipfile_pid = os.getpid()
         return self._zipfile
 
     def _open_file(self, fname: str):
-        if self._type == 'dir':
-            return open(os.path.join(self._path, fname), 'rb')
-        return self._get_zipfile().open(fname, 'r')
+        if self._type == "dir":
+            return open(os.path.join(self._path, fname), "rb")
+        return self._get_zipfile().open(fname, "r")
 
     def close(self) -> None:
         if self._zipfile is not None and self._zipfile_pid == os.getpid():
@@ -257,8 +269,9 @@ class ImageFolderDataset(Dataset):
             try:
                 image = np.array(PIL.Image.open(file))
             except (OSError, ValueError, SyntaxError, EOFError, PIL.Image.DecompressionBombError) as err:
-                raise OSError(f'Cannot decode image "{fname}" in "{self._path}" ({err}); '
-                              'replace or remove the file') from err
+                raise OSError(
+                    f'Cannot decode image "{fname}" in "{self._path}" ({err}); replace or remove the file'
+                ) from err
         if image.ndim == 2:
             image = image[:, :, np.newaxis]
         return image.transpose(2, 0, 1)
@@ -267,17 +280,19 @@ class ImageFolderDataset(Dataset):
         fname = self._image_fnames[raw_idx]
         image = self._decode_image(fname)
         if list(image.shape) != self.image_shape or image.dtype != np.uint8:
-            raise OSError(f'Image "{fname}" in "{self._path}" is {image.dtype} with shape [C, H, W] = '
-                          f'{list(image.shape)}, but the dataset\'s first image is uint8 {self.image_shape}; '
-                          'all images must share size and channel count: convert the dataset with dataset_tool.py')
+            raise OSError(
+                f'Image "{fname}" in "{self._path}" is {image.dtype} with shape [C, H, W] = '
+                f"{list(image.shape)}, but the dataset's first image is uint8 {self.image_shape}; "
+                "all images must share size and channel count: convert the dataset with dataset_tool.py"
+            )
         return image
 
     def _load_raw_labels(self) -> np.ndarray | None:
-        fname = 'dataset.json'
+        fname = "dataset.json"
         if fname not in self._all_fnames:
             return None
         where = f'"{fname}" in "{self._path}"'
-        if self._type == 'dir':
+        if self._type == "dir":
             size = os.path.getsize(os.path.join(self._path, fname))
         else:
             size = self._get_zipfile().getinfo(fname).file_size
@@ -290,10 +305,12 @@ class ImageFolderDataset(Dataset):
         except (TypeError, ValueError) as err:
             raise OSError(f'{where}: "labels" must be a list of [path, label] pairs ({err})') from err
         try:
-            ordered = [labels[image_fname.replace('\\', '/')] for image_fname in self._image_fnames]
+            ordered = [labels[image_fname.replace("\\", "/")] for image_fname in self._image_fnames]
         except KeyError as err:
-            raise OSError(f'{where} has no label for image {err}; add one for every image, '
-                          'or train without labels (use_labels=False)') from err
+            raise OSError(
+                f"{where} has no label for image {err}; add one for every image, "
+                "or train without labels (use_labels=False)"
+            ) from err
         return labels_to_array(ordered, where)
 
 
@@ -306,16 +323,19 @@ def read_labels_json(file, size: int, where: str) -> list | None:
     """
     limit = MAX_LABELS_JSON_BYTES
     if size > limit:
-        raise OSError(f'{where} is {size:,} bytes; dataset.json may hold at most {limit:,} bytes of labels '
-                      '(one [path, label] pair per image); recreate it with dataset_tool.py')
+        raise OSError(
+            f"{where} is {size:,} bytes; dataset.json may hold at most {limit:,} bytes of labels "
+            "(one [path, label] pair per image); recreate it with dataset_tool.py"
+        )
     data = file.read(limit + 1)
     if len(data) > limit:
-        raise OSError(f'{where} inflates to more than {limit:,} bytes; recreate it with dataset_tool.py')
+        raise OSError(f"{where} inflates to more than {limit:,} bytes; recreate it with dataset_tool.py")
     try:
-        return json.loads(data)['labels']
+        return json.loads(data)["labels"]
     except (ValueError, KeyError, TypeError) as err:
-        raise OSError(f'Cannot read {where} ({err!r}); it must hold {{"labels": [[path, label], ...]}} '
-                      'or {"labels": null}') from err
+        raise OSError(
+            f'Cannot read {where} ({err!r}); it must hold {{"labels": [[path, label], ...]}} or {{"labels": null}}'
+        ) from err
 
 
 def label_error(label) -> str | None:
@@ -323,16 +343,18 @@ def label_error(label) -> str | None:
     list of finite numbers. Booleans and strings are neither."""
     if isinstance(label, (int, float)) and not isinstance(label, bool):
         if not (np.isfinite(label) and label == int(label) and label >= 0):
-            return f'class labels must be integers >= 0, got {label!r} (use a list of floats for a label vector)'
+            return f"class labels must be integers >= 0, got {label!r} (use a list of floats for a label vector)"
         if label >= MAX_CLASSES:
-            return (f'class label {int(label)} is too large: at most {MAX_CLASSES} classes (0-{MAX_CLASSES - 1}), '
-                    'since a class becomes a one-hot vector of max + 1 entries; number the classes 0..K-1')
+            return (
+                f"class label {int(label)} is too large: at most {MAX_CLASSES} classes (0-{MAX_CLASSES - 1}), "
+                "since a class becomes a one-hot vector of max + 1 entries; number the classes 0..K-1"
+            )
         return None
     if isinstance(label, (list, tuple)):
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) for v in label):
             return None
-        return f'label vector {str(label)[:80]} must hold only finite numbers'
-    return f'label {str(label)[:80]!r} must be an int class index or a list of numbers'
+        return f"label vector {str(label)[:80]} must hold only finite numbers"
+    return f"label {str(label)[:80]!r} must be an int class index or a list of numbers"
 
 
 def labels_to_array(labels: list, where: str) -> np.ndarray:
@@ -344,12 +366,14 @@ def labels_to_array(labels: list, where: str) -> np.ndarray:
     for label in labels:
         error = label_error(label)
         if error is not None:
-            raise OSError(f'{where}: {error}')
+            raise OSError(f"{where}: {error}")
     kinds = {isinstance(label, (list, tuple)) for label in labels}
     lengths = {len(label) for label in labels if isinstance(label, (list, tuple))}
     if len(kinds) > 1 or len(lengths) > 1:
-        raise OSError(f'{where}: labels must be all class indices or all vectors of one length '
-                      f'(found {"both kinds" if len(kinds) > 1 else f"vector lengths {sorted(lengths)[:5]}"})')
+        raise OSError(
+            f"{where}: labels must be all class indices or all vectors of one length "
+            f"(found {'both kinds' if len(kinds) > 1 else f'vector lengths {sorted(lengths)[:5]}'})"
+        )
     if kinds == {True}:
         return np.array(labels, dtype=np.float32).reshape(len(labels), next(iter(lengths)))
     return np.array(labels, dtype=np.float64).astype(np.int64)

@@ -49,9 +49,9 @@ def average_gradients(params: list[torch.nn.Parameter]) -> None:
     torch.distributed.all_reduce(flat)
     flat /= world_size()
     offset = 0
-    for p, present in zip(params, flat[-len(params):].tolist()):
+    for p, present in zip(params, flat[-len(params) :].tolist()):
         numel = p.numel()
-        p.grad = flat[offset:offset + numel].view_as(p).clone() if present > 0 else None
+        p.grad = flat[offset : offset + numel].view_as(p).clone() if present > 0 else None
         offset += numel
 
 
@@ -118,7 +118,9 @@ def launch(fn: Callable[[int, Any], None], args: Any, num_processes: int, device
     if rank is not None:
         world = int(os.environ["WORLD_SIZE"])
         if num_processes != world:
-            raise ValueError(f"{num_processes} processes requested but torchrun started {world}; omit --gpus or make them equal")
+            raise ValueError(
+                f"{num_processes} processes requested but torchrun started {world}; omit --gpus or make them equal"
+            )
         _run_rank(rank, fn, args, num_processes, device, "env://")
         return
     with tempfile.TemporaryDirectory() as temp_dir:
@@ -126,10 +128,14 @@ def launch(fn: Callable[[int, Any], None], args: Any, num_processes: int, device
         if num_processes == 1:
             _run_rank(0, fn, args, num_processes, device, init_method)
         else:
-            torch.multiprocessing.spawn(fn=_run_rank, args=(fn, args, num_processes, device, init_method), nprocs=num_processes)
+            torch.multiprocessing.spawn(
+                fn=_run_rank, args=(fn, args, num_processes, device, init_method), nprocs=num_processes
+            )
 
 
-def _run_rank(rank: int, fn: Callable[[int, Any], None], args: Any, num_processes: int, device: str, init_method: str) -> None:
+def _run_rank(
+    rank: int, fn: Callable[[int, Any], None], args: Any, num_processes: int, device: str, init_method: str
+) -> None:
     try:
         if num_processes > 1 and not is_distributed():
             init_process_group(device, rank, num_processes, init_method)

@@ -42,7 +42,9 @@ def require(module: str, purpose: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise ImportError(f"{purpose} needs the Python package '{module}': pip install .[export]  (or: pip install {module})") from None
+        raise ImportError(
+            f"{purpose} needs the Python package '{module}': pip install .[export]  (or: pip install {module})"
+        ) from None
 
 
 # ----------------------------------------------------------------------------
@@ -71,7 +73,9 @@ def load_generator(folder: str, device: torch.device | str = "cpu") -> Generator
         with open(config_path, encoding="utf-8") as f:
             config = json.load(f)
     except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f'"{config_path}" is not a readable export config ({err}); export with python -m training.export') from None
+        raise ValueError(
+            f'"{config_path}" is not a readable export config ({err}); export with python -m training.export'
+        ) from None
     if config.get("format") != EXPORT_FORMAT:
         raise ValueError(f'"{config_path}" has format {config.get("format")!r}, expected {EXPORT_FORMAT!r}')
     G = Generator(**config["init_kwargs"])
@@ -116,8 +120,14 @@ def save_onnx(G: Generator, outdir: str) -> list[str]:
         with atomic_path(path, suffix=".onnx") as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                ExportableGenerator(G), (z, c, psi), tmp, input_names=names, output_names=["img"], dynamo=True,
-                dynamic_shapes={"z": {0: dim}, "c": {0: dim} if c is not None else None, "psi": None}, verbose=False,
+                ExportableGenerator(G),
+                (z, c, psi),
+                tmp,
+                input_names=names,
+                output_names=["img"],
+                dynamo=True,
+                dynamic_shapes={"z": {0: dim}, "c": {0: dim} if c is not None else None, "psi": None},
+                verbose=False,
             )
     finally:
         onnx_logger.setLevel(level)

@@ -124,8 +124,10 @@ class StyleGAN2Loss:
         self.g_updates = int(state["g_updates"])
         missing = sorted(set(self.hist) - set(state["hist"]))
         if missing:
-            raise ValueError(f"the training state has no historical average of {', '.join(missing)}: it was saved "
-                             "without --hist-avg-weight; resume with the options it was trained with")
+            raise ValueError(
+                f"the training state has no historical average of {', '.join(missing)}: it was saved "
+                "without --hist-avg-weight; resume with the options it was trained with"
+            )
         for player, hist in self.hist.items():
             hist.load_state_dict(state["hist"][player])
 
@@ -138,7 +140,9 @@ class StyleGAN2Loss:
         if self.style_mixing_prob > 0:
             num_ws = ws.shape[1]
             cutoff = torch.empty([], dtype=torch.int64, device=ws.device).random_(1, num_ws)
-            cutoff = torch.where(torch.rand([], device=ws.device) < self.style_mixing_prob, cutoff, torch.full_like(cutoff, num_ws))
+            cutoff = torch.where(
+                torch.rand([], device=ws.device) < self.style_mixing_prob, cutoff, torch.full_like(cutoff, num_ws)
+            )
             ws2 = self.G.mapping(torch.randn_like(z), c, skip_w_avg_update=True)
             keep = torch.arange(num_ws, device=ws.device)[None, :, None] < cutoff
             ws = torch.where(keep, ws, ws2)
@@ -148,8 +152,9 @@ class StyleGAN2Loss:
     def _augment(self, img: torch.Tensor) -> torch.Tensor:
         return self.augment_pipe(img) if self.augment_pipe is not None else img
 
-    def run_D(self, img: torch.Tensor, c: torch.Tensor, need_features: bool = False
-              ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    def run_D(
+        self, img: torch.Tensor, c: torch.Tensor, need_features: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Logits [N], the per-sample AdaptiveMix shrinkage term [N] (None unless the release variant is on) and,
         when `need_features` (else None), the features F(x) [N, ...] of the augmented input."""
         x = self._augment(img)
@@ -161,8 +166,14 @@ class StyleGAN2Loss:
         features = split_features(self.D.features(x, c))[0] if need_features else None
         return result.logits.flatten(), self.adaptivemix.shrinkage(result), features
 
-    def _paper_terms(self, real_img: torch.Tensor, real_c: torch.Tensor, gen_img: torch.Tensor, gen_c: torch.Tensor,
-                     need_real_logits: bool) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _paper_terms(
+        self,
+        real_img: torch.Tensor,
+        real_c: torch.Tensor,
+        gen_img: torch.Tensor,
+        gen_c: torch.Tensor,
+        need_real_logits: bool,
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Paper variant: clean real logits [N] (None unless needed), clean fake logits [N], the real-fake
         shrinkage term [N], and the mixable real and fake features. F ignores labels; the reals need no graph
         when their logits are not needed."""
@@ -179,8 +190,16 @@ class StyleGAN2Loss:
     # ------------------------------------------------------------------------
     # Phases.
 
-    def accumulate_gradients(self, phase: str, real_img: torch.Tensor, real_c: torch.Tensor, gen_z: torch.Tensor,
-                             gen_c: torch.Tensor, sync: bool, gain: float) -> None:
+    def accumulate_gradients(
+        self,
+        phase: str,
+        real_img: torch.Tensor,
+        real_c: torch.Tensor,
+        gen_z: torch.Tensor,
+        gen_c: torch.Tensor,
+        sync: bool,
+        gain: float,
+    ) -> None:
         """Run one phase on one round of data and backpropagate `mean(loss) * gain`.
 
         `sync` is True on the last round of the phase's update (the one after which its optimiser steps): the
@@ -282,8 +301,9 @@ class StyleGAN2Loss:
             return
         need_stats = self.fm_weight > 0 or self.bures_weight > 0
         if paper:
-            _, gen_logits, shrink, real_feat, gen_feat = self._paper_terms(real_img.detach(), real_c, gen_img, gen_c,
-                                                                           need_real_logits=False)
+            _, gen_logits, shrink, real_feat, gen_feat = self._paper_terms(
+                real_img.detach(), real_c, gen_img, gen_c, need_real_logits=False
+            )
         else:
             gen_logits, shrink, gen_feat = self.run_D(gen_img, gen_c, need_features=need_stats)
             real_feat = self._real_features(real_img, real_c) if need_stats else None
@@ -345,7 +365,9 @@ class StyleGAN2Loss:
         with torch.no_grad():
             gen_img, _ = self.run_G(gen_z, gen_c)
         real_img = self._real_input(real_img)
-        real_logits, gen_logits, shrink, _, _ = self._paper_terms(real_img, real_c, gen_img, gen_c, need_real_logits=True)
+        real_logits, gen_logits, shrink, _, _ = self._paper_terms(
+            real_img, real_c, gen_img, gen_c, need_real_logits=True
+        )
         training_stats.report("Loss/scores/fake", gen_logits)
         training_stats.report("Loss/signs/fake", gen_logits.sign())
         self._observe_real(real_logits)

@@ -6,6 +6,7 @@ mapping network), `networks_generator` (synthesis layers/blocks/network, Generat
 Configuration written for the original (`training.networks.Generator`, ...) works unchanged.
 """
 
+from torch_utils.ops import normalize_2nd_moment
 from training.networks_discriminator import (
     Discriminator,
     DiscriminatorBlock,
@@ -20,7 +21,6 @@ from training.networks_layers import (
     MappingNetwork,
     modulated_conv2d,
 )
-from torch_utils.ops import normalize_2nd_moment
 
 __all__ = [
     "Conv2dLayer",

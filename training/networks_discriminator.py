@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -209,7 +210,9 @@ class DiscriminatorEpilogue(torch.nn.Module):
             in_channels + mbstd_num_channels, in_channels, kernel_size=3, activation=activation, conv_clamp=conv_clamp
         )
         self.fc = FullyConnectedLayer(in_channels * resolution**2, in_channels, activation=activation)
-        self.mbdisc = MinibatchDiscrimination(in_channels, mbdisc_kernels, mbdisc_kernel_dim) if mbdisc_kernels > 0 else None
+        self.mbdisc = (
+            MinibatchDiscrimination(in_channels, mbdisc_kernels, mbdisc_kernel_dim) if mbdisc_kernels > 0 else None
+        )
         self.out = FullyConnectedLayer(in_channels + mbdisc_kernels, 1 if cmap_dim == 0 else cmap_dim)
 
     def forward(

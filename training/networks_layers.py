@@ -7,7 +7,7 @@ Every trainable weight is stored as N(0, 1) / lr_multiplier and scaled at run ti
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -33,11 +33,17 @@ RESUME_SPECS = {
 # (channel_base = fmaps * 32768), learning rate, R1 gamma, G EMA half-life (kimg), EMA ramp-up, mapping layers;
 # plus the CPU demo preset `tiny`.
 CFG_SPECS = {
-    "paper256": dict(ref_gpus=8, kimg=25000, mb=64, mbstd=8, fmaps=0.5, lrate=0.0025, gamma=1, ema=20, ramp=None, map=8),
-    "paper512": dict(ref_gpus=8, kimg=25000, mb=64, mbstd=8, fmaps=1, lrate=0.0025, gamma=0.5, ema=20, ramp=None, map=8),
+    "paper256": dict(
+        ref_gpus=8, kimg=25000, mb=64, mbstd=8, fmaps=0.5, lrate=0.0025, gamma=1, ema=20, ramp=None, map=8
+    ),
+    "paper512": dict(
+        ref_gpus=8, kimg=25000, mb=64, mbstd=8, fmaps=1, lrate=0.0025, gamma=0.5, ema=20, ramp=None, map=8
+    ),
     "paper1024": dict(ref_gpus=8, kimg=25000, mb=32, mbstd=4, fmaps=1, lrate=0.002, gamma=2, ema=10, ramp=None, map=8),
     "stylegan2": dict(ref_gpus=8, kimg=25000, mb=32, mbstd=4, fmaps=1, lrate=0.002, gamma=10, ema=10, ramp=None, map=8),
-    "cifar": dict(ref_gpus=2, kimg=100000, mb=64, mbstd=32, fmaps=1, lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2),
+    "cifar": dict(
+        ref_gpus=2, kimg=100000, mb=64, mbstd=32, fmaps=1, lrate=0.0025, gamma=0.01, ema=500, ramp=0.05, map=2
+    ),
 }
 CFG_CHOICES = ["auto", "stylegan2", "paper256", "paper512", "paper1024", "cifar", "tiny"]
 # The tiny preset: the CPU demo (scripts/demo.sh), tuned for sample quality per CPU second on 32x32
@@ -46,8 +52,22 @@ CFG_CHOICES = ["auto", "stylegan2", "paper256", "paper512", "paper1024", "cifar"
 # of the work is the convolutions at the top resolution). Path-length regularization and style mixing are off
 # (as in the cifar preset): they shape the latent space and cost time without making the first samples
 # better. R1 gamma follows the `auto` formula 0.0002 * res**2 / mb.
-TINY = dict(mb=16, mbstd=4, channel_base=1024, channel_max=64, z_dim=64, w_dim=64, map=2, lrate=0.0025, ema=1.0,
-            ramp=0.05, kimg=20, kimg_per_tick=0.5, pl_weight=0, style_mixing_prob=0)
+TINY = dict(
+    mb=16,
+    mbstd=4,
+    channel_base=1024,
+    channel_max=64,
+    z_dim=64,
+    w_dim=64,
+    map=2,
+    lrate=0.0025,
+    ema=1.0,
+    ramp=0.05,
+    kimg=20,
+    kimg_per_tick=0.5,
+    pl_weight=0,
+    style_mixing_prob=0,
+)
 AUGPIPE_CHOICES = ["blit", "geom", "color", "filter", "noise", "cutout", "bg", "bgc", "bgcf", "bgcfn", "bgcfnc"]
 
 # Defaults of train.py's options: the one place they are written. train.py's help texts, the option
@@ -72,8 +92,18 @@ NUM_WORKERS = 3  # --workers: DataLoader worker processes.
 def auto_preset(res: int, gpus: int) -> dict[str, Any]:
     """The `auto` preset's formulas for a dataset resolution and GPU count."""
     mb = max(min(gpus * min(4096 // res, 32), 64), gpus)
-    return dict(ref_gpus=gpus, kimg=25000, mb=mb, mbstd=min(mb // gpus, 4), fmaps=1 if res >= 512 else 0.5,
-                lrate=0.002 if res >= 1024 else 0.0025, gamma=0.0002 * (res**2) / mb, ema=mb * 10 / 32, ramp=0.05, map=2)
+    return dict(
+        ref_gpus=gpus,
+        kimg=25000,
+        mb=mb,
+        mbstd=min(mb // gpus, 4),
+        fmaps=1 if res >= 512 else 0.5,
+        lrate=0.002 if res >= 1024 else 0.0025,
+        gamma=0.0002 * (res**2) / mb,
+        ema=mb * 10 / 32,
+        ramp=0.05,
+        map=2,
+    )
 
 
 def parse_comma_list(value: str | None) -> list[str]:
@@ -109,8 +139,9 @@ def probe_dataset(data: str, use_labels: bool) -> tuple[dnnlib.EasyDict, str, An
 
     Labels are read only for a conditional run, so an unused, broken dataset.json never blocks training.
     """
-    kwargs = dnnlib.EasyDict(class_name="training.dataset.ImageFolderDataset", path=data, use_labels=use_labels,
-                             max_size=None, xflip=False)
+    kwargs = dnnlib.EasyDict(
+        class_name="training.dataset.ImageFolderDataset", path=data, use_labels=use_labels, max_size=None, xflip=False
+    )
     try:
         dataset = dnnlib.util.construct_class_by_name(**kwargs)
         kwargs.resolution = dataset.resolution
@@ -122,18 +153,49 @@ def probe_dataset(data: str, use_labels: bool) -> tuple[dnnlib.EasyDict, str, An
 
 
 def build_training_options(
-    outdir: str, data: str, gpus: int = 1, snap: int = SNAP_TICKS, metrics: list[str] | None = None, seed: int = RANDOM_SEED,
-    cond: bool = False, subset: int | None = None, mirror: bool = False, cfg: str = "auto", gamma: float | None = None,
-    kimg: float | None = None, batch: int | None = None, aug: str | None = None, p: float | None = None,
-    target: float | None = None, augpipe: str | None = None, resume: str | None = None, freezed: int = 0,
-    fp32: bool = False, nhwc: bool = False, nobench: bool = False, allow_tf32: bool = False, workers: int | None = None,
-    adaptivemix: bool | None = None, noise_std: float | None = None, adaptivemix_variant: str = ADAPTIVEMIX_VARIANT,
-    adaptivemix_weight: float = ADAPTIVEMIX_WEIGHT, apa: bool = False, apa_target: float | None = None, with_dataaug: bool = False,
+    outdir: str,
+    data: str,
+    gpus: int = 1,
+    snap: int = SNAP_TICKS,
+    metrics: list[str] | None = None,
+    seed: int = RANDOM_SEED,
+    cond: bool = False,
+    subset: int | None = None,
+    mirror: bool = False,
+    cfg: str = "auto",
+    gamma: float | None = None,
+    kimg: float | None = None,
+    batch: int | None = None,
+    aug: str | None = None,
+    p: float | None = None,
+    target: float | None = None,
+    augpipe: str | None = None,
+    resume: str | None = None,
+    freezed: int = 0,
+    fp32: bool = False,
+    nhwc: bool = False,
+    nobench: bool = False,
+    allow_tf32: bool = False,
+    workers: int | None = None,
+    adaptivemix: bool | None = None,
+    noise_std: float | None = None,
+    adaptivemix_variant: str = ADAPTIVEMIX_VARIANT,
+    adaptivemix_weight: float = ADAPTIVEMIX_WEIGHT,
+    apa: bool = False,
+    apa_target: float | None = None,
+    with_dataaug: bool = False,
     device: str = "cpu",
-    tick: float | None = None, deterministic: bool = False, metric_detector: str | None = None,
-    detector_dir: str | None = None, metric_images: int | None = None,
-    fm_weight: float | None = None, label_smoothing: float | None = None, bures_weight: float | None = None,
-    bures_alt: bool = False, hist_avg_weight: float | None = None, mbdisc: bool = False,
+    tick: float | None = None,
+    deterministic: bool = False,
+    metric_detector: str | None = None,
+    detector_dir: str | None = None,
+    metric_images: int | None = None,
+    fm_weight: float | None = None,
+    label_smoothing: float | None = None,
+    bures_weight: float | None = None,
+    bures_alt: bool = False,
+    hist_avg_weight: float | None = None,
+    mbdisc: bool = False,
 ) -> tuple[dnnlib.EasyDict, str]:
     """Validate the options and return (keyword arguments of `training_loop`, run description)."""
     args = dnnlib.EasyDict()
@@ -200,7 +262,9 @@ def build_training_options(
     desc += _apply_apa(args, apa, apa_target, with_dataaug, target)
     _apply_adaptivemix(args, adaptivemix, noise_std, adaptivemix_variant, adaptivemix_weight)
     try:
-        desc += apply_technique_options(args, fm_weight, label_smoothing, bures_weight, bures_alt, hist_avg_weight, mbdisc)
+        desc += apply_technique_options(
+            args, fm_weight, label_smoothing, bures_weight, bures_alt, hist_avg_weight, mbdisc
+        )
     except ValueError as err:
         raise _error(str(err)) from None
     desc += _apply_resume(args, resume)
@@ -241,9 +305,15 @@ def check_metrics(metrics: list[str]) -> list[str]:
     return metrics
 
 
-def metric_kwargs(metrics: list[str], detector: str | None, detector_dir: str | None, num_images: int | None) -> dnnlib.EasyDict:
+def metric_kwargs(
+    metrics: list[str], detector: str | None, detector_dir: str | None, num_images: int | None
+) -> dnnlib.EasyDict:
     kwargs = dnnlib.EasyDict()
-    for name, value in [("--metric-detector", detector), ("--detector-dir", detector_dir), ("--metric-images", num_images)]:
+    for name, value in [
+        ("--metric-detector", detector),
+        ("--detector-dir", detector_dir),
+        ("--metric-images", num_images),
+    ]:
         if value is not None and not metrics:
             raise _error(f"{name} needs --metrics (it configures the metrics computed at snapshots)")
     if num_images is not None and num_images < 1:
@@ -267,13 +337,25 @@ def _apply_preset(args: dnnlib.EasyDict, cfg: str, res: int, gpus: int) -> None:
     channel_base = spec.get("channel_base") or int(spec["fmaps"] * 32768)
     channel_max = spec.get("channel_max", 512)
     z_dim, w_dim = spec.get("z_dim", 512), spec.get("w_dim", 512)
-    args.G_kwargs = dnnlib.EasyDict(class_name="training.networks.Generator", z_dim=z_dim, w_dim=w_dim,
-                                    mapping_kwargs=dnnlib.EasyDict(num_layers=spec["map"]),
-                                    synthesis_kwargs=dnnlib.EasyDict(channel_base=channel_base, channel_max=channel_max,
-                                                                     num_fp16_res=4, conv_clamp=256))
-    args.D_kwargs = dnnlib.EasyDict(class_name="training.networks.Discriminator", block_kwargs=dnnlib.EasyDict(),
-                                    mapping_kwargs=dnnlib.EasyDict(), epilogue_kwargs=dnnlib.EasyDict(mbstd_group_size=spec["mbstd"]),
-                                    channel_base=channel_base, channel_max=channel_max, num_fp16_res=4, conv_clamp=256)
+    args.G_kwargs = dnnlib.EasyDict(
+        class_name="training.networks.Generator",
+        z_dim=z_dim,
+        w_dim=w_dim,
+        mapping_kwargs=dnnlib.EasyDict(num_layers=spec["map"]),
+        synthesis_kwargs=dnnlib.EasyDict(
+            channel_base=channel_base, channel_max=channel_max, num_fp16_res=4, conv_clamp=256
+        ),
+    )
+    args.D_kwargs = dnnlib.EasyDict(
+        class_name="training.networks.Discriminator",
+        block_kwargs=dnnlib.EasyDict(),
+        mapping_kwargs=dnnlib.EasyDict(),
+        epilogue_kwargs=dnnlib.EasyDict(mbstd_group_size=spec["mbstd"]),
+        channel_base=channel_base,
+        channel_max=channel_max,
+        num_fp16_res=4,
+        conv_clamp=256,
+    )
     args.G_opt_kwargs = dnnlib.EasyDict(class_name="torch.optim.Adam", lr=spec["lrate"], betas=[0, 0.99], eps=1e-8)
     args.D_opt_kwargs = dnnlib.EasyDict(class_name="torch.optim.Adam", lr=spec["lrate"], betas=[0, 0.99], eps=1e-8)
     args.loss_kwargs = dnnlib.EasyDict(class_name="training.loss.StyleGAN2Loss", r1_gamma=spec["gamma"])
@@ -289,7 +371,9 @@ def _apply_preset(args: dnnlib.EasyDict, cfg: str, res: int, gpus: int) -> None:
         args.kimg_per_tick = spec["kimg_per_tick"]
 
 
-def _apply_augmentation(args: dnnlib.EasyDict, aug: str | None, p: float | None, target: float | None, augpipe: str | None) -> str:
+def _apply_augmentation(
+    args: dnnlib.EasyDict, aug: str | None, p: float | None, target: float | None, augpipe: str | None
+) -> str:
     desc = ""
     if aug is None:
         aug = AUG
@@ -328,8 +412,9 @@ def _apply_augmentation(args: dnnlib.EasyDict, aug: str | None, p: float | None,
     return desc
 
 
-def _apply_apa(args: dnnlib.EasyDict, apa: bool, apa_target: float | None, with_dataaug: bool,
-               ada_target: float | None) -> str:
+def _apply_apa(
+    args: dnnlib.EasyDict, apa: bool, apa_target: float | None, with_dataaug: bool, ada_target: float | None
+) -> str:
     """APA options. With --with-dataaug, the augmentation pipe also runs on D's inputs with APA's p (one p,
     adapted by APA from --apa-target), as in the Deceive D paper's "APA + data augmentation"."""
     if not apa:
@@ -355,7 +440,9 @@ def _apply_apa(args: dnnlib.EasyDict, apa: bool, apa_target: float | None, with_
     return desc
 
 
-def _apply_adaptivemix(args: dnnlib.EasyDict, adaptivemix: bool | None, noise_std: float | None, variant: str, weight: float) -> None:
+def _apply_adaptivemix(
+    args: dnnlib.EasyDict, adaptivemix: bool | None, noise_std: float | None, variant: str, weight: float
+) -> None:
     if not adaptivemix:
         if noise_std is not None:
             raise _error("--noise_std needs --adaptivemix=1")
@@ -366,8 +453,14 @@ def _apply_adaptivemix(args: dnnlib.EasyDict, adaptivemix: bool | None, noise_st
     if weight < 0:
         raise _error("--adaptivemix-weight must be non-negative")
     distance = "cosine" if variant == "release" else "l2"
-    args.adaptivemix_kwargs = dnnlib.EasyDict(noise_std=noise_std, alpha=1.0, distance=distance,
-                                              stop_gradient=(variant == "release"), variant=variant, weight=weight)
+    args.adaptivemix_kwargs = dnnlib.EasyDict(
+        noise_std=noise_std,
+        alpha=1.0,
+        distance=distance,
+        stop_gradient=(variant == "release"),
+        variant=variant,
+        weight=weight,
+    )
 
 
 def _apply_resume(args: dnnlib.EasyDict, resume: str | None) -> str:

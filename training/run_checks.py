@@ -23,8 +23,17 @@ from training import run_state
 from training.options import check_metrics, metric_kwargs
 
 # Options that may differ on an exact resume: they change what is logged, measured or read, not the math.
-RESUME_OVERRIDES = ("kimg", "metrics", "metric_detector", "detector_dir", "metric_images", "data", "snap", "tick",
-                    "workers")
+RESUME_OVERRIDES = (
+    "kimg",
+    "metrics",
+    "metric_detector",
+    "detector_dir",
+    "metric_images",
+    "data",
+    "snap",
+    "tick",
+    "workers",
+)
 # Options that are not part of a run's saved options at all.
 SESSION_OPTIONS = ("outdir", "resume", "dry_run", "device", "trust_module")
 
@@ -77,7 +86,8 @@ def _apply_overrides(args: dnnlib.EasyDict, given: dict, state: dict) -> None:
         raise click.UsageError(
             f"{_flag(refused[0])} cannot change when resuming exactly: it changes the training itself; on resume only "
             f"{', '.join(_flag(n) for n in RESUME_OVERRIDES)} may be given (start a new run, or --resume=SNAPSHOT.pkl "
-            "to start one from these weights)")
+            "to start one from these weights)"
+        )
     if "kimg" in given:
         if not given["kimg"] > 0:
             raise click.UsageError("--kimg must be positive (thousands of real images to train for)")
@@ -98,9 +108,12 @@ def _apply_overrides(args: dnnlib.EasyDict, given: dict, state: dict) -> None:
         args.metrics = check_metrics(given["metrics"])
     if any(name in given for name in ("metrics", "metric_detector", "detector_dir", "metric_images")):
         saved = args.get("metric_kwargs", {})
-        args.metric_kwargs = metric_kwargs(args.metrics, given.get("metric_detector", saved.get("detector")),
-                                           given.get("detector_dir", saved.get("detector_dir")),
-                                           given.get("metric_images", saved.get("num_images")))
+        args.metric_kwargs = metric_kwargs(
+            args.metrics,
+            given.get("metric_detector", saved.get("detector")),
+            given.get("detector_dir", saved.get("detector_dir")),
+            given.get("metric_images", saved.get("num_images")),
+        )
     if "data" in given:
         args.training_set_kwargs = same_dataset(args.training_set_kwargs, given["data"], state)
 
@@ -133,8 +146,10 @@ def same_dataset(saved: dict, path: str, state: dict) -> dnnlib.EasyDict:
     if (count != saved.get("max_size")) if not subset else (count < saved.get("max_size", 0)):
         problems.append(f"{count} images instead of {saved.get('max_size')}")
     if problems:
-        raise click.UsageError(f"--data={path} is not the dataset this run trained on ({'; '.join(problems)}); "
-                               "resume with the same dataset, moved or copied")
+        raise click.UsageError(
+            f"--data={path} is not the dataset this run trained on ({'; '.join(problems)}); "
+            "resume with the same dataset, moved or copied"
+        )
     return kwargs
 
 
@@ -153,9 +168,14 @@ def check_detectors(metrics: list[str], kwargs: dict) -> None:
     """Make sure every metric's detector file is at hand (local path, detector folder or download cache)."""
     from metrics import detectors
 
-    defaults = {"fid50k_full": detectors.INCEPTION_URL, "fid50k": detectors.INCEPTION_URL,
-                "kid50k_full": detectors.INCEPTION_URL, "kid50k": detectors.INCEPTION_URL,
-                "is50k": detectors.INCEPTION_URL, "fd_dinov2_50k_full": getattr(detectors, "DINOV2_URL", None)}
+    defaults = {
+        "fid50k_full": detectors.INCEPTION_URL,
+        "fid50k": detectors.INCEPTION_URL,
+        "kid50k_full": detectors.INCEPTION_URL,
+        "kid50k": detectors.INCEPTION_URL,
+        "is50k": detectors.INCEPTION_URL,
+        "fd_dinov2_50k_full": getattr(detectors, "DINOV2_URL", None),
+    }
     urls = set()
     for metric in metrics:
         if kwargs.get("detector"):

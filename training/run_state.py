@@ -37,8 +37,13 @@ def capture_rng_state() -> dict[str, Any]:
     return dict(
         torch_cpu=torch.get_rng_state(),
         torch_cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        numpy=dict(name=np_name, keys=torch.from_numpy(np_keys.astype(np.int64)), pos=int(np_pos),
-                   has_gauss=int(np_has_gauss), cached_gaussian=float(np_gauss)),
+        numpy=dict(
+            name=np_name,
+            keys=torch.from_numpy(np_keys.astype(np.int64)),
+            pos=int(np_pos),
+            has_gauss=int(np_has_gauss),
+            cached_gaussian=float(np_gauss),
+        ),
         python=dict(version=py_version, state=torch.tensor(py_state, dtype=torch.int64), gauss=py_gauss),
     )
 
@@ -49,7 +54,9 @@ def restore_rng_state(state: dict[str, Any]) -> None:
     if state["torch_cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["torch_cuda"])
     npst = state["numpy"]
-    np.random.set_state((npst["name"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["cached_gaussian"]))
+    np.random.set_state(
+        (npst["name"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["cached_gaussian"])
+    )
     pyst = state["python"]
     random.setstate((pyst["version"], tuple(int(v) for v in pyst["state"].tolist()), pyst["gauss"]))
 
@@ -65,7 +72,9 @@ def load_training_state(path: str) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise ValueError(f'Cannot read training state "{path}": {err}. Pass another state file or a run directory.') from None
+        raise ValueError(
+            f'Cannot read training state "{path}": {err}. Pass another state file or a run directory.'
+        ) from None
     if not isinstance(state, dict) or state.get("format_version") != STATE_FORMAT_VERSION:
         raise ValueError(f'"{path}" is not a training-state file of this version; resume from a snapshot .pkl instead')
     return state

@@ -57,8 +57,15 @@ def seed_everything(random_seed: int, num_gpus: int, rank: int, deterministic: b
         torch.backends.cudnn.benchmark = False
 
 
-def make_data_loader(training_set, rank: int, num_gpus: int, batch_size: int, random_seed: int,
-                     data_loader_kwargs: dict, start_batch: int) -> Any:
+def make_data_loader(
+    training_set,
+    rank: int,
+    num_gpus: int,
+    batch_size: int,
+    random_seed: int,
+    data_loader_kwargs: dict,
+    start_batch: int,
+) -> Any:
     """Endless loader of per-rank batches, positioned after `start_batch` batches (for resume).
 
     The loader gets its own RNG generator so that its worker seeding never consumes the global stream.
@@ -69,13 +76,20 @@ def make_data_loader(training_set, rank: int, num_gpus: int, batch_size: int, ra
     kwargs = dict(data_loader_kwargs)
     if kwargs.get("num_workers", 0) == 0:
         kwargs.pop("prefetch_factor", None)
-    loader = torch.utils.data.DataLoader(training_set, sampler=sampler, batch_size=batch_per_rank,
-                                         generator=torch.Generator().manual_seed(random_seed), **kwargs)
+    loader = torch.utils.data.DataLoader(
+        training_set,
+        sampler=sampler,
+        batch_size=batch_per_rank,
+        generator=torch.Generator().manual_seed(random_seed),
+        **kwargs,
+    )
     return iter(loader)
 
 
 def build_networks(training_set, G_kwargs: dict, D_kwargs: dict, device: torch.device):
-    common = dict(c_dim=training_set.label_dim, img_resolution=training_set.resolution, img_channels=training_set.num_channels)
+    common = dict(
+        c_dim=training_set.label_dim, img_resolution=training_set.resolution, img_channels=training_set.num_channels
+    )
     G = dnnlib.util.construct_class_by_name(**G_kwargs, **common).train().requires_grad_(False).to(device)
     D = dnnlib.util.construct_class_by_name(**D_kwargs, **common).train().requires_grad_(False).to(device)
     G_ema = copy.deepcopy(G).eval()
@@ -90,10 +104,15 @@ def copy_from_network_pkl(resume_pkl: str, modules: dict[str, torch.nn.Module]) 
         misc.copy_params_and_buffers(resume_data[name], module, require_all=False)
 
 
-def build_phases(G, D, G_opt_kwargs: dict, D_opt_kwargs: dict, G_reg_interval: int | None, D_reg_interval: int | None) -> list[Phase]:
+def build_phases(
+    G, D, G_opt_kwargs: dict, D_opt_kwargs: dict, G_reg_interval: int | None, D_reg_interval: int | None
+) -> list[Phase]:
     """[Gmain, Greg, Dmain, Dreg] with lazy-regularisation-rescaled Adam (or Gboth/Dboth without it)."""
     phases = []
-    for name, module, opt_kwargs, reg_interval in [("G", G, G_opt_kwargs, G_reg_interval), ("D", D, D_opt_kwargs, D_reg_interval)]:
+    for name, module, opt_kwargs, reg_interval in [
+        ("G", G, G_opt_kwargs, G_reg_interval),
+        ("D", D, D_opt_kwargs, D_reg_interval),
+    ]:
         params = list(module.parameters())
         if reg_interval is None:
             opt = dnnlib.util.construct_class_by_name(params=params, **opt_kwargs)
@@ -185,11 +204,14 @@ def status_line(stats: training_stats.Collector, total_kimg: float) -> str:
     sec_per_kimg = stats.mean("Timing/sec_per_kimg")
     eta = (total_kimg - kimg) * sec_per_kimg
     fields = [
-        f"tick {int(stats.mean('Progress/tick')):<5d}", f"kimg {kimg:<8.1f}",
+        f"tick {int(stats.mean('Progress/tick')):<5d}",
+        f"kimg {kimg:<8.1f}",
         f"time {dnnlib.util.format_time(stats.mean('Timing/total_sec')):<12s}",
-        f"sec/tick {stats.mean('Timing/sec_per_tick'):<7.1f}", f"sec/kimg {sec_per_kimg:<7.2f}",
+        f"sec/tick {stats.mean('Timing/sec_per_tick'):<7.1f}",
+        f"sec/kimg {sec_per_kimg:<7.2f}",
         f"maintenance {stats.mean('Timing/maintenance_sec'):<6.1f}",
-        f"cpumem {stats.mean('Resources/cpu_mem_gb'):<6.2f}", f"gpumem {stats.mean('Resources/peak_gpu_mem_gb'):<6.2f}",
+        f"cpumem {stats.mean('Resources/cpu_mem_gb'):<6.2f}",
+        f"gpumem {stats.mean('Resources/peak_gpu_mem_gb'):<6.2f}",
         f"augment {stats.mean('Progress/augment'):.3f}",
     ]
     if stats.num("Progress/apa") > 0:
@@ -271,7 +293,9 @@ def training_loop(
     training_set = dnnlib.util.construct_class_by_name(**training_set_kwargs)
     start_batch = state["batch_idx"] if state is not None else 0
     data_iter = make_data_loader(training_set, rank, num_gpus, batch_size, random_seed, data_loader_kwargs, start_batch)
-    log(f"\nNum images:  {len(training_set)}\nImage shape: {training_set.image_shape}\nLabel shape: {training_set.label_shape}\n")
+    log(
+        f"\nNum images:  {len(training_set)}\nImage shape: {training_set.image_shape}\nLabel shape: {training_set.label_shape}\n"
+    )
 
     log("Constructing networks...")
     G, D, G_ema = build_networks(training_set, G_kwargs, D_kwargs, device)
@@ -284,8 +308,9 @@ def training_loop(
         misc.print_module_summary(D, [img, c])
 
     log("Setting up augmentation...")
-    augment_pipe, ada, apa = build_augmentation(augment_kwargs, augment_p, ada_target, ada_interval, ada_kimg,
-                                                apa_kwargs, device)
+    augment_pipe, ada, apa = build_augmentation(
+        augment_kwargs, augment_p, ada_target, ada_interval, ada_kimg, apa_kwargs, device
+    )
 
     if num_gpus > 1:
         log(f"Distributing across {num_gpus} GPUs...")
@@ -300,8 +325,16 @@ def training_loop(
         loss_kwargs.adaptivemix_variant = amix_kwargs.pop("variant", "release")
         loss_kwargs.adaptivemix_weight = amix_kwargs.pop("weight", 1.0)
         amix = AdaptiveMixDiscriminatorCall(**amix_kwargs)
-    loss = dnnlib.util.construct_class_by_name(device=device, G=G, D=D, augment_pipe=augment_pipe, adaptivemix=amix,
-                                               apa=apa, real_logit_observers=(ada,) if ada else (), **loss_kwargs)
+    loss = dnnlib.util.construct_class_by_name(
+        device=device,
+        G=G,
+        D=D,
+        augment_pipe=augment_pipe,
+        adaptivemix=amix,
+        apa=apa,
+        real_logit_observers=(ada,) if ada else (),
+        **loss_kwargs,
+    )
     phases = build_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interval)
 
     cur_nimg = cur_tick = batch_idx = 0
@@ -323,7 +356,9 @@ def training_loop(
             apa.load_state_dict(state["apa"][rank])
         cur_nimg, cur_tick, batch_idx = state["cur_nimg"], state["cur_tick"], state["batch_idx"]
         if cur_nimg >= total_kimg * 1000:
-            log(f"The run already reached {cur_nimg / 1000:g} kimg of {total_kimg:g}; pass a larger --kimg to extend it.")
+            log(
+                f"The run already reached {cur_nimg / 1000:g} kimg of {total_kimg:g}; pass a larger --kimg to extend it."
+            )
             return
 
     grid_size = grid_z = grid_c = None
@@ -359,7 +394,9 @@ def training_loop(
     progress = ProgressBar(int(kimg_per_tick * 1000), desc=f"tick {cur_tick}", unit="img") if rank == 0 else None
 
     while True:
-        real_img, real_c, all_gen_z, all_gen_c = fetch_phase_inputs(data_iter, training_set, phases, batch_size, batch_gpu, G.z_dim, device)
+        real_img, real_c, all_gen_z, all_gen_c = fetch_phase_inputs(
+            data_iter, training_set, phases, batch_size, batch_gpu, G.z_dim, device
+        )
         for phase, gen_z, gen_c in zip(phases, all_gen_z, all_gen_c):
             if batch_idx % phase.interval == 0:
                 run_phase(phase, loss, real_img, real_c, gen_z, gen_c)
@@ -392,7 +429,9 @@ def training_loop(
         training_stats.report0("Timing/sec_per_kimg", tick_sec / (cur_nimg - tick_start_nimg) * 1e3)
         training_stats.report0("Timing/maintenance_sec", maintenance_time)
         training_stats.report0("Resources/cpu_mem_gb", psutil.Process(os.getpid()).memory_info().rss / 2**30)
-        training_stats.report0("Resources/peak_gpu_mem_gb", torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0)
+        training_stats.report0(
+            "Resources/peak_gpu_mem_gb", torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0
+        )
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         training_stats.report0("Progress/augment", augment_value)
@@ -409,11 +448,36 @@ def training_loop(
             export_fakes(G_ema, grid_z, grid_c, grid_size, os.path.join(run_dir, f"fakes{cur_nimg // 1000:06d}.png"))
 
         if network_snapshot_ticks is not None and (done or cur_tick % network_snapshot_ticks == 0):
-            snapshot_pkl = save_snapshot_or_stop(run_dir, rank, training_set_kwargs, G, D, G_ema, augment_pipe, phases, loss, ada, apa,
-                                         cur_nimg, cur_tick, batch_idx)
+            snapshot_pkl = save_snapshot_or_stop(
+                run_dir,
+                rank,
+                training_set_kwargs,
+                G,
+                D,
+                G_ema,
+                augment_pipe,
+                phases,
+                loss,
+                ada,
+                apa,
+                cur_nimg,
+                cur_tick,
+                batch_idx,
+            )
             if metrics and not aborted:
-                stats_metrics.update(evaluate_metrics(metrics, metric_kwargs, G_ema, training_set_kwargs, num_gpus, rank, device,
-                                                      run_dir, snapshot_pkl))
+                stats_metrics.update(
+                    evaluate_metrics(
+                        metrics,
+                        metric_kwargs,
+                        G_ema,
+                        training_set_kwargs,
+                        num_gpus,
+                        rank,
+                        device,
+                        run_dir,
+                        snapshot_pkl,
+                    )
+                )
 
         if rank == 0:
             stats_dict = dict(stats_collector.as_dict(), timestamp=time.time())
@@ -458,8 +522,9 @@ def save_snapshot_or_stop(run_dir, *args) -> str:
         raise run_control.RunError(f"{err}; {run_state.resume_hint(run_dir)}") from None
 
 
-def save_snapshot(run_dir, rank, training_set_kwargs, G, D, G_ema, augment_pipe, phases, loss, ada, apa,
-                  cur_nimg, cur_tick, batch_idx) -> str:
+def save_snapshot(
+    run_dir, rank, training_set_kwargs, G, D, G_ema, augment_pipe, phases, loss, ada, apa, cur_nimg, cur_tick, batch_idx
+) -> str:
     """Write `network-snapshot-NNNNNN.pkl` and the exact-resume `training-state-NNNNNN.pt` (rank 0), atomically.
 
     Every rank takes part (RNG and controller states are gathered); returns the snapshot path.
@@ -472,19 +537,27 @@ def save_snapshot(run_dir, rank, training_set_kwargs, G, D, G_ema, augment_pipe,
         data = snapshot_networks(training_set_kwargs, dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe))
         save_network_pkl(snapshot_pkl, data)
         state = dict(
-            G=G.state_dict(), D=D.state_dict(), G_ema=G_ema.state_dict(),
+            G=G.state_dict(),
+            D=D.state_dict(),
+            G_ema=G_ema.state_dict(),
             optimizers={phase.name: phase.opt.state_dict() for phase in phases},
             pl_mean=loss.pl_mean.detach().cpu(),
             augment_p=float(augment_pipe.p) if augment_pipe is not None else 0.0,
-            ada=ada_states, apa=apa_states, rng=rng_states, loss=loss.state_dict(),
-            cur_nimg=cur_nimg, cur_tick=cur_tick + 1, batch_idx=batch_idx,
+            ada=ada_states,
+            apa=apa_states,
+            rng=rng_states,
+            loss=loss.state_dict(),
+            cur_nimg=cur_nimg,
+            cur_tick=cur_tick + 1,
+            batch_idx=batch_idx,
         )
         run_state.save_training_state(os.path.join(run_dir, run_state.state_file_name(cur_nimg)), state)
     return snapshot_pkl
 
 
-def evaluate_metrics(metrics, metric_kwargs, G_ema, training_set_kwargs, num_gpus, rank, device, run_dir,
-                     snapshot_pkl) -> dict[str, float]:
+def evaluate_metrics(
+    metrics, metric_kwargs, G_ema, training_set_kwargs, num_gpus, rank, device, run_dir, snapshot_pkl
+) -> dict[str, float]:
     """Compute each metric on the snapshot's G_ema (all ranks), append its jsonl line (rank 0)."""
     from metrics import metric_main
 
@@ -493,8 +566,15 @@ def evaluate_metrics(metrics, metric_kwargs, G_ema, training_set_kwargs, num_gpu
     rng = run_state.capture_rng_state()  # Metrics must not shift the training RNG streams (exact resume).
     results = {}
     for metric in metrics:
-        result = metric_main.calc_metric(metric=metric, G=G_ema, dataset_kwargs=training_set_kwargs,
-                                         num_gpus=num_gpus, rank=rank, device=device, **metric_kwargs)
+        result = metric_main.calc_metric(
+            metric=metric,
+            G=G_ema,
+            dataset_kwargs=training_set_kwargs,
+            num_gpus=num_gpus,
+            rank=rank,
+            device=device,
+            **metric_kwargs,
+        )
         if rank == 0:
             metric_main.report_metric(result, run_dir=run_dir, snapshot_pkl=snapshot_pkl)
         results.update(result.results)

@@ -73,7 +73,9 @@ def _measure(name: str, plugin: types.ModuleType, device: torch.device) -> tuple
     return errors, None
 
 
-def _value_and_gradient(op: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _value_and_gradient(
+    op: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """`op(x)` and `d(sum(op(x) * dy))/dx` for a fixed random upstream gradient `dy`."""
     x = x.detach().requires_grad_()
     y = op(x)
@@ -96,8 +98,9 @@ def _upfirdn2d_cases() -> list[Case]:
 
     def case(taps, separable: bool | None, up, down, padding, gain: float):
         f = op.setup_filter(taps, separable=separable)
-        params = op.ResampleParams(*op.parse_scaling(up, "up"), *op.parse_scaling(down, "down"), *op.parse_padding(padding),
-                                   False, gain)
+        params = op.ResampleParams(
+            *op.parse_scaling(up, "up"), *op.parse_scaling(down, "down"), *op.parse_padding(padding), False, gain
+        )
         return lambda plugin, x: op._UpFirDn2d.apply(x, f.to(x.device), params, plugin)
 
     return [

@@ -11,7 +11,7 @@ The gain step is skipped when gain == 1 exactly; clamp=None disables clamping. D
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -28,19 +28,35 @@ activation_funcs: dict[str, dnnlib.EasyDict] = {
         func=lambda x, alpha: F.relu(x), def_alpha=0, def_gain=math.sqrt(2), cuda_idx=2, ref="y", has_2nd_grad=False
     ),
     "lrelu": dnnlib.EasyDict(
-        func=lambda x, alpha: F.leaky_relu(x, alpha), def_alpha=0.2, def_gain=math.sqrt(2), cuda_idx=3, ref="y", has_2nd_grad=False
+        func=lambda x, alpha: F.leaky_relu(x, alpha),
+        def_alpha=0.2,
+        def_gain=math.sqrt(2),
+        cuda_idx=3,
+        ref="y",
+        has_2nd_grad=False,
     ),
-    "tanh": dnnlib.EasyDict(func=lambda x, alpha: torch.tanh(x), def_alpha=0, def_gain=1, cuda_idx=4, ref="x", has_2nd_grad=True),
+    "tanh": dnnlib.EasyDict(
+        func=lambda x, alpha: torch.tanh(x), def_alpha=0, def_gain=1, cuda_idx=4, ref="x", has_2nd_grad=True
+    ),
     "sigmoid": dnnlib.EasyDict(
         func=lambda x, alpha: torch.sigmoid(x), def_alpha=0, def_gain=1, cuda_idx=5, ref="x", has_2nd_grad=True
     ),
-    "elu": dnnlib.EasyDict(func=lambda x, alpha: F.elu(x), def_alpha=0, def_gain=1, cuda_idx=6, ref="x", has_2nd_grad=True),
-    "selu": dnnlib.EasyDict(func=lambda x, alpha: F.selu(x), def_alpha=0, def_gain=1, cuda_idx=7, ref="x", has_2nd_grad=True),
+    "elu": dnnlib.EasyDict(
+        func=lambda x, alpha: F.elu(x), def_alpha=0, def_gain=1, cuda_idx=6, ref="x", has_2nd_grad=True
+    ),
+    "selu": dnnlib.EasyDict(
+        func=lambda x, alpha: F.selu(x), def_alpha=0, def_gain=1, cuda_idx=7, ref="x", has_2nd_grad=True
+    ),
     "softplus": dnnlib.EasyDict(
         func=lambda x, alpha: F.softplus(x), def_alpha=0, def_gain=1, cuda_idx=8, ref="x", has_2nd_grad=True
     ),
     "swish": dnnlib.EasyDict(
-        func=lambda x, alpha: torch.sigmoid(x) * x, def_alpha=0, def_gain=math.sqrt(2), cuda_idx=9, ref="x", has_2nd_grad=True
+        func=lambda x, alpha: torch.sigmoid(x) * x,
+        def_alpha=0,
+        def_gain=math.sqrt(2),
+        cuda_idx=9,
+        ref="x",
+        has_2nd_grad=True,
     ),
 }
 
@@ -69,7 +85,9 @@ def bias_act(
         raise ValueError(f"dim={dim} is out of range for a {x.ndim}-D input")
     dim = dim % x.ndim if x.ndim else 0
     if b is not None and (not isinstance(b, torch.Tensor) or b.ndim != 1 or b.shape[0] != x.shape[dim]):
-        raise ValueError(f"bias must be a 1-D tensor of length x.shape[{dim}] = {x.shape[dim]}, got {getattr(b, 'shape', b)}")
+        raise ValueError(
+            f"bias must be a 1-D tensor of length x.shape[{dim}] = {x.shape[dim]}, got {getattr(b, 'shape', b)}"
+        )
     if clamp is not None and not clamp >= 0:
         raise ValueError(f"clamp must be None or >= 0, got {clamp}")
     spec = activation_funcs[act]

@@ -38,7 +38,12 @@ def conv2d_resample(
     fw, fh = get_filter_size(f)
     px0, px1, py0, py1 = parse_padding(padding)
     if up > 1:
-        px0, px1, py0, py1 = px0 + (fw + up - 1) // 2, px1 + (fw - up) // 2, py0 + (fh + up - 1) // 2, py1 + (fh - up) // 2
+        px0, px1, py0, py1 = (
+            px0 + (fw + up - 1) // 2,
+            px1 + (fw - up) // 2,
+            py0 + (fh + up - 1) // 2,
+            py1 + (fh - up) // 2,
+        )
     if down > 1:
         px0, px1 = px0 + (fw - down + 1) // 2, px1 + (fw - down) // 2
         py0, py1 = py0 + (fh - down + 1) // 2, py1 + (fh - down) // 2
@@ -65,7 +70,9 @@ def conv2d_resample(
         qx0, qx1, qy0, qy1 = px0 - (kw - 1), px1 - (kw - up), py0 - (kh - 1), py1 - (kh - up)
         tx, ty = max(min(-qx0, -qx1), 0), max(min(-qy0, -qy1), 0)
         x = _transposed_conv(x, w, up, groups, flip_weight, conv_padding=(ty, tx))
-        x = _upfirdn2d.upfirdn2d(x, f, padding=[qx0 + tx, qx1 + tx, qy0 + ty, qy1 + ty], gain=up**2, flip_filter=flip_filter, impl="cuda")
+        x = _upfirdn2d.upfirdn2d(
+            x, f, padding=[qx0 + tx, qx1 + tx, qy0 + ty, qy1 + ty], gain=up**2, flip_filter=flip_filter, impl="cuda"
+        )
         if down > 1:
             x = _upfirdn2d.upfirdn2d(x, f, down=down, flip_filter=flip_filter, impl="cuda")
         return x

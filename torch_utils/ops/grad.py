@@ -9,7 +9,7 @@ can be back-propagated to the weights (double backward) as usual.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -9,7 +9,8 @@ down swapped and the filter flipped), so gradients of every order exist on both 
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -159,7 +160,9 @@ def _output_size(shape: Sequence[int], f: torch.Tensor, p: ResampleParams) -> tu
     return out_h, out_w
 
 
-def _adjoint_params(in_shape: Sequence[int], out_shape: Sequence[int], f: torch.Tensor, p: ResampleParams) -> ResampleParams:
+def _adjoint_params(
+    in_shape: Sequence[int], out_shape: Sequence[int], f: torch.Tensor, p: ResampleParams
+) -> ResampleParams:
     """Parameters of the upfirdn2d that computes the gradient w.r.t. the input: its exact adjoint.
 
     Up and down factors swap, the filter flips, the gain stays, and the padding is
@@ -257,7 +260,9 @@ def _upsample_filter_downsample(x: torch.Tensor, g: torch.Tensor, p: ResamplePar
 def _forward_cuda(plugin, x: torch.Tensor, f: torch.Tensor, p: ResampleParams) -> torch.Tensor:
     """CUDA path: one fused kernel call for a 2-D filter, an x pass then a y pass for a separable one."""
     if f.ndim == 2:
-        return plugin.upfirdn2d(x, f, p.upx, p.upy, p.downx, p.downy, p.padx0, p.padx1, p.pady0, p.pady1, p.flip_filter, p.gain)
+        return plugin.upfirdn2d(
+            x, f, p.upx, p.upy, p.downx, p.downy, p.padx0, p.padx1, p.pady0, p.pady1, p.flip_filter, p.gain
+        )
     pass_gain = math.sqrt(p.gain)
     x = plugin.upfirdn2d(x, f[np.newaxis, :], p.upx, 1, p.downx, 1, p.padx0, p.padx1, 0, 0, p.flip_filter, pass_gain)
     return plugin.upfirdn2d(x, f[:, np.newaxis], 1, p.upy, 1, p.downy, 0, 0, p.pady0, p.pady1, p.flip_filter, pass_gain)
@@ -269,7 +274,12 @@ def _forward_cuda(plugin, x: torch.Tensor, f: torch.Tensor, p: ResampleParams) -
 
 
 def filter2d(
-    x: torch.Tensor, f: torch.Tensor | None, padding: Padding = 0, flip_filter: bool = False, gain: float = 1, impl: str = "cuda"
+    x: torch.Tensor,
+    f: torch.Tensor | None,
+    padding: Padding = 0,
+    flip_filter: bool = False,
+    gain: float = 1,
+    impl: str = "cuda",
 ) -> torch.Tensor:
     """FIR-filter `x` keeping its size (`'same'` padding for the filter, plus `padding`)."""
     padx0, padx1, pady0, pady1 = parse_padding(padding)

@@ -62,7 +62,9 @@ def sqrtm_psd(a: torch.Tensor) -> torch.Tensor:
 def bures_from_covariances(cov_r: torch.Tensor, cov_g: torch.Tensor) -> torch.Tensor:
     """Squared Bures distance tr C_r + tr C_g - 2 tr sqrtm(C_r^{1/2} C_g C_r^{1/2}) of two PSD [D, D] matrices."""
     if cov_r.shape != cov_g.shape:
-        raise ValueError(f"Bures distance needs covariances of one size, got {tuple(cov_r.shape)} and {tuple(cov_g.shape)}")
+        raise ValueError(
+            f"Bures distance needs covariances of one size, got {tuple(cov_r.shape)} and {tuple(cov_g.shape)}"
+        )
     root_r = sqrtm_psd(cov_r)
     fidelity = torch.trace(sqrtm_psd(root_r @ cov_g @ root_r))
     return (torch.trace(cov_r) + torch.trace(cov_g) - 2 * fidelity).clamp(min=0)

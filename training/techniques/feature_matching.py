@@ -21,5 +21,7 @@ def feature_matching_loss(real_feat: torch.Tensor, fake_feat: torch.Tensor) -> t
     real = real_feat.detach().flatten(1).to(torch.float32)
     fake = fake_feat.flatten(1).to(torch.float32)
     if real.shape[1] != fake.shape[1]:
-        raise ValueError(f"feature matching: real features have {real.shape[1]} values per sample, fake {fake.shape[1]}")
+        raise ValueError(
+            f"feature matching: real features have {real.shape[1]} values per sample, fake {fake.shape[1]}"
+        )
     return (real.mean(dim=0) - fake.mean(dim=0)).square().sum()

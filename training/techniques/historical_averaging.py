@@ -13,7 +13,7 @@ Use: add `weight * avg.penalty()` to the loss before the optimiser step, then ca
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 

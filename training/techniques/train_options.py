@@ -16,15 +16,25 @@ MBDISC_KERNELS = 100  # B of Salimans et al.'s MNIST model.
 MBDISC_KERNEL_DIM = 5  # C.
 
 
-def apply_technique_options(args: Any, fm_weight: float | None = None, label_smoothing: float | None = None,
-                            bures_weight: float | None = None, bures_alt: bool = False,
-                            hist_avg_weight: float | None = None, mbdisc: bool = False) -> str:
+def apply_technique_options(
+    args: Any,
+    fm_weight: float | None = None,
+    label_smoothing: float | None = None,
+    bures_weight: float | None = None,
+    bures_alt: bool = False,
+    hist_avg_weight: float | None = None,
+    mbdisc: bool = False,
+) -> str:
     """Validate the options, write them into `args` (`loss_kwargs`, `D_kwargs`); return the run-description suffix.
 
     Raises ValueError with a one-line message naming the option and the fix.
     """
     desc = ""
-    for name, value in (("--fm-weight", fm_weight), ("--bures-weight", bures_weight), ("--hist-avg-weight", hist_avg_weight)):
+    for name, value in (
+        ("--fm-weight", fm_weight),
+        ("--bures-weight", bures_weight),
+        ("--hist-avg-weight", hist_avg_weight),
+    ):
         if value is not None and not value >= 0:
             raise ValueError(f"{name} must be >= 0 (0 = off), got {value}")
     if fm_weight:
@@ -32,7 +42,9 @@ def apply_technique_options(args: Any, fm_weight: float | None = None, label_smo
         desc += f"-fm{fm_weight:g}"
     if label_smoothing is not None:
         if not 0.5 < label_smoothing <= 1:
-            raise ValueError(f"--label-smoothing is the real target alpha and must be in (0.5, 1] (0.9 is usual), got {label_smoothing}")
+            raise ValueError(
+                f"--label-smoothing is the real target alpha and must be in (0.5, 1] (0.9 is usual), got {label_smoothing}"
+            )
         if label_smoothing < 1:
             args.loss_kwargs.label_smoothing = float(label_smoothing)
             desc += f"-ls{label_smoothing:g}"
@@ -70,5 +82,7 @@ def describe_techniques(args: Any) -> str:
         parts.append(f"historical averaging x{loss['hist_avg_weight']:g}")
     kernels = args.get("D_kwargs", {}).get("epilogue_kwargs", {}).get("mbdisc_kernels", 0)
     if kernels:
-        parts.append(f"minibatch discrimination B={kernels} C={args.D_kwargs.epilogue_kwargs.mbdisc_kernel_dim} (with minibatch-std)")
+        parts.append(
+            f"minibatch discrimination B={kernels} C={args.D_kwargs.epilogue_kwargs.mbdisc_kernel_dim} (with minibatch-std)"
+        )
     return ", ".join(parts) if parts else "none"

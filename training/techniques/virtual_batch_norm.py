@@ -17,7 +17,8 @@ normalised with its own statistics. Cost: one extra forward pass of R per step.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import torch
 
