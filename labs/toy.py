@@ -111,6 +111,15 @@ def write_figures(configs: list[ToyConfig], panels: dict, outdir: str) -> None:
         save_png(compose(grid, objectives, variants, title), os.path.join(outdir, f"figure-{dataset}.png"))
 
 
+def with_adaptivemix(variant: str) -> str:
+    """The variant with AdaptiveMix joined: 'plain' -> 'adaptivemix', 'fm' -> 'adaptivemix+fm' (unchanged if present)."""
+    if variant == "plain":
+        return "adaptivemix"
+    if "adaptivemix" in variant.split("+") or variant.startswith("amix-"):
+        return variant
+    return f"adaptivemix+{variant}"
+
+
 def build_configs(datasets, objectives, variants, seeds, **settings) -> list[ToyConfig]:
     """The grid's configs; variants that do not apply to an objective (label smoothing off `std`) are left out."""
     configs = []
@@ -132,6 +141,9 @@ def build_configs(datasets, objectives, variants, seeds, **settings) -> list[Toy
     "--variant", default="plain", show_default=True, help="Variant(s): plain or techniques joined by '+', or all"
 )
 @click.option("--seed", "seeds", default="0", show_default=True, help="Seed(s), e.g. 0-2")
+@click.option(
+    "--adaptivemix", is_flag=True, help="Add AdaptiveMix to every variant (plain -> adaptivemix, fm -> adaptivemix+fm)"
+)
 @click.option("--runs", help="Whole grid in one option: DATASETS:OBJECTIVES:VARIANTS:SEEDS (overrides the four above)")
 @click.option("--steps", type=click.IntRange(min=1), default=400, show_default=True, help="G steps per run")
 @click.option("--batch", type=click.IntRange(min=2), default=128, show_default=True, help="Batch size")
@@ -165,7 +177,7 @@ def build_configs(datasets, objectives, variants, seeds, **settings) -> list[Toy
     "--noise-std", type=click.FloatRange(min=0), default=0.05, show_default=True, help="AdaptiveMix target noise"
 )
 @click.option("--outdir", required=True, help="Where results.jsonl, samples and figures go")
-def main(dataset, objective, variant, seeds, runs, outdir, **settings):
+def main(dataset, objective, variant, seeds, adaptivemix, runs, outdir, **settings):
     """Train toy 2D GANs and report % high-quality samples, modes covered and MMD."""
     try:
         if runs:
@@ -176,6 +188,8 @@ def main(dataset, objective, variant, seeds, runs, outdir, **settings):
         datasets = parse_list(dataset, DATASETS, "dataset")
         objectives = parse_list(objective, OBJECTIVES, "objective")
         variants = parse_list(variant, VARIANTS, "variant")
+        if adaptivemix:
+            variants = list(dict.fromkeys(with_adaptivemix(v) for v in variants))
         seed_list = parse_seeds(seeds)
         configs = build_configs(datasets, objectives, variants, seed_list, **settings)
         for cfg in configs:

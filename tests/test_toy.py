@@ -166,3 +166,18 @@ def test_format_tables_mean_and_sd():
     ]
     text = format_tables(rows)
     assert "| plain | 8.0 ± 1.0 |" in text and "| plain | 40.0 ± 10.0 |" in text and "| plain | 1.00 ± 0.00 |" in text
+
+
+def test_adaptivemix_flag_joins_adaptivemix_to_every_variant(tmp_path):
+    assert [toy.with_adaptivemix(v) for v in ("plain", "fm", "adaptivemix+bures", "amix-paper")] == [
+        "adaptivemix",
+        "adaptivemix+fm",
+        "adaptivemix+bures",
+        "amix-paper",
+    ]
+    result = CliRunner().invoke(
+        toy.main, ["--variant=plain,fm", "--adaptivemix", "--steps=2", "--batch=16", f"--outdir={tmp_path}"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert sorted(line["variant"] for line in lines) == ["adaptivemix", "adaptivemix+fm"]
