@@ -3,9 +3,9 @@
 # StyleGAN2 with AdaptiveMix for about ten minutes on a 2-core CPU (less on a GPU), sample a grid of images,
 # compute FID/KID with a domain detector trained on the same data (works offline). Idempotent: the dataset
 # and detector are reused; each call starts a new numbered run in runs/demo. Set DEMO_KIMG to train longer or
-# shorter (default 18 kimg; docs/performance.md has the FID reached over time).
+# shorter (default 30 kimg; docs/performance.md has the FID reached over time).
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
-kimg="${DEMO_KIMG:-18}"
+kimg="${DEMO_KIMG:-30}"
 fmnist=/usr/share/datasets/fashion-mnist
 data=datasets/fashion-mnist-32x32.zip
 detector=datasets/fashion-mnist-detector.pt
