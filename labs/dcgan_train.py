@@ -28,6 +28,7 @@ from labs import objectives
 from labs.dcgan_data import BatchStream, to_float
 from labs.dcgan_losses import DCGANLosses, LossSettings
 from labs.dcgan_networks import Discriminator, Generator
+from training import run_state
 
 SNAPSHOT = "snapshot.pt"
 RESULTS = "results.jsonl"
@@ -104,32 +105,6 @@ def _optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
     if cfg.optimizer == "rmsprop":
         return torch.optim.RMSprop(params, lr=cfg.lr)
     return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas))
-
-
-def numpy_rng_state() -> dict:
-    """NumPy's global generator state as tensors and numbers (loadable with `torch.load(weights_only=True)`)."""
-    name, keys, pos, has_gauss, cached = np.random.get_state()
-    return {
-        "name": name,
-        "keys": torch.from_numpy(keys.astype(np.int64)),
-        "pos": pos,
-        "has_gauss": has_gauss,
-        "cached": cached,
-    }
-
-
-def set_numpy_rng_state(state: dict) -> None:
-    """Restore NumPy's global generator from `numpy_rng_state()`."""
-    keys = state["keys"].numpy().astype(np.uint32)
-    np.random.set_state(
-        (
-            state["name"],
-            keys,
-            int(state["pos"]),
-            int(state["has_gauss"]),
-            float(state["cached"]),
-        )
-    )
 
 
 class DCGANRun:
@@ -250,8 +225,7 @@ class DCGANRun:
             "opt_D": self.opt_D.state_dict(),
             "losses": self.losses.state_dict(),
             "stream": self.stream.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "numpy_rng": numpy_rng_state(),
+            "rng": run_state.capture_rng_state(),
             "images_seen": self.images_seen,
             "d_steps": self.d_steps,
             "train_seconds": self.train_seconds,
@@ -270,8 +244,7 @@ class DCGANRun:
         self.opt_D.load_state_dict(state["opt_D"])
         self.losses.load_state_dict(state["losses"])
         self.stream.load_state_dict(state["stream"])
-        torch.set_rng_state(state["torch_rng"])
-        set_numpy_rng_state(state["numpy_rng"])
+        run_state.restore_rng_state(state["rng"])
         self.images_seen = int(state["images_seen"])
         self.d_steps = int(state["d_steps"])
         self.train_seconds = float(state["train_seconds"])

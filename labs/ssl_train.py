@@ -30,7 +30,6 @@ from adaptivemix import AdaptiveMixDiscriminatorCall
 from dnnlib import atomic
 from dnnlib.progress import ProgressBar
 from labs.dcgan_data import BatchStream
-from labs.dcgan_train import numpy_rng_state, set_numpy_rng_state
 from labs.ssl_losses import (
     select_labelled,
     supervised_loss,
@@ -38,6 +37,7 @@ from labs.ssl_losses import (
     unsupervised_real_loss,
 )
 from labs.ssl_networks import SSLDiscriminator, SSLGenerator
+from training import run_state
 from training.techniques.feature_matching import feature_matching_loss
 
 SNAPSHOT = "snapshot.pt"
@@ -196,8 +196,7 @@ class SSLRun:
             "opt_G": self.opt_G.state_dict(),
             "lab_stream": self.lab_stream.state_dict(),
             "unl_stream": self.unl_stream.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "numpy_rng": numpy_rng_state(),
+            "rng": run_state.capture_rng_state(),
             "epoch": self.epoch,
             "train_seconds": self.train_seconds,
             "results": self.results,
@@ -214,8 +213,7 @@ class SSLRun:
         self.opt_G.load_state_dict(state["opt_G"])
         self.lab_stream.load_state_dict(state["lab_stream"])
         self.unl_stream.load_state_dict(state["unl_stream"])
-        torch.set_rng_state(state["torch_rng"])
-        set_numpy_rng_state(state["numpy_rng"])
+        run_state.restore_rng_state(state["rng"])
         self.epoch = int(state["epoch"])
         self.train_seconds = float(state["train_seconds"])
         self.results = list(state["results"])
