@@ -44,3 +44,32 @@ def make_image_zip(
 @pytest.fixture
 def tiny_zip(tmp_path) -> Path:
     return make_image_zip(tmp_path / "tiny16.zip")
+
+
+def build_reference_networks(cfg: dict):
+    """G and D (float32 everywhere) from the `config` dict stored in the reference files (net_a.pt, loss_step_1.pt,
+    adaptivemix_step_1.pt)."""
+    from training.networks import Discriminator, Generator
+
+    G = Generator(
+        z_dim=cfg["z_dim"],
+        c_dim=cfg["c_dim"],
+        w_dim=cfg["w_dim"],
+        img_resolution=cfg["res"],
+        img_channels=cfg["ch"],
+        mapping_kwargs=dict(num_layers=cfg["map_layers"]),
+        synthesis_kwargs=dict(
+            channel_base=cfg["cbase"], channel_max=cfg["cmax"], conv_clamp=cfg["clamp"], architecture=cfg["g_arch"]
+        ),
+    )
+    D = Discriminator(
+        c_dim=cfg["c_dim"],
+        img_resolution=cfg["res"],
+        img_channels=cfg["ch"],
+        architecture=cfg["d_arch"],
+        channel_base=cfg["cbase"],
+        channel_max=cfg["cmax"],
+        conv_clamp=cfg["clamp"],
+        epilogue_kwargs=dict(mbstd_group_size=cfg["mbstd_group"], mbstd_num_channels=cfg.get("mbstd_ch", 1)),
+    )
+    return G, D

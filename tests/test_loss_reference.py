@@ -8,40 +8,10 @@ Each reference phase ran with only that phase's network requiring grad, gradient
 import numpy as np
 import pytest
 import torch
+from conftest import build_reference_networks
 
 from adaptivemix import AdaptiveMixDiscriminatorCall
 from training.loss import StyleGAN2Loss
-from training.networks import Discriminator, Generator
-
-
-def build_networks(cfg):
-    G = Generator(
-        z_dim=cfg["z_dim"],
-        c_dim=cfg["c_dim"],
-        w_dim=cfg["w_dim"],
-        img_resolution=cfg["res"],
-        img_channels=cfg["ch"],
-        mapping_kwargs=dict(num_layers=cfg["map_layers"]),
-        synthesis_kwargs=dict(
-            channel_base=cfg["cbase"],
-            channel_max=cfg["cmax"],
-            num_fp16_res=0,
-            conv_clamp=cfg["clamp"],
-            architecture=cfg["g_arch"],
-        ),
-    )
-    D = Discriminator(
-        c_dim=cfg["c_dim"],
-        img_resolution=cfg["res"],
-        img_channels=cfg["ch"],
-        architecture=cfg["d_arch"],
-        channel_base=cfg["cbase"],
-        channel_max=cfg["cmax"],
-        num_fp16_res=0,
-        conv_clamp=cfg["clamp"],
-        epilogue_kwargs=dict(mbstd_group_size=cfg["mbstd_group"]),
-    )
-    return G, D
 
 
 def run_reference_phases(ref, loss, G, D, phases):
@@ -76,7 +46,7 @@ def run_reference_phases(ref, loss, G, D, phases):
 def load_reference(path):
     """The reference dict and its G and D with the stored weights, in training mode (as when it was made)."""
     ref = torch.load(path, weights_only=True)
-    G, D = build_networks(ref["config"])
+    G, D = build_reference_networks(ref["config"])
     G.load_state_dict(ref["G_state"])
     D.load_state_dict(ref["D_state"])
     return ref, G.train(), D.train()

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from training.networks import Discriminator, Generator
+from conftest import build_reference_networks
 
 IMAGE_TOL = 1e-4  # Max abs diff on images and logits (values reach ~20).
 
@@ -19,34 +18,9 @@ def ref(reference_dir):
     return torch.load(reference_dir / "net_a.pt", weights_only=True)
 
 
-def build_networks(cfg: dict) -> tuple[Generator, Discriminator]:
-    G = Generator(
-        z_dim=cfg["z_dim"],
-        c_dim=cfg["c_dim"],
-        w_dim=cfg["w_dim"],
-        img_resolution=cfg["res"],
-        img_channels=cfg["ch"],
-        mapping_kwargs=dict(num_layers=cfg["map_layers"]),
-        synthesis_kwargs=dict(
-            channel_base=cfg["cbase"], channel_max=cfg["cmax"], conv_clamp=cfg["clamp"], architecture=cfg["g_arch"]
-        ),
-    )
-    D = Discriminator(
-        c_dim=cfg["c_dim"],
-        img_resolution=cfg["res"],
-        img_channels=cfg["ch"],
-        architecture=cfg["d_arch"],
-        channel_base=cfg["cbase"],
-        channel_max=cfg["cmax"],
-        conv_clamp=cfg["clamp"],
-        epilogue_kwargs=dict(mbstd_group_size=cfg["mbstd_group"], mbstd_num_channels=cfg["mbstd_ch"]),
-    )
-    return G, D
-
-
 @pytest.fixture(scope="module")
 def nets(ref):
-    G, D = build_networks(ref["config"])
+    G, D = build_reference_networks(ref["config"])
     G.load_state_dict(ref["G_state"])
     D.load_state_dict(ref["D_state"])
     return G, D  # Left in training mode, as the reference was evaluated.
@@ -58,7 +32,7 @@ def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def test_state_dict_layout_matches_reference(ref):
-    G, D = build_networks(ref["config"])
+    G, D = build_reference_networks(ref["config"])
     for net, state in ((G, ref["G_state"]), (D, ref["D_state"])):
         ours = net.state_dict()
         assert list(ours) == list(state)  # Same keys in the same order.
@@ -113,7 +87,7 @@ def test_input_gradient_of_real_logits(ref, nets):
 
 
 def test_w_avg_update(ref):
-    G, _ = build_networks(ref["config"])
+    G, _ = build_reference_networks(ref["config"])
     G.load_state_dict(ref["G_state"])
     assert torch.equal(G.mapping.w_avg, ref["outputs"]["w_avg_before"])
     G.mapping(ref["inputs"]["z"], ref["inputs"]["c"])  # Training mode: one EMA step with beta = 0.995.
@@ -121,7 +95,7 @@ def test_w_avg_update(ref):
 
 
 def test_fused_modconv_matches_reference_in_eval_mode(ref, nets):
-    G, _ = build_networks(ref["config"])
+    G, _ = build_reference_networks(ref["config"])
     G.load_state_dict(ref["G_state"])
     G.eval()  # Eval mode in float32 selects the fused (grouped-conv) modulated convolution.
     z, c = ref["inputs"]["z"], ref["inputs"]["c"]
