@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from adaptivemix import AdaptiveMixDiscriminatorCall
 from labs import objectives
-from training.techniques.bures import bures_distance
+from training.techniques.bures import bures_distance_squared
 from training.techniques.feature_matching import feature_matching_loss
 from training.techniques.historical_averaging import HistoricalAverage
 from training.techniques.label_smoothing import smoothed_real_loss
@@ -136,7 +136,7 @@ class DCGANLosses:
             loss = loss + s.fm_weight * fm
             self.stats["G/fm"] = fm.item()
         if s.bures_weight > 0:
-            bures = bures_distance(feat_r, feat_f)
+            bures = bures_distance_squared(feat_r, feat_f)  # B^2, the Bures-GAN paper's term (as in train.py)
             loss = loss + s.bures_weight * bures
             self.stats["G/bures"] = bures.item()
         if self.hist_G is not None:

@@ -13,7 +13,7 @@ from labs.dcgan_losses import DCGANLosses, LossSettings, default_amix_form
 from labs.toy_data import make_dataset, toy_metrics
 from labs.toy_networks import ToyDiscriminator, ToyGenerator
 from labs.toy_render import grid_points, render_panel
-from training.techniques.bures import alt_bures_term, bures_distance
+from training.techniques.bures import alt_bures_term, bures_distance_squared
 
 OBJECTIVES = ("std", "wgan", "wgan-gp", "hinge")
 TECHNIQUES = ("adaptivemix", "amix-paper", "amix-release", "fm", "mbdisc", "ls", "ha", "vbn", "bures", "alt-bures")
@@ -151,7 +151,9 @@ class ToyRun:
         if self.alt_bures and alt_bures_term(self.g_steps) == "bures":
             with torch.no_grad():
                 feat_r = self.D.features(real)
-            loss = bures_distance(feat_r, self.D.features(fake))  # The same term as the weighted `bures` variant.
+            loss = bures_distance_squared(
+                feat_r, self.D.features(fake)
+            )  # The same term as the weighted `bures` variant.
         else:
             loss = self.losses.g_loss(real, fake)
         loss.backward()

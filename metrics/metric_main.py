@@ -30,14 +30,20 @@ from metrics import (
 
 _metric_dict: dict[str, Callable[[metric_utils.MetricOptions], dict[str, float]]] = {}
 _metric_help: dict[str, str] = {}
+_metric_detector: dict[str, str] = {}
 
 
-def register_metric(help_text: str):
-    """Decorator adding fn(opts) -> {result key: value} to the registry under fn's name."""
+def register_metric(help_text: str, detector: str = detectors.INCEPTION_URL):
+    """Decorator adding fn(opts) -> {result key: value} to the registry under fn's name.
+
+    `detector` is the feature network the metric loads unless the user names another (`--detector`); the
+    start-of-run checks use it to find missing detector files before training begins.
+    """
 
     def decorator(fn):
         _metric_dict[fn.__name__] = fn
         _metric_help[fn.__name__] = help_text
+        _metric_detector[fn.__name__] = detector
         return fn
 
     return decorator
@@ -54,6 +60,11 @@ def list_valid_metrics() -> list[str]:
 
 def metric_help(metric: str) -> str:
     return _metric_help[metric]
+
+
+def default_detector(metric: str) -> str:
+    """URL of the detector `metric` uses when no --detector is given."""
+    return _metric_detector[metric]
 
 
 def calc_metric(metric: str, **kwargs: Any) -> dnnlib.EasyDict:
@@ -159,7 +170,7 @@ def fid50k_full(opts):
     return dict(fid50k_full=fid)
 
 
-@register_metric("Frechet distance of DINOv2 ViT-L/14 features against the full dataset")
+@register_metric("Frechet distance of DINOv2 ViT-L/14 features against the full dataset", detectors.DINOV2_URL)
 def fd_dinov2_50k_full(opts):
     opts = _with_dataset_override(opts, max_size=None, xflip=False)
     fd = frechet_inception_distance.compute_fid(
@@ -177,7 +188,7 @@ def kid50k_full(opts):
     return dict(kid50k_full=kid)
 
 
-@register_metric("Precision and recall againt the full dataset")
+@register_metric("Precision and recall againt the full dataset", detectors.VGG16_URL)
 def pr50k3_full(opts):
     opts = _with_dataset_override(opts, max_size=None, xflip=False)
     precision, recall = precision_recall.compute_pr(
@@ -186,14 +197,14 @@ def pr50k3_full(opts):
     return dict(pr50k3_full_precision=precision, pr50k3_full_recall=recall)
 
 
-@register_metric("Precision, recall, density and coverage (k = 5) against up to 50k real images")
+@register_metric("Precision, recall, density and coverage (k = 5) against up to 50k real images", detectors.VGG16_URL)
 def prdc50k_full(opts):
     opts = _with_dataset_override(opts, max_size=None, xflip=False)
     values = precision_recall.compute_prdc(opts, max_real=50000, num_gen=50000, nearest_k=5, row_batch_size=10000)
     return {f"prdc50k_full_{key}": value for key, value in values.items()}
 
 
-@register_metric("Perceptual path length in W at path endpoints against full image")
+@register_metric("Perceptual path length in W at path endpoints against full image", detectors.VGG16_URL)
 def ppl2_wend(opts):
     value = ppl.compute_ppl(opts, num_samples=50000, epsilon=1e-4, space="w", sampling="end", crop=False, batch_size=2)
     return dict(ppl2_wend=value)
@@ -226,7 +237,7 @@ def kid50k(opts):
     return dict(kid50k=kid)
 
 
-@register_metric("Precision and recall against 50k real images")
+@register_metric("Precision and recall against 50k real images", detectors.VGG16_URL)
 def pr50k3(opts):
     opts = _with_dataset_override(opts, max_size=None)
     precision, recall = precision_recall.compute_pr(
@@ -241,21 +252,21 @@ def _legacy_ppl(opts, space: str, sampling: str) -> float:
     )
 
 
-@register_metric("Perceptual path length in Z for full paths against cropped image")
+@register_metric("Perceptual path length in Z for full paths against cropped image", detectors.VGG16_URL)
 def ppl_zfull(opts):
     return dict(ppl_zfull=_legacy_ppl(opts, "z", "full"))
 
 
-@register_metric("Perceptual path length in W for full paths against cropped image")
+@register_metric("Perceptual path length in W for full paths against cropped image", detectors.VGG16_URL)
 def ppl_wfull(opts):
     return dict(ppl_wfull=_legacy_ppl(opts, "w", "full"))
 
 
-@register_metric("Perceptual path length in Z at path endpoints against cropped image")
+@register_metric("Perceptual path length in Z at path endpoints against cropped image", detectors.VGG16_URL)
 def ppl_zend(opts):
     return dict(ppl_zend=_legacy_ppl(opts, "z", "end"))
 
 
-@register_metric("Perceptual path length in W at path endpoints against cropped image")
+@register_metric("Perceptual path length in W at path endpoints against cropped image", detectors.VGG16_URL)
 def ppl_wend(opts):
     return dict(ppl_wend=_legacy_ppl(opts, "w", "end"))

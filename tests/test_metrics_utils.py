@@ -211,3 +211,23 @@ def test_report_metric_without_run_dir_only_prints(tmp_path, capsys):
     assert record["snapshot_pkl"] == "https://example.com/net.pkl"
     assert out[1] == "is50k_mean 1, is50k_std 0"
     assert os.listdir(tmp_path) == []
+
+
+class _DetectorRequested(Exception):
+    pass
+
+
+@pytest.mark.parametrize("metric", metric_main.list_valid_metrics())
+def test_registered_default_detector_is_the_one_the_metric_loads(metric, monkeypatch):
+    """The registry's detector (what the start-of-run checks look for) must be the network the metric asks for."""
+
+    def requested(opts, detector_url, *args, **kwargs):
+        raise _DetectorRequested(detector_url)
+
+    monkeypatch.setattr(metric_utils, "compute_feature_stats_for_dataset", requested)
+    monkeypatch.setattr(metric_utils, "compute_feature_stats_for_generator", requested)
+    monkeypatch.setattr(metric_utils, "get_feature_detector", requested)
+    opts = metric_utils.MetricOptions(device="cpu")
+    with pytest.raises(_DetectorRequested) as seen:
+        metric_main._metric_dict[metric](opts)
+    assert str(seen.value) == metric_main.default_detector(metric)

@@ -166,24 +166,9 @@ def check_transfer_pickle(resume_pkl: str) -> None:
 
 def check_detectors(metrics: list[str], kwargs: dict) -> None:
     """Make sure every metric's detector file is at hand (local path, detector folder or download cache)."""
-    from metrics import detectors
+    from metrics import detectors, metric_main
 
-    defaults = {
-        "fid50k_full": detectors.INCEPTION_URL,
-        "fid50k": detectors.INCEPTION_URL,
-        "kid50k_full": detectors.INCEPTION_URL,
-        "kid50k": detectors.INCEPTION_URL,
-        "is50k": detectors.INCEPTION_URL,
-        "fd_dinov2_50k_full": getattr(detectors, "DINOV2_URL", None),
-    }
-    urls = set()
-    for metric in metrics:
-        if kwargs.get("detector"):
-            urls.add(kwargs["detector"])
-        elif metric.startswith(("pr", "ppl")):
-            urls.add(detectors.VGG16_URL)  # Precision/recall, density/coverage and PPL use VGG16 features.
-        elif defaults.get(metric):
-            urls.add(defaults[metric])
+    urls = {kwargs.get("detector") or metric_main.default_detector(metric) for metric in metrics}
     for url in sorted(urls):
         try:
             detectors.locate(url, kwargs.get("detector_dir"))

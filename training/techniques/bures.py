@@ -105,11 +105,6 @@ def bures_distance_squared(real_feat: torch.Tensor, fake_feat: torch.Tensor, spa
     return (x_r.square().sum() + x_g.square().sum() - 2 * fidelity).clamp(min=0).to(torch.float32)
 
 
-def bures_distance(real_feat: torch.Tensor, fake_feat: torch.Tensor, space: str = "auto") -> torch.Tensor:
-    """Bures distance B (a scalar in [0, sqrt 2]): the square root of `bures_distance_squared`."""
-    return bures_distance_squared(real_feat, fake_feat, space).clamp(min=1e-12).sqrt()
-
-
 def alt_bures_term(g_step: int) -> str:
     """Alt-Bures: which term G's update number `g_step` (0, 1, 2, ...) minimises: 'gan' on even, 'bures' on odd."""
     if g_step < 0:
