@@ -251,7 +251,7 @@ def calc_metrics(
         resize=resize,
         device=distributed.resolve_device("auto"),
     )
-    run_checks.check_detectors(metrics, dict(detector=detector, detector_dir=detector_dir))  # Offline: one line now.
+    run_checks.check_detectors(metrics, dict(detector=detector, detector_dir=detector_dir), resize)  # One line now.
     if verbose:
         print("Launching processes...")
     try:

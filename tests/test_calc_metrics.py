@@ -167,3 +167,17 @@ def test_offline_without_the_detector_is_one_line_before_any_work(setup, tmp_pat
     result = _invoke(f"--network={setup['network']}", "--metrics=kid50k_full")
     assert result.exit_code == 2 and 'Detector "inception-2015-12-05.pt" is not available' in result.output
     assert "Launching processes" not in result.output and "Traceback" not in result.output
+
+
+def test_clean_resize_with_a_detector_of_unknown_input_size_is_one_line_before_any_work(setup, tmp_path):
+    class Features(torch.nn.Module):  # A TorchScript detector whose name says nothing about its input size.
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.float().flatten(1)[:, :4]
+
+    detector = str(tmp_path / "my-features.pt")
+    torch.jit.script(Features()).save(detector)
+    result = _invoke(
+        f"--network={setup['network']}", "--metrics=fid50k_full", f"--detector={detector}", "--resize=clean"
+    )
+    assert result.exit_code == 2 and "input size" in result.output and "--resize=legacy" in result.output
+    assert "Launching processes" not in result.output and "Traceback" not in result.output

@@ -164,13 +164,21 @@ def check_transfer_pickle(resume_pkl: str) -> None:
         raise click.UsageError(f"--resume={resume_pkl}: not a usable network pickle ({reason})") from None
 
 
-def check_detectors(metrics: list[str], kwargs: dict) -> None:
-    """Make sure every metric's detector file is at hand (local path, detector folder or download cache)."""
+def check_detectors(metrics: list[str], kwargs: dict, resize: str = "legacy") -> None:
+    """Make sure every metric's detector file is at hand (local path, detector folder or download cache).
+
+    With resize='clean' each detector is also loaded (on the CPU) to learn its input size, so a detector whose
+    size is unknown fails now with one line instead of inside the metric's process.
+    """
     from metrics import detectors, metric_main
 
     urls = {kwargs.get("detector") or metric_main.default_detector(metric) for metric in metrics}
     for url in sorted(urls):
         try:
             detectors.locate(url, kwargs.get("detector_dir"))
+            if resize == "clean":
+                detectors.input_size(detectors.get_detector(url, "cpu", kwargs.get("detector_dir")), url)
         except detectors.DetectorUnavailableError as err:
             raise click.UsageError(f"--metrics: {err}") from None
+        except ValueError as err:
+            raise click.UsageError(f"--detector: {err}") from None
