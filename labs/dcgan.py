@@ -26,8 +26,8 @@ from labs.dcgan_train import (
     DCGANRun,
     RunConfig,
     config_from_snapshot,
-    load_snapshot,
 )
+from labs.lab_snapshot import load_snapshot
 
 
 def build_config(o: dict, num_images: int) -> RunConfig:

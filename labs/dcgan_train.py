@@ -28,7 +28,7 @@ from labs import objectives
 from labs.dcgan_data import BatchStream, to_float
 from labs.dcgan_losses import DCGANLosses, LossSettings
 from labs.dcgan_networks import Discriminator, Generator
-from training import run_state
+from labs.lab_snapshot import LabSnapshot
 
 SNAPSHOT = "snapshot.pt"
 RESULTS = "results.jsonl"
@@ -107,8 +107,11 @@ def _optimizer(cfg: RunConfig, params) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=cfg.lr, betas=tuple(cfg.betas))
 
 
-class DCGANRun:
+class DCGANRun(LabSnapshot):
     """Builds everything for `cfg` on images uint8 [N, C, R, R]; `train(outdir, evaluate)` runs to cfg.kimg."""
+
+    STATEFUL = ("G", "D", "opt_G", "opt_D", "losses", "stream")
+    VALUES = {"images_seen": int, "d_steps": int, "train_seconds": float, "results": list}
 
     def __init__(self, cfg: RunConfig, images: torch.Tensor):
         objectives.check_objective(cfg.objective)
@@ -214,46 +217,6 @@ class DCGANRun:
         fid = "" if metrics.get("fid") is None else f"fid {metrics['fid']:.2f} kid {metrics['kid']:.4f} "
         log(f"kimg {line['kimg']:.2f} {fid}seconds {line['seconds']:.1f} | {losses}")
         self.save(os.path.join(outdir, SNAPSHOT))
-
-    # ------------------------------------------------------------------ snapshots
-    def state_dict(self) -> dict:
-        return {
-            "config": dataclasses.asdict(self.cfg),
-            "G": self.G.state_dict(),
-            "D": self.D.state_dict(),
-            "opt_G": self.opt_G.state_dict(),
-            "opt_D": self.opt_D.state_dict(),
-            "losses": self.losses.state_dict(),
-            "stream": self.stream.state_dict(),
-            "rng": run_state.capture_rng_state(),
-            "images_seen": self.images_seen,
-            "d_steps": self.d_steps,
-            "train_seconds": self.train_seconds,
-            "results": self.results,
-        }
-
-    def save(self, path: str) -> None:
-        """Write the full training state atomically (a crash leaves the previous snapshot)."""
-        with atomic.atomic_path(path) as tmp:
-            torch.save(self.state_dict(), tmp)
-
-    def load_state_dict(self, state: dict) -> None:
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        self.opt_G.load_state_dict(state["opt_G"])
-        self.opt_D.load_state_dict(state["opt_D"])
-        self.losses.load_state_dict(state["losses"])
-        self.stream.load_state_dict(state["stream"])
-        run_state.restore_rng_state(state["rng"])
-        self.images_seen = int(state["images_seen"])
-        self.d_steps = int(state["d_steps"])
-        self.train_seconds = float(state["train_seconds"])
-        self.results = list(state["results"])
-
-
-def load_snapshot(path: str) -> dict:
-    """A snapshot's state dict, read without executing code (`weights_only=True`)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def config_from_snapshot(state: dict, kimg: float | None) -> RunConfig:

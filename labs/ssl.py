@@ -17,7 +17,7 @@ import click
 
 from adaptivemix.mixing import DISTANCES
 from labs.dcgan_data import load_images
-from labs.dcgan_train import load_snapshot
+from labs.lab_snapshot import load_snapshot
 from labs.ssl_train import SNAPSHOT, SSLConfig, SSLRun
 
 

@@ -30,6 +30,7 @@ from adaptivemix import AdaptiveMixDiscriminatorCall
 from dnnlib import atomic
 from dnnlib.progress import ProgressBar
 from labs.dcgan_data import BatchStream
+from labs.lab_snapshot import LabSnapshot
 from labs.ssl_losses import (
     select_labelled,
     supervised_loss,
@@ -37,7 +38,6 @@ from labs.ssl_losses import (
     unsupervised_real_loss,
 )
 from labs.ssl_networks import SSLDiscriminator, SSLGenerator
-from training import run_state
 from training.techniques.feature_matching import feature_matching_loss
 
 SNAPSHOT = "snapshot.pt"
@@ -66,8 +66,11 @@ def to_unit(images: torch.Tensor) -> torch.Tensor:
     return images.to(torch.float32) / 255
 
 
-class SSLRun:
+class SSLRun(LabSnapshot):
     """Everything of one run over train images/labels and test images/labels (uint8 images, int64 labels)."""
+
+    STATEFUL = ("D", "G", "opt_D", "opt_G", "lab_stream", "unl_stream")
+    VALUES = {"epoch": int, "train_seconds": float, "results": list}
 
     def __init__(
         self,
@@ -186,34 +189,3 @@ class SSLRun:
                     + " ".join(f"{k} {v:.4g}" for k, v in sorted(self.stats.items()))
                 )
         return self.results
-
-    def state_dict(self) -> dict:
-        return {
-            "config": dataclasses.asdict(self.cfg),
-            "D": self.D.state_dict(),
-            "G": self.G.state_dict(),
-            "opt_D": self.opt_D.state_dict(),
-            "opt_G": self.opt_G.state_dict(),
-            "lab_stream": self.lab_stream.state_dict(),
-            "unl_stream": self.unl_stream.state_dict(),
-            "rng": run_state.capture_rng_state(),
-            "epoch": self.epoch,
-            "train_seconds": self.train_seconds,
-            "results": self.results,
-        }
-
-    def save(self, path: str) -> None:
-        with atomic.atomic_path(path) as tmp:
-            torch.save(self.state_dict(), tmp)
-
-    def load_state_dict(self, state: dict) -> None:
-        self.D.load_state_dict(state["D"])
-        self.G.load_state_dict(state["G"])
-        self.opt_D.load_state_dict(state["opt_D"])
-        self.opt_G.load_state_dict(state["opt_G"])
-        self.lab_stream.load_state_dict(state["lab_stream"])
-        self.unl_stream.load_state_dict(state["unl_stream"])
-        run_state.restore_rng_state(state["rng"])
-        self.epoch = int(state["epoch"])
-        self.train_seconds = float(state["train_seconds"])
-        self.results = list(state["results"])
