@@ -99,9 +99,9 @@ def _load(option: str, path: str):
 )
 @click.option(
     "--ada-distance",
-    help="AdaptiveMix distance",
+    help="AdaptiveMix distance (mse, the authors' classification distance, diverged on these noisy features)",
     type=click.Choice(DISTANCES),
-    default="mse",
+    default="cosine",
     show_default=True,
 )
 @click.option(
