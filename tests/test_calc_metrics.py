@@ -169,6 +169,7 @@ def test_offline_without_the_detector_is_one_line_before_any_work(setup, tmp_pat
     assert "Launching processes" not in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # TorchScript detectors still load.
 def test_clean_resize_with_a_detector_of_unknown_input_size_is_one_line_before_any_work(setup, tmp_path):
     class Features(torch.nn.Module):  # A TorchScript detector whose name says nothing about its input size.
         def forward(self, x: torch.Tensor) -> torch.Tensor:
