@@ -151,9 +151,8 @@ class ToyRun:
         if self.alt_bures and alt_bures_term(self.g_steps) == "bures":
             with torch.no_grad():
                 feat_r = self.D.features(real)
-            loss = bures_distance_squared(
-                feat_r, self.D.features(fake)
-            )  # The same term as the weighted `bures` variant.
+            # The same term as the weighted `bures` variant, without the weight.
+            loss = bures_distance_squared(feat_r, self.D.features(fake))
         else:
             loss = self.losses.g_loss(real, fake)
         loss.backward()

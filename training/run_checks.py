@@ -180,5 +180,5 @@ def check_detectors(metrics: list[str], kwargs: dict, resize: str = "legacy") ->
                 detectors.input_size(detectors.get_detector(url, "cpu", kwargs.get("detector_dir")), url)
         except detectors.DetectorUnavailableError as err:
             raise click.UsageError(f"--metrics: {err}") from None
-        except ValueError as err:
-            raise click.UsageError(f"--detector: {err}") from None
+        except ValueError as err:  # Unreadable detector file, or an input size --resize=clean cannot know.
+            raise click.UsageError(f"--metrics: {err}") from None
