@@ -158,6 +158,7 @@ def test_progress_lines_follow_spec_format(capsys):
 def test_registry_order_and_validation():
     assert metric_main.list_valid_metrics() == [
         "fid50k_full",
+        "fid5k_full",
         "fd_dinov2_50k_full",
         "kid50k_full",
         "pr50k3_full",
