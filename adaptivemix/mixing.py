@@ -40,6 +40,16 @@ def mix_pair(a: torch.Tensor, b: torch.Tensor, lam: float) -> torch.Tensor:
     return a * lam + b * (1 - lam)
 
 
+def unit_features(v: torch.Tensor) -> torch.Tensor:
+    """Each sample's feature vector scaled to unit L2 norm: [N, D] -> [N, D] (eps 1e-12 guards a zero row).
+
+    The authors' classification form applies the shrinkage to these embeddings: F(x_hat), F(x_a) and F(x_b)
+    are normalised first, then mixed into the target, then compared with the 'mse' distance, so the term no
+    longer grows with the features' scale.
+    """
+    return torch.nn.functional.normalize(v, dim=1, eps=1e-12)
+
+
 def shrinkage_loss(feat_hat: torch.Tensor, target: torch.Tensor, distance: str = "cosine") -> torch.Tensor:
     """Per-sample distance between the features of mixed inputs and their target, shape [N].
 

@@ -1,7 +1,7 @@
 """Semi-supervised GAN lab (Salimans et al. 2016, Sec. 5) on any labelled dataset zip, with or without AdaptiveMix.
 
     python -m labs.ssl --data=fmnist32.zip --test-data=fmnist32-test.zip --labels-per-class=10 --epochs=20 \\
-        --outdir=runs/ssl [--adaptivemix | --no-gan]
+        --outdir=runs/ssl [--adaptivemix [--ada-distance=mse] | --no-gan] [--recipe=salimans]
 
 D is a K+1-class classifier (K logits and a fixed zero logit for "generated") trained on N labelled images per
 class plus the unlabelled rest; G is trained by feature matching. `--no-gan` trains the same classifier on
@@ -15,10 +15,9 @@ import os
 
 import click
 
-from adaptivemix.mixing import DISTANCES
 from labs.dcgan_data import load_images
 from labs.lab_snapshot import load_snapshot
-from labs.ssl_train import SNAPSHOT, SSLConfig, SSLRun
+from labs.ssl_train import RECIPES, SNAPSHOT, SSL_DISTANCES, SSLConfig, SSLRun
 
 
 def _load(option: str, path: str):
@@ -99,9 +98,17 @@ def _load(option: str, path: str):
 )
 @click.option(
     "--ada-distance",
-    help="AdaptiveMix distance (mse, the authors' classification distance, diverged on these noisy features)",
-    type=click.Choice(DISTANCES),
+    help="AdaptiveMix distance: cosine; mse (the authors' classification form, on unit-norm features); "
+    "mse-raw (ablation: the squared distance on raw features)",
+    type=click.Choice(SSL_DISTANCES),
     default="cosine",
+    show_default=True,
+)
+@click.option(
+    "--recipe",
+    help="salimans: also initialise weight norm from data and keep labelled images out of the unlabelled pool",
+    type=click.Choice(RECIPES),
+    default="lab",
     show_default=True,
 )
 @click.option(
@@ -123,6 +130,7 @@ def main(
     adaptivemix,
     ada_weight,
     ada_distance,
+    recipe,
     resume,
 ):
     """Train Salimans et al.'s semi-supervised GAN (or its supervised-only baseline) and report the test error."""
@@ -150,6 +158,7 @@ def main(
             ada_weight=ada_weight,
             ada_distance=ada_distance,
             unlabelled=unlabelled,
+            recipe=recipe,
         )
     train, test = _load("--data", data), _load("--test-data", test_data)
     try:

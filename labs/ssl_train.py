@@ -1,7 +1,7 @@
 """Training run of the semi-supervised GAN lab (Salimans et al. 2016, Sec. 5), resumable per epoch.
 
-One epoch = ceil(U / B) steps over the U unlabelled images (all training images, or a seeded subset of
-`unlabelled` of them), batch B. Each step:
+One epoch = ceil(U / B) steps over the U unlabelled images (the pool, see `recipe` below, or a seeded subset of
+`unlabelled` of it), batch B. Each step:
   D: supervised loss on B labelled images (drawn from the labelled subset, reshuffled whenever used up)
      + unsupervised real loss on B unlabelled images + unsupervised fake loss on B images G(z), z ~ U(0, 1)
      [+ ada_weight * AdaptiveMix shrinkage on the unlabelled batch];
@@ -10,11 +10,23 @@ With `gan=False` (the supervised-only baseline) only the supervised loss trains 
 on the same labelled images. Test error (argmax of the K logits, D in eval mode: no noise) after every epoch.
 
 AdaptiveMix here mixes unlabelled images within their batch (as the authors' classifier does):
-x_hat_i = lam x_i + (1 - lam) x_pi(i), shrinkage distance `ada_distance` between F(x_hat) and the detached
-lam F(x) + (1 - lam) F(x_pi) + eps, eps ~ N(0, 0.05^2). The default is the negative cosine (scale-free), not the
-authors' classification distance 'mse': on the features of this D (Gaussian noise of sigma 0.5 after every
-layer, weight norm) the squared distance grows with the feature scale and ran away in every measured run (the
-term reached 1e3-1e4 and the test error 80-90 %, even at weight 0.1), while the cosine form trained stably.
+x_hat_i = lam x_i + (1 - lam) x_pi(i), and the shrinkage distance `ada_distance` compares F(x_hat) with the
+detached lam F(x) + (1 - lam) F(x_pi) + eps, eps ~ N(0, 0.05^2):
+  mse       the authors' classification form: every F output is first scaled to unit L2 norm
+            (`adaptivemix.mixing.unit_features`, as `labs.classify` does), then the mean squared difference;
+  mse-raw   the same squared distance on the raw features (an ablation: it grows with the feature scale, and on
+            this D, with noise of sigma 0.5 after every layer, it ran away in every measured run);
+  cosine    the negative cosine on the raw features (the GAN release's distance; scale-free; the default).
+
+`recipe='salimans'` adds what Salimans et al.'s text gives beyond the lab's defaults: "We use weight
+normalization [20]", whose paper initialises weight-normed layers from data (`ssl_networks.data_dependent_init`:
+D on one batch of unlabelled images, G's output layer on one batch of z, both before the first step), and "The
+remaining training images are provided without labels" (the unlabelled pool excludes the labelled images; the
+'lab' recipe uses every image). Batch composition: "Assuming half of our data set consists of real data and half
+of it is generated", so each D step sees as many generated as unlabelled real images (B each; both recipes);
+the text does not say how many labelled images a step uses (B here). Their text names no learning rate, schedule
+or optimiser ("All code and hyperparameters may be found at" their repository, which this clean-room lab does not
+read), so both recipes keep Adam (beta1 0.5) at a constant `lr`: the simplest reading.
 """
 
 from __future__ import annotations
@@ -30,6 +42,7 @@ import numpy as np
 import torch
 
 from adaptivemix import AdaptiveMixDiscriminatorCall
+from adaptivemix.mixing import unit_features
 from dnnlib import atomic
 from dnnlib.progress import ProgressBar
 from labs.dcgan_data import BatchStream
@@ -45,6 +58,8 @@ from training.techniques.feature_matching import feature_matching_loss
 
 SNAPSHOT = "snapshot.pt"
 RESULTS = "results.jsonl"
+SSL_DISTANCES = ("cosine", "mse", "mse-raw")
+RECIPES = ("lab", "salimans")
 
 
 @dataclasses.dataclass
@@ -61,7 +76,8 @@ class SSLConfig:
     ada_weight: float = 1.0
     ada_distance: str = "cosine"
     noise_std: float = 0.05
-    unlabelled: int | None = None  # Size of the unlabelled subset; None = every training image.
+    unlabelled: int | None = None  # Size of the unlabelled subset; None = the whole pool.
+    recipe: str = "lab"  # 'salimans': data-dependent init, unlabelled pool without the labelled images.
 
 
 def to_unit(images: torch.Tensor) -> torch.Tensor:
@@ -85,22 +101,36 @@ class SSLRun(LabSnapshot):
         images, labels = train
         if test[0].shape[1:] != images.shape[1:]:
             raise ValueError(f"test images are {tuple(test[0].shape[1:])}, training images {tuple(images.shape[1:])}")
+        if cfg.ada_distance not in SSL_DISTANCES:
+            raise ValueError(
+                f"unknown AdaptiveMix distance {cfg.ada_distance!r}: choose one of {', '.join(SSL_DISTANCES)}"
+            )
+        if cfg.recipe not in RECIPES:
+            raise ValueError(f"unknown recipe {cfg.recipe!r}: choose one of {', '.join(RECIPES)}")
         num_classes = int(max(labels.max(), test[1].max())) + 1
         self.labelled = select_labelled(labels, cfg.labels_per_class, cfg.seed)
+        pool = torch.arange(len(images))
+        if cfg.recipe == "salimans":
+            pool = pool[~torch.isin(pool, self.labelled)]
         if cfg.unlabelled is not None:
-            perm = torch.randperm(len(images), generator=torch.Generator().manual_seed(cfg.seed + 1))
-            self.unlabelled = perm[: cfg.unlabelled]
-        else:
-            self.unlabelled = torch.arange(len(images))
+            pool = pool[torch.randperm(len(pool), generator=torch.Generator().manual_seed(cfg.seed + 1))]
+            pool = pool[: cfg.unlabelled]
+        self.unlabelled = pool
         self.images, self.labels, self.test = images, labels, test
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         shape = tuple(images.shape[1:])
         self.D = SSLDiscriminator(shape[0] * shape[1] * shape[2], num_classes)
         self.G = SSLGenerator(shape)
+        if cfg.recipe == "salimans":
+            first = torch.randperm(len(self.unlabelled), generator=torch.Generator().manual_seed(cfg.seed + 4))
+            self.D.init_from_data(to_unit(images[self.unlabelled[first[: cfg.batch]]]))
+            self.G.init_from_data(torch.rand([cfg.batch, self.G.z_dim]))
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
-        self.amix = AdaptiveMixDiscriminatorCall(noise_std=cfg.noise_std, distance=cfg.ada_distance)
+        self.amix = AdaptiveMixDiscriminatorCall(
+            noise_std=cfg.noise_std, distance="cosine" if cfg.ada_distance == "cosine" else "mse"
+        )
         self.lab_stream = BatchStream(len(self.labelled), cfg.batch, cfg.seed + 2)
         self.unl_stream = BatchStream(len(self.unlabelled), cfg.batch, cfg.seed + 3)
         self.steps_per_epoch = math.ceil(len(self.unlabelled) / cfg.batch)
@@ -128,7 +158,7 @@ class SSLRun(LabSnapshot):
             loss = loss + loss_real + loss_fake
             self.stats.update({"real": loss_real.item(), "fake": loss_fake.item()})
             if cfg.adaptivemix:
-                ada = self.amix.cross_shrinkage(self.D.features, x_unl, feat_unl, x_unl, feat_unl).mean()
+                ada = self.shrinkage(x_unl, feat_unl)
                 loss = loss + cfg.ada_weight * ada
                 self.stats["ada"] = ada.item()
         loss.backward()
@@ -147,6 +177,14 @@ class SSLRun(LabSnapshot):
             self.opt_G.step()
             self.D.requires_grad_(True)
             self.stats["fm"] = fm.item()
+
+    def shrinkage(self, x: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
+        """AdaptiveMix term (a scalar, batch mean) of images x [N, C, H, W] mixed within their batch, given their
+        features feat = F(x) [N, 250]; 'mse' compares unit-norm features (see the module docstring)."""
+        if self.cfg.ada_distance == "mse":
+            unit = unit_features(feat)
+            return self.amix.cross_shrinkage(lambda z: unit_features(self.D.features(z)), x, unit, x, unit).mean()
+        return self.amix.cross_shrinkage(self.D.features, x, feat, x, feat).mean()
 
     @torch.no_grad()
     def test_error(self, batch_size: int = 1000) -> float:

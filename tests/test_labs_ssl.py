@@ -17,6 +17,7 @@ from labs.ssl_losses import (
     unsupervised_real_loss,
 )
 from labs.ssl_networks import SSLDiscriminator, SSLGenerator
+from labs.ssl_train import SSLConfig, SSLRun
 
 LOGITS = np.array([[2.0, -1.0, 0.5], [-3.0, -2.5, -4.0], [0.0, 0.0, 0.0], [5.0, 1.0, -2.0]])
 LABELS = np.array([0, 1, 2, 0])
@@ -72,6 +73,86 @@ def test_network_shapes_and_noise_only_in_training():
     assert not torch.equal(D(x), D(x))
 
 
+def _pre_activations(net, run):
+    """Outputs of every weight-normed Linear of `net` during `run()` (forward hooks)."""
+    outs, hooks = [], []
+    for m in net.modules():
+        if isinstance(m, torch.nn.Linear) and hasattr(m, "parametrizations"):
+            hooks.append(m.register_forward_hook(lambda _m, _i, out: outs.append(out.detach().clone())))
+    run()
+    for h in hooks:
+        h.remove()
+    return outs
+
+
+def test_data_dependent_init_gives_unit_pre_activations_on_its_batch():
+    torch.manual_seed(0)
+    D, G = SSLDiscriminator(64, 3), SSLGenerator((1, 8, 8))
+    x = torch.rand(50, 1, 8, 8)
+    before = [t.var(dim=0, unbiased=False) for t in _pre_activations(D, lambda: D(x))]
+    outs = _pre_activations(D, lambda: D.init_from_data(x))  # Training mode: the noise layers are on.
+    outs += _pre_activations(G, lambda: G.init_from_data(torch.rand(40, 100)))
+    assert len(outs) == 7  # D's five hidden layers and head, G's output layer.
+    for t in outs:
+        torch.testing.assert_close(t.mean(dim=0), torch.zeros(t.shape[1]), rtol=0, atol=1e-5)
+        torch.testing.assert_close(t.var(dim=0, unbiased=False), torch.ones(t.shape[1]), rtol=0, atol=1e-4)
+    assert max(float((v - 1).abs().max()) for v in before) > 0.5  # The default initialisation is far from it.
+    v = D.feature_net[1].parametrizations.weight.original1
+    assert abs(float(v.detach().std()) - 0.05) < 0.005  # v ~ N(0, 0.05^2) before the pass.
+
+
+def _tiny_run(**kwargs):
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (30, 1, 4, 4), generator=g, dtype=torch.uint8)
+    labels = torch.arange(30) % 3
+    return SSLRun(SSLConfig(labels_per_class=2, epochs=1, batch=6, **kwargs), (images, labels), (images, labels))
+
+
+def _shrinkage(run, x, seed):
+    run.D.eval()  # No Gaussian noise in D, so the only randomness is the mix draw and the target noise.
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    return float(run.shrinkage(x, run.D.features(x)))
+
+
+def test_mse_distance_is_the_squared_distance_of_unit_features():
+    run = _tiny_run(adaptivemix=True, ada_distance="mse", noise_std=0.05)
+    x = torch.rand(6, 1, 4, 4)
+    got = _shrinkage(run, x, seed=5)
+    # Direct computation, drawing in the documented order: partner permutation, lambda, target noise.
+    torch.manual_seed(5)
+    np.random.seed(5)
+    perm, lam = torch.randperm(6), float(np.random.beta(1.0, 1.0))
+    with torch.no_grad():
+        f = run.D.features(x).numpy().astype(np.float64)
+        f_hat = run.D.features(lam * x + (1 - lam) * x[perm]).numpy().astype(np.float64)
+    eps = torch.randn(6, 250).numpy() * 0.05
+    unit = f / np.linalg.norm(f, axis=1, keepdims=True)
+    target = lam * unit + (1 - lam) * unit[perm.numpy()] + eps
+    expected = ((f_hat / np.linalg.norm(f_hat, axis=1, keepdims=True) - target) ** 2).mean()
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("distance, power", [("mse", 0), ("mse-raw", 2)])
+def test_mse_is_scale_free_and_mse_raw_grows_with_the_feature_scale(distance, power):
+    run = _tiny_run(adaptivemix=True, ada_distance=distance, noise_std=0.0)
+    x = torch.rand(6, 1, 4, 4)
+    base = _shrinkage(run, x, seed=1)
+    last = run.D.feature_net[-2]  # F's last Linear, before its ReLU: scaling g and b scales F by 10.
+    with torch.no_grad():
+        last.parametrizations.weight.original0.mul_(10)
+        last.bias.mul_(10)
+    assert base > 0 and _shrinkage(run, x, seed=1) == pytest.approx(base * 10**power, rel=1e-4)
+
+
+def test_salimans_recipe_keeps_labelled_images_out_of_the_unlabelled_pool():
+    lab, sal = _tiny_run(), _tiny_run(recipe="salimans")
+    assert len(lab.unlabelled) == 30 and torch.equal(lab.labelled, sal.labelled)
+    assert sorted(sal.unlabelled.tolist()) == sorted(set(range(30)) - set(sal.labelled.tolist()))
+    with pytest.raises(ValueError, match="unknown AdaptiveMix distance 'l1'"):
+        _tiny_run(ada_distance="l1")
+
+
 def _run(args):
     result = CliRunner().invoke(ssl.main, args)
     assert result.exit_code == 0, result.output
@@ -111,6 +192,10 @@ def test_cli_end_to_end_with_resume(tmp_path, zips):
         "--batch",
         "6",
         "--adaptivemix",
+        "--ada-distance",
+        "mse",
+        "--recipe",
+        "salimans",
     ]
     full = _run([*common, "--outdir", str(tmp_path / "full"), "--epochs", "2"])
     assert full.strip().splitlines()[-1].startswith("test error ") and full.strip().endswith("%")
