@@ -6,6 +6,13 @@ the cosine y_k = w_k . v / (|w_k| |v|), in [-1, 1]; a softmax over these scores 
 The authors' release uses |cos| with W frozen after its orthogonal initialisation (`absolute=True,
 frozen=True`).
 
+Scale. Eq. 8 feeds the cosines themselves to the softmax, so the logits span at most 2 (signed) or 1 (|cos|):
+with K classes the best attainable probability is e / (e + (K - 1) / e) (0.60 for K = 6; 0.35 with |cos|),
+the cross-entropy can never fall below -log of that, and a correctly classified sample pulls almost as hard
+as a wrong one (its 1 - p stays >= 0.4). Cosine classifiers (NormFace, Wang et al. 2017; CosFace) multiply
+the cosine by a scale s so that the softmax can become confident: logits s * cos. `scale=1` is the literal
+Eq. 7-8.
+
 Mixed loss (the release's classification step, one batch x [N, ...] with labels y [N]):
     pi, lam = draw_mix(N, alpha);  x_hat = lam x + (1 - lam) x[pi]
     v_hat = F(x_hat);  v_a = F(x);  m = lam v_a + (1 - lam) v_a[pi];  t = m + eps, eps ~ N(0, sigma^2)
@@ -27,17 +34,22 @@ from .mixing import MixDraw
 
 
 class OrthogonalClassifier(torch.nn.Module):
-    """Bias-free cosine class scores [N, K] of features [N, D]; W [K, D] initialised with orthonormal rows.
+    """Bias-free (scaled) cosine class scores [N, K] of features [N, D]; W [K, D] initialised with orthonormal rows.
 
     Args:
         feature_dim: D. Must be >= num_classes, otherwise K vectors cannot be mutually orthogonal.
         num_classes: K.
         absolute: score |cos| instead of cos (the release's form).
         frozen: keep W at its initialisation (a buffer, never trained; the release's form).
+        scale: s > 0; the scores are s * cos (s * |cos|). 1 is the paper's literal form.
     """
 
-    def __init__(self, feature_dim: int, num_classes: int, absolute: bool = False, frozen: bool = False):
+    def __init__(
+        self, feature_dim: int, num_classes: int, absolute: bool = False, frozen: bool = False, scale: float = 1.0
+    ):
         super().__init__()
+        if not scale > 0:
+            raise ValueError(f"orthogonal head: scale must be > 0, got {scale}")
         if num_classes > feature_dim:
             raise ValueError(
                 f"orthogonal head: {num_classes} classes need feature_dim >= {num_classes}, got {feature_dim}"
@@ -49,14 +61,18 @@ class OrthogonalClassifier(torch.nn.Module):
             self.weight = torch.nn.Parameter(weight)
         self.absolute = absolute
         self.frozen = frozen
+        self.scale = float(scale)
 
     def forward(self, v: torch.Tensor) -> torch.Tensor:
         scores = F.normalize(v, dim=1, eps=1e-12) @ F.normalize(self.weight, dim=1, eps=1e-12).t()
-        return scores.abs() if self.absolute else scores
+        return self.scale * (scores.abs() if self.absolute else scores)
 
     def extra_repr(self) -> str:
         num_classes, feature_dim = self.weight.shape
-        return f"feature_dim={feature_dim}, num_classes={num_classes}, absolute={self.absolute}, frozen={self.frozen}"
+        return (
+            f"feature_dim={feature_dim}, num_classes={num_classes}, absolute={self.absolute}, frozen={self.frozen}, "
+            f"scale={self.scale:g}"
+        )
 
 
 def mixup_cross_entropy(logits: torch.Tensor, y: torch.Tensor, draw: MixDraw) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
     python -m labs.classify train --data=ZIP --method=orth-adaptivemix --backbone=small-cnn --epochs=N --seed=S --outdir=DIR
     python -m labs.classify eval  --network=DIR/classifier.pt --data=ZIP --attack=none|fgsm|pgd --eps=8/255 --steps=10
+    python -m labs.classify eval  --network=DIR/classifier.pt --data=ZIP --attack=cw --c=0.01 --steps=100
     python -m labs.classify ood   --network=DIR/classifier.pt --train-data=ZIP --in-data=ZIP --out-data=ZIP[,ZIP...] \\
                                   --score=adaptivemix|msp
 
@@ -22,7 +23,7 @@ from training.distributed import DEVICE_CHOICES, resolve_device
 from .classify_backbones import BACKBONES
 from .classify_data import load_images
 from .classify_eval import ATTACKS, SCORES, accuracy, ood_report, ood_scores
-from .classify_methods import METHODS, ORTH_HEADS
+from .classify_methods import METHODS, ORTH_HEADS, ORTH_SCALE
 from .classify_train import append_result, check_images, load_checkpoint, train
 
 
@@ -85,6 +86,13 @@ def cli() -> None:
     show_default=True,
     help="paper: trainable cosine head (Eq. 7-9); release: frozen |cosine| head",
 )
+@click.option(
+    "--orth-scale",
+    type=click.FloatRange(min=0, min_open=True),
+    default=ORTH_SCALE,
+    show_default=True,
+    help="s of the orthogonal head's scores s * cos (1: the paper's literal Eq. 8)",
+)
 @click.option("--max-images", type=click.IntRange(min=2), default=None, help="Train on a seeded random subset")
 @click.option("--augment", is_flag=True, help="Random crops of the 4-pixel zero-padded image and left-right flips")
 @click.option("--resume", is_flag=True, help="Continue the run in --outdir from its classifier.pt")
@@ -102,6 +110,7 @@ def train_cmd(
     alpha,
     noise_std,
     orth_head,
+    orth_scale,
     max_images,
     augment,
     resume,
@@ -120,6 +129,7 @@ def train_cmd(
         "alpha": alpha,
         "noise_std": noise_std,
         "orth_head": orth_head,
+        "orth_scale": orth_scale,
         "max_images": max_images,
         "augment": augment,
     }
@@ -143,23 +153,26 @@ def _load(network: str, data: str, labels: bool, max_images: int | None, seed: i
 @click.option("--data", required=True, metavar="ZIP", help="Labelled test zip")
 @click.option("--attack", type=click.Choice(ATTACKS), default="none", show_default=True)
 @click.option("--eps", type=FractionType(), default="8/255", show_default=True, help="L-inf radius, pixels in [0, 1]")
-@click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True, help="PGD iterations")
+@click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True, help="PGD or CW iterations")
 @click.option("--step-size", type=FractionType(), default=None, help="PGD step [default: 2.5 * eps / steps]")
+@click.option("--c", "cw_c", type=FractionType(), default="0.01", show_default=True, help="CW's constant c")
 @click.option("--max-images", type=click.IntRange(min=1), default=None, help="Evaluate a seeded random subset")
 @click.option("--batch", type=click.IntRange(min=1), default=256, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Subset and PGD random start")
 @click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True)
-def eval_cmd(network, data, attack, eps, steps, step_size, max_images, batch, seed, device) -> None:
+def eval_cmd(network, data, attack, eps, steps, step_size, cw_c, max_images, batch, seed, device) -> None:
     """Accuracy on clean or attacked test images."""
     step_size = 2.5 * eps / steps if step_size is None else step_size
     try:
         _, model, images, labels = _load(network, data, True, max_images, seed, device)
-        acc = accuracy(model, images, labels, attack, eps, step_size, steps, batch, seed)
+        acc = accuracy(model, images, labels, attack, eps, step_size, steps, batch, seed, cw_c)
     except (OSError, ValueError) as err:
         raise _fail(err) from err
     record = {"kind": "eval", "data": os.path.abspath(data), "attack": attack, "images": len(images), "accuracy": acc}
-    if attack != "none":
+    if attack in ("fgsm", "pgd"):
         record.update(eps=eps, **({"steps": steps, "step_size": step_size} if attack == "pgd" else {}))
+    elif attack == "cw":
+        record.update(c=cw_c, steps=steps)
     append_result(os.path.dirname(os.path.abspath(network)), record)
     print(f"accuracy {100 * acc:.2f}%")
 

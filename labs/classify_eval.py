@@ -1,7 +1,7 @@
 """Evaluation of a trained lab classifier: (adversarial) accuracy and OOD detection.
 
 Accuracy under attack follows the paper's robustness tables: the share of test images whose adversarial
-version (FGSM or PGD, L-inf, pixels in [0, 1]) is still classified correctly. OOD detection fits one class
+version (FGSM or PGD, L-inf; CW, L2; pixels in [0, 1]) is still classified correctly. OOD detection fits one class
 line per predicted class on the training features (`adaptivemix.ood`) and compares the in-distribution test
 scores with those of each OOD set.
 """
@@ -20,10 +20,10 @@ from adaptivemix.ood import (
 )
 from dnnlib.progress import ProgressBar
 
-from .classify_attacks import fgsm, pgd
+from .classify_attacks import carlini_wagner_l2, fgsm, pgd
 from .classify_methods import ImageClassifier
 
-ATTACKS = ("none", "fgsm", "pgd")
+ATTACKS = ("none", "fgsm", "pgd", "cw")
 SCORES = ("adaptivemix", "msp")
 
 
@@ -49,8 +49,9 @@ def accuracy(
     steps: int = 1,
     batch: int = 256,
     seed: int = 0,
+    c: float = 0.01,
 ) -> float:
-    """Fraction of images (uint8 [N, C, H, W]) classified correctly after the attack."""
+    """Fraction of images (uint8 [N, C, H, W]) classified correctly after the attack (`c`: CW's constant)."""
     if attack not in ATTACKS:
         raise ValueError(f"unknown attack {attack!r}: choose one of {', '.join(ATTACKS)}")
     model.eval()
@@ -62,6 +63,8 @@ def accuracy(
             x = fgsm(model, x, y, eps)
         elif attack == "pgd":
             x = pgd(model, x, y, eps, step_size, steps, random_start=True, generator=generator)
+        elif attack == "cw":
+            x = carlini_wagner_l2(model, x, y, c, steps)
         with torch.no_grad():
             correct += int((model(x).argmax(dim=1) == y).sum())
     return correct / len(images)

@@ -1,15 +1,20 @@
-"""The classification lab's model (input normalisation, backbone F, head) and the five training methods.
+"""The classification lab's model (input normalisation, backbone F, head) and the seven training methods.
 
-| method           | head                      | loss on a batch (x, y)                                              |
-|------------------|---------------------------|---------------------------------------------------------------------|
-| ce               | linear (with bias)        | CE(h(F(x)), y)                                                      |
-| mixup            | linear                    | lam CE(o, y) + (1 - lam) CE(o, y[pi]), o = h(F(lam x + (1-lam) x[pi])) |
-| manifold-mixup   | linear                    | the same with the mix applied to the hidden batch entering a random stage |
-| orth             | orthogonal (Eq. 7-9)      | CE(h(F(x)), y)                                                      |
-| orth-adaptivemix | orthogonal                | the AdaptiveMix step of `adaptivemix.classifier` (Mixup CE + shrinkage) |
+| method              | head                 | loss on a batch (x, y)                                                 |
+|---------------------|----------------------|------------------------------------------------------------------------|
+| ce                  | linear (with bias)   | CE(h(F(x)), y)                                                         |
+| mixup               | linear               | lam CE(o, y) + (1 - lam) CE(o, y[pi]), o = h(F(lam x + (1-lam) x[pi])) |
+| manifold-mixup      | linear               | the same with the mix applied to the hidden batch entering a random stage |
+| orth                | orthogonal (Eq. 7-9) | CE(h(F(x)), y)                                                         |
+| orth-mixup          | orthogonal           | Mixup's loss (Table 7's "Orth. + Mixup")                               |
+| orth-manifold-mixup | orthogonal           | Manifold Mixup's loss (Table 7's "Orth. + M.-Mixup")                   |
+| orth-adaptivemix    | orthogonal           | the AdaptiveMix step of `adaptivemix.classifier` (Mixup CE + shrinkage) |
 
-With the orthogonal head, features are L2-normalised (as in the AdaptiveMix release), so the shrinkage
-acts on unit feature vectors. pi and lam come from `adaptivemix.mixing.draw_mix` (one lam per batch).
+The two orthogonal Mixup rows are the controls that separate AdaptiveMix's shrinkage from its mixing: they
+share the head and the mixed cross-entropy with `orth-adaptivemix` and lack only the shrinkage term (and its
+second F pass). With the orthogonal head, features are L2-normalised (as in the AdaptiveMix release), so the
+shrinkage acts on unit feature vectors, and the scores are s * cos (`orth_scale` s; 1 is the paper's literal
+Eq. 8). pi and lam come from `adaptivemix.mixing.draw_mix` (one lam per batch).
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ from adaptivemix.classifier import (
     OrthogonalClassifier,
     mixup_cross_entropy,
 )
-from adaptivemix.mixing import MixDraw, draw_mix
+from adaptivemix.mixing import MixDraw, draw_mix, unit_features
 
 from .classify_backbones import make_backbone
 
-METHODS = ("ce", "mixup", "manifold-mixup", "orth", "orth-adaptivemix")
+METHODS = ("ce", "mixup", "manifold-mixup", "orth", "orth-mixup", "orth-manifold-mixup", "orth-adaptivemix")
 ORTH_HEADS = ("paper", "release")  # paper: trainable signed cosine (Eq. 7); release: frozen |cosine|.
+# The lab's default s of the orthogonal head's s * cos; chosen by measurement (docs/classification.md).
+ORTH_SCALE = 16.0
 
 
 class ImageClassifier(nn.Module):
@@ -42,6 +49,7 @@ class ImageClassifier(nn.Module):
         method: one of METHODS (decides the head: orthogonal for 'orth*', linear otherwise).
         mean, std: per-channel input statistics [C] (of the training set).
         orth_head: 'paper' or 'release' form of the orthogonal head.
+        orth_scale: s of the orthogonal head's scores s * cos (1: the literal Eq. 8).
     """
 
     def __init__(
@@ -53,6 +61,7 @@ class ImageClassifier(nn.Module):
         mean: list[float],
         std: list[float],
         orth_head: str = "paper",
+        orth_scale: float = ORTH_SCALE,
     ):
         super().__init__()
         if method not in METHODS:
@@ -64,7 +73,7 @@ class ImageClassifier(nn.Module):
         dim = self.backbone.feature_dim
         if self.orthogonal:
             release = orth_head == "release"
-            self.head = OrthogonalClassifier(dim, num_classes, absolute=release, frozen=release)
+            self.head = OrthogonalClassifier(dim, num_classes, absolute=release, frozen=release, scale=orth_scale)
         else:
             self.head = nn.Linear(dim, num_classes)
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
@@ -73,7 +82,7 @@ class ImageClassifier(nn.Module):
     def features(self, x: torch.Tensor, mix_at: int | None = None, draw: MixDraw | None = None) -> torch.Tensor:
         """F(x) [N, D]; unit-norm rows with the orthogonal head. `mix_at`/`draw`: see Backbone.features."""
         v = self.backbone.features((x - self.mean) / self.std, mix_at, draw)
-        return F.normalize(v, dim=1, eps=1e-12) if self.orthogonal else v
+        return unit_features(v) if self.orthogonal else v
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
@@ -91,10 +100,10 @@ def training_loss(
     """The method's loss on one batch (a scalar with graph) and scalars to log."""
     if method in ("ce", "orth"):
         return F.cross_entropy(model(x), y), {}
-    if method in ("mixup", "manifold-mixup"):
+    if method in ("mixup", "manifold-mixup", "orth-mixup", "orth-manifold-mixup"):
         draw = draw_mix(x.shape[0], options.alpha)
         stages = model.backbone.mix_stages
-        mix_at = 0 if method == "mixup" else int(stages[np.random.randint(len(stages))])
+        mix_at = int(stages[np.random.randint(len(stages))]) if method.endswith("manifold-mixup") else 0
         logits = model.head(model.features(x, mix_at, draw))
         return mixup_cross_entropy(logits, y, draw), {"mix_at": float(mix_at)}
     if method == "orth-adaptivemix":

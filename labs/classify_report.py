@@ -1,8 +1,11 @@
 """Mean ± SD tables (Markdown) over the runs of the classification lab.
 
-    python -m labs.classify_report RUNS_DIR [--out=TABLES.md]
+    python -m labs.classify_report RUNS_DIR [--by=orth_scale,noise_std,...] [--out=TABLES.md]
 
-Every folder under RUNS_DIR with a classifier.pt and results.jsonl is one run; runs are grouped by method.
+Every folder under RUNS_DIR with a classifier.pt and results.jsonl is one run; runs are grouped by method
+(and by the values of the `--by` training settings, e.g. `--by=noise_std` for a sigma sweep).
+`--paired="A:B;C:D"` adds, for each pair of groups, the mean ± SD over their common seeds of the per-seed
+accuracy differences A - B (the groups as the tables name them).
 Each run contributes its latest result per evaluation (attack and its settings; OOD score and set). SD is the
 sample standard deviation over the runs of a method (n - 1 in the denominator).
 """
@@ -24,26 +27,33 @@ from .classify_train import CHECKPOINT_NAME, RESULTS_NAME, load_checkpoint
 def _eval_key(record: dict) -> str:
     if record["attack"] == "none":
         return "clean"
+    if record["attack"] == "cw":
+        return f"CW-{record['steps']} c={record['c']:g}"
     eps = f"{record['eps'] * 255:.3g}/255"
     return f"FGSM {eps}" if record["attack"] == "fgsm" else f"PGD-{record['steps']} {eps}"
 
 
 def _column_order(key: str) -> tuple:
-    """clean, then FGSM, then PGD by number of steps."""
+    """clean, then FGSM, then PGD by number of steps, then CW by number of steps."""
     kind, _, rest = key.partition(" ")
-    steps = int(kind.split("-")[1]) if kind.startswith("PGD-") else 0
-    return ("clean", "FGSM").index(kind) if kind in ("clean", "FGSM") else 2, steps, rest
+    name, _, steps = kind.partition("-")
+    return ("clean", "FGSM", "PGD", "CW").index(name), int(steps or 0), rest
 
 
-def collect(runs_dir: str) -> dict[str, list[dict[str, float]]]:
-    """{method: [one dict per run: column name -> value]}."""
+def _group(config: dict, by: tuple[str, ...]) -> str:
+    """'method' or 'method, key=value, ...' for the settings in `by` (a missing one reads as '-')."""
+    return ", ".join([config["method"], *(f"{key}={config.get(key, '-')}" for key in by)])
+
+
+def collect(runs_dir: str, by: tuple[str, ...] = ()) -> dict[str, list[dict[str, float]]]:
+    """{group (see `_group`): [one dict per run: column name -> value]}."""
     table: dict[str, list[dict[str, float]]] = {}
     for name in sorted(os.listdir(runs_dir)):
         folder = os.path.join(runs_dir, name)
         if not os.path.isfile(os.path.join(folder, CHECKPOINT_NAME)):
             continue
         config, _, _ = load_checkpoint(os.path.join(folder, CHECKPOINT_NAME))
-        row: dict[str, float] = {"train s": 0.0}
+        row: dict[str, float] = {"train s": 0.0, "seed": config["seed"]}
         with open(os.path.join(folder, RESULTS_NAME), encoding="utf-8") as f:
             for record in map(json.loads, f):
                 if record["kind"] == "train":
@@ -54,7 +64,7 @@ def collect(runs_dir: str) -> dict[str, list[dict[str, float]]]:
                     for set_name, metrics in record["sets"].items():
                         for metric, value in metrics.items():
                             row[f"{record['score']}|{set_name}|{metric}"] = value
-        table.setdefault(config["method"], []).append(row)
+        table.setdefault(_group(config, by), []).append(row)
     return table
 
 
@@ -66,9 +76,9 @@ def _cell(values: list[float], digits: int) -> str:
 
 
 def render(table: dict[str, list[dict[str, float]]]) -> str:
-    methods = [m for m in METHODS if m in table]
+    methods = sorted(table, key=lambda g: (METHODS.index(g.split(",")[0]), g))
     keys = sorted({k for rows in table.values() for row in rows for k in row})
-    acc_cols = [k for k in keys if "|" not in k and k != "train s"]
+    acc_cols = [k for k in keys if "|" not in k and k not in ("train s", "seed")]
     acc_cols = sorted(acc_cols, key=_column_order)
     lines = [
         "| method | runs | " + " | ".join(f"{c} acc. %" for c in acc_cols) + " | train s |",
@@ -98,13 +108,51 @@ def render(table: dict[str, list[dict[str, float]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_paired(table: dict[str, list[dict[str, float]]], pairs: list[tuple[str, str]]) -> str:
+    """Per-seed differences A - B of every accuracy column, mean ± SD over the seeds both groups ran."""
+    lines = []
+    for a, b in pairs:
+        missing = [g for g in (a, b) if g not in table]
+        if missing:
+            raise ValueError(f"--paired: no runs in group {missing[0]!r}; groups are {', '.join(sorted(table))}")
+        rows_a, rows_b = ({r["seed"]: r for r in table[g]} for g in (a, b))
+        seeds = sorted(set(rows_a) & set(rows_b))
+        cols = sorted(
+            {
+                k
+                for r in (*rows_a.values(), *rows_b.values())
+                for k in r
+                if "|" not in k and k not in ("train s", "seed")
+            },
+            key=_column_order,
+        )
+        diffs = {c: [rows_a[s][c] - rows_b[s][c] for s in seeds if c in rows_a[s] and c in rows_b[s]] for c in cols}
+        lines += [
+            f"| {a} − {b} | seeds | " + " | ".join(f"{c} Δ points" for c in cols) + " |",
+            "|---" * (2 + len(cols)) + "|",
+            f"| paired | {', '.join(str(int(s)) for s in seeds)} | "
+            + " | ".join(_cell(diffs[c], 2) for c in cols)
+            + " |",
+            "",
+        ]
+    return "\n".join(lines)
+
+
 @click.command()
 @click.argument("runs_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--by", default="", metavar="KEY[,KEY...]", help="Also group by these training settings")
+@click.option("--paired", default="", metavar="A:B[;C:D...]", help="Paired per-seed differences A - B of two groups")
 @click.option("--out", metavar="FILE", help="Also write the tables to this file")
-def main(runs_dir: str, out: str | None) -> None:
+def main(runs_dir: str, by: str, paired: str, out: str | None) -> None:
     """Print mean ± SD tables of all runs under RUNS_DIR."""
     try:
-        text = render(collect(runs_dir))
+        table = collect(runs_dir, tuple(k for k in by.split(",") if k))
+        text = render(table)
+        pairs = [tuple(p.split(":")) for p in paired.split(";") if p.strip()]
+        if any(len(p) != 2 for p in pairs):
+            raise ValueError(f"--paired={paired!r}: give pairs of groups as A:B, separated by ';'")
+        if pairs:
+            text += "\nPaired differences:\n\n" + render_paired(table, pairs)
     except (OSError, ValueError) as err:
         raise click.ClickException(str(err).splitlines()[0]) from err
     if out:

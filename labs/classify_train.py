@@ -70,6 +70,7 @@ def build_model(config: dict) -> ImageClassifier:
         config["mean"],
         config["std"],
         config["orth_head"],
+        config["orth_scale"],
     )
 
 
@@ -87,6 +88,7 @@ def load_checkpoint(path: str) -> tuple[dict, ImageClassifier, dict]:
     if not isinstance(state, dict) or state.get("kind") != CHECKPOINT_KIND:
         raise ValueError(f"{path} is a checkpoint of another kind (no kind={CHECKPOINT_KIND!r}); {hint}")
     config = json.loads(state["config"])
+    config.setdefault("orth_scale", 1.0)  # Checkpoints from before the option scored the unscaled cosine.
     model = build_model(config)
     model.load_state_dict(state["model"])
     return config, model.eval(), state

@@ -8,13 +8,15 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from adaptivemix.classifier import OrthogonalClassifier
 from adaptivemix.mixing import MixDraw
 from labs.classify import cli
 from labs.classify_attacks import fgsm, pgd
 from labs.classify_backbones import make_backbone
 from labs.classify_data import random_crop_flip
-from labs.classify_methods import ImageClassifier, MethodOptions, training_loss
+from labs.classify_methods import ORTH_SCALE, ImageClassifier, MethodOptions, training_loss
 from labs.classify_report import collect, render
+from labs.classify_train import load_checkpoint
 from tests.conftest import make_image_zip
 
 
@@ -44,7 +46,7 @@ def test_manifold_mixup_mixes_the_hidden_batch_of_the_chosen_stage():
         torch.testing.assert_close(model.features(x, mix_at=1, draw=draw), h)
 
 
-@pytest.mark.parametrize("method", ["mixup", "manifold-mixup"])
+@pytest.mark.parametrize("method", ["mixup", "manifold-mixup", "orth-mixup", "orth-manifold-mixup"])
 def test_mixup_losses_match_direct_computation(method):
     model = _model(method)
     x, y = torch.rand(6, 1, 16, 16), torch.tensor([0, 1, 2, 0, 1, 2])
@@ -57,8 +59,9 @@ def test_mixup_losses_match_direct_computation(method):
     perm = torch.randperm(6)
     lam = np.random.beta(2.0, 2.0)
     stages = model.backbone.mix_stages
-    mix_at = 0 if method == "mixup" else int(stages[np.random.randint(len(stages))])
+    mix_at = int(stages[np.random.randint(len(stages))]) if "manifold" in method else 0
     assert logs.get("mix_at", 0.0) == mix_at
+    assert isinstance(model.head, OrthogonalClassifier) == method.startswith("orth")
     h = (x - 0.5) / 0.25
     with torch.no_grad():
         for index, stage in enumerate(model.backbone.stages):
@@ -140,7 +143,7 @@ def test_train_eval_ood_end_to_end_resume_and_errors(tmp_path):
     ckpt = f"{run}/classifier.pt"
     code, out = _run([*common, "--epochs=2", "--resume"])
     assert code == 0 and any("resuming" in line for line in out), out
-    for attack in ("none", "fgsm", "pgd"):
+    for attack in ("none", "fgsm", "pgd", "cw"):
         code, out = _run(
             ["eval", f"--network={ckpt}", f"--data={data}", f"--attack={attack}", "--eps=8/255", "--steps=2"]
         )
@@ -159,10 +162,21 @@ def test_train_eval_ood_end_to_end_resume_and_errors(tmp_path):
         assert code == 0 and re.fullmatch(r"AUROC [01]\.\d{4} FPR95 [01]\.\d{4} F1 [01]\.\d{4}", out[-1]), out
     with open(f"{run}/results.jsonl") as f:
         records = [json.loads(line) for line in f]
-    assert [r["kind"] for r in records] == ["train", "train", "eval", "eval", "eval", "ood", "ood"]
-    assert records[1]["epoch"] == 2
+    assert [r["kind"] for r in records] == ["train", "train", "eval", "eval", "eval", "eval", "ood", "ood"]
+    assert records[1]["epoch"] == 2 and records[5]["c"] == 0.01
     tables = render(collect(str(tmp_path)))
     assert "| orth-adaptivemix | 1 | " in tables and "PGD-2 8/255 acc. %" in tables and "| adaptivemix | " in tables
+    assert tables.index("PGD-2 8/255 acc. %") < tables.index("CW-2 c=0.01 acc. %")
+    assert f"| orth-adaptivemix, orth_scale={ORTH_SCALE}, noise_std=0.05 | 1 | " in render(
+        collect(str(tmp_path), ("orth_scale", "noise_std"))
+    )
+    # A checkpoint from before --orth-scale (no orth_scale in its config) loads as the unscaled head.
+    state = torch.load(ckpt, weights_only=True)
+    config = json.loads(state["config"])
+    del config["orth_scale"]
+    state["config"] = json.dumps(config)
+    torch.save(state, f"{tmp_path}/old.pt")
+    assert load_checkpoint(f"{tmp_path}/old.pt")[1].head.scale == 1.0
 
     # One clear line for bad input.
     unlabeled = str(make_image_zip(tmp_path / "unlabeled.zip", num_images=4, resolution=16, channels=1, num_classes=0))
