@@ -16,7 +16,7 @@ import os
 import click
 
 from labs import objectives
-from labs.dcgan_data import load_images
+from labs.dcgan_data import load_images, stack_images
 from labs.dcgan_eval import Evaluator, summarize_fids
 from labs.dcgan_losses import AMIX_FORMS, default_amix_form
 from labs.dcgan_networks import HEADS
@@ -28,6 +28,8 @@ from labs.dcgan_train import (
     config_from_snapshot,
 )
 from labs.lab_snapshot import load_snapshot
+
+STACK_SEED = 0  # The stacked data set is one fixed draw, the same for every run and seed.
 
 
 def build_config(o: dict, num_images: int) -> RunConfig:
@@ -73,6 +75,8 @@ def build_config(o: dict, num_images: int) -> RunConfig:
         n_critic=o["n_critic"] or defaults["n_critic"],
         clip=defaults["clip"] if o["clip"] is None else o["clip"],
         eval_every=o["eval_every"],
+        pack=o["pack"],
+        stack=o["stack"],
         losses=losses,
     )
 
@@ -245,6 +249,20 @@ def build_config(o: dict, num_images: int) -> RunConfig:
 )
 @click.option("--vbn", help="Virtual batch norm in G instead of batch norm", is_flag=True)
 @click.option(
+    "--pack",
+    help="Packing (PacGAN): D judges this many images at once; a batch is --batch packed inputs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+)
+@click.option(
+    "--stack",
+    help="Build each training image from this many dataset images as its channels (3: stacked MNIST, 1000 modes)",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+)
+@click.option(
     "--bures-weight",
     help="Bures distance weight in G's loss (0 = off)",
     type=click.FloatRange(min=0),
@@ -268,10 +286,17 @@ def main(**o):
         images, _ = load_images(o["data"], max_images=o["max_images"])
     except (OSError, ValueError) as err:
         raise click.UsageError(f"--data: {err}") from None
-    state = None
+    state = load_snapshot(snapshot) if o["resume"] else None
+    stack = state["config"].get("stack", 1) if state is not None else o["stack"]
+    if stack > 1:
+        if o["metric_detector"] is not None:
+            raise click.UsageError(
+                "--stack: FID/KID need real images of the stacked kind; count modes with python -m labs.modes instead "
+                "of --metric-detector"
+            )
+        images = stack_images(images, stack, seed=STACK_SEED)[0]
     try:
-        if o["resume"]:
-            state = load_snapshot(snapshot)
+        if state is not None:
             kimg = o["kimg"] if o["epochs"] is None else o["epochs"] * len(images) / 1000
             cfg = config_from_snapshot(state, kimg)
         else:

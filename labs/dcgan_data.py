@@ -33,6 +33,19 @@ def load_images(
     return torch.cat(images), (torch.cat(labels) if use_labels else None)
 
 
+def stack_images(images: torch.Tensor, k: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stacked images (VEEGAN's stacked MNIST): uint8 [N, C, H, W] -> ([N, k C, H, W], perms int64 [k, N]).
+
+    Image i of the result holds dataset images perms[0][i], ..., perms[k-1][i] as its channel groups 0..k-1, with
+    k independent random permutations drawn from `seed`; a 10-class single-channel set gives 10^k modes.
+    """
+    if k < 1:
+        raise ValueError(f"--stack must be >= 1, got {k}")
+    generator = torch.Generator().manual_seed(seed)
+    perms = torch.stack([torch.randperm(len(images), generator=generator) for _ in range(k)])
+    return torch.cat([images[p] for p in perms], dim=1), perms
+
+
 def to_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 [N, C, H, W] in 0..255 -> float32 in [-1, 1] (x / 127.5 - 1)."""
     return images.to(torch.float32) / 127.5 - 1

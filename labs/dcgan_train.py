@@ -1,6 +1,7 @@
 """The DCGAN lab's training run: networks, optimisers, the step schedule, evaluations and resumable snapshots.
 
-Schedule: every iteration takes one batch of B real images for a D step; after every `n_critic` D steps G takes
+Schedule: every iteration takes one batch of B real images for a D step (B m images packed into B inputs with
+packing of m, PacGAN; the fakes likewise); after every `n_critic` D steps G takes
 one step on a fresh batch of latents (with the same real batch as reference for feature-based terms). WGAN
 clips every D weight into [-clip, clip] after each D step. Progress is counted in real images shown to D
 (kimg), so an epoch is one pass of D over the training set, as in the paper's Table 2.
@@ -29,6 +30,7 @@ from labs.dcgan_data import BatchStream, to_float
 from labs.dcgan_losses import DCGANLosses, LossSettings
 from labs.dcgan_networks import Discriminator, Generator
 from labs.lab_snapshot import LabSnapshot
+from training.techniques.packing import check_pack, pack
 
 SNAPSHOT = "snapshot.pt"
 RESULTS = "results.jsonl"
@@ -98,6 +100,8 @@ class RunConfig:
     n_critic: int = 1
     clip: float = 0.0
     eval_every: float = 0.0  # kimg between evaluations; 0 = only at the end.
+    pack: int = 1  # D judges `pack` images at once (PacGAN); a batch is `batch` packed inputs.
+    stack: int = 1  # Training images built from `stack` dataset images as channel groups (stacked MNIST).
     losses: dict = dataclasses.field(default_factory=dict)  # LossSettings fields.
 
 
@@ -118,6 +122,7 @@ class DCGANRun(LabSnapshot):
         self.cfg = cfg
         self.images = images
         channels, resolution = images.shape[1], images.shape[2]
+        check_pack(cfg.pack)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         self.G = Generator(
@@ -129,11 +134,11 @@ class DCGANRun(LabSnapshot):
             reference_size=cfg.batch,
             seed=cfg.seed,
         )
-        self.D = Discriminator(channels, resolution, cfg.width, cfg.d_norm, cfg.head, cfg.mbdisc)
+        self.D = Discriminator(channels * cfg.pack, resolution, cfg.width, cfg.d_norm, cfg.head, cfg.mbdisc)
         self.opt_G = _optimizer(cfg, self.G.parameters())
         self.opt_D = _optimizer(cfg, self.D.parameters())
         self.losses = DCGANLosses(LossSettings(objective=cfg.objective, **cfg.losses), self.G, self.D)
-        self.stream = BatchStream(len(images), cfg.batch, cfg.seed)
+        self.stream = BatchStream(len(images), cfg.batch * cfg.pack, cfg.seed)
         self.images_seen = 0
         self.d_steps = 0
         self.train_seconds = 0.0
@@ -143,10 +148,10 @@ class DCGANRun(LabSnapshot):
     def step(self) -> None:
         """One D step; a G step after every n_critic-th."""
         cfg = self.cfg
-        real = to_float(self.images[self.stream.next()])
-        z = torch.randn([cfg.batch, cfg.z_dim])
+        real = pack(to_float(self.images[self.stream.next()]), cfg.pack)
+        z = torch.randn([cfg.batch * cfg.pack, cfg.z_dim])
         with torch.no_grad():
-            fake = self.G(z)
+            fake = pack(self.G(z), cfg.pack)
         self.D.requires_grad_(True)
         self.opt_D.zero_grad(set_to_none=True)
         self.losses.d_loss(real, fake).backward()
@@ -156,11 +161,11 @@ class DCGANRun(LabSnapshot):
         if cfg.clip > 0:
             objectives.clip_weights(self.D, cfg.clip)
         self.d_steps += 1
-        self.images_seen += cfg.batch
+        self.images_seen += cfg.batch * cfg.pack
         if self.d_steps % cfg.n_critic == 0:
             self.D.requires_grad_(False)
             self.opt_G.zero_grad(set_to_none=True)
-            fake = self.G(torch.randn([cfg.batch, cfg.z_dim]))
+            fake = pack(self.G(torch.randn([cfg.batch * cfg.pack, cfg.z_dim])), cfg.pack)
             self.losses.g_loss(real, fake).backward()
             self.opt_G.step()
             if self.losses.hist_G is not None:

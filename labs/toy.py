@@ -2,6 +2,7 @@
 
     python -m labs.toy --dataset=grid9 --objective=std --variant=adaptivemix --seed=0 --outdir=out/toy
     python -m labs.toy --dataset=all --objective=all --variant=all --seed=0-2 --steps=1000 --outdir=out/grid
+    python -m labs.toy --runs=pacgan-grid:std:plain,pack2,pack4:0-9 --outdir=out/pacgan   # the published protocol
 
 Every list option (comma-separated, or 'all') spans a grid: datasets x objectives x variants x seeds
 (`--runs=DATASETS:OBJECTIVES:VARIANTS:SEEDS` says the same in one option). Each run appends one line to
@@ -9,13 +10,19 @@ Every list option (comma-separated, or 'all') spans a grid: datasets x objective
 and a panel `OUTDIR/fig-<run>.png` (D's confidence map, data in white, samples in red); a grid also writes
 `OUTDIR/figure-<dataset>.png` (rows: objectives, columns: variants, first seed) and prints mean +- SD tables.
 
+Network presets (`--arch`): `lab` (small MLPs, Adam 1e-3, batch 128, 400 steps) for grid9/ring8/circles and
+`pacgan` (PacGAN's networks and optimiser: G 4 x 400 ReLU + batch norm from z ~ N(0, I_2), D 3 maxout layers
+of 200 units x 5 pieces, Adam 1e-4 with beta1 = 0.8, batch 100) for pacgan-ring/pacgan-grid; `--steps`,
+`--batch` and `--lr` override a preset. `--curve-every=K` adds a learning curve (metrics every K G steps).
+
 Objectives: `std` (the non-saturating GAN of Fig. 3), `wgan` (weight clipping at 0.01), `wgan-gp` (penalty
 weight 10), `hinge`. A variant is 'plain' or techniques joined by '+':
 `adaptivemix` (the paper's WGAN form, Eq. 6, for wgan/wgan-gp: J = mean of features, reals mixed with fakes,
 L2 shrinkage; the release form for std/hinge: partners from the same batch, negative cosine),
 `amix-paper` / `amix-release` (force a form), `fm` (feature matching), `mbdisc` (minibatch discrimination),
 `ls` (one-sided label smoothing, std only), `ha` (historical averaging), `vbn` (virtual batch norm in G),
-`bures` (Bures diversity matching), `alt-bures` (G alternates GAN loss and Bures term).
+`bures` (Bures diversity matching), `alt-bures` (G alternates GAN loss and Bures term), `packM` (PacGAN
+packing: D judges M points at once; `--pack=M` joins it to every variant).
 Losses, AdaptiveMix and the technique terms are those of the DCGAN lab (`labs.dcgan_losses`).
 """
 
@@ -30,9 +37,9 @@ import numpy as np
 import torch
 
 from dnnlib.atomic import atomic_path
-from labs.toy_data import DATASETS
-from labs.toy_render import compose, save_png
-from labs.toy_run import OBJECTIVES, VARIANTS, ToyConfig, check_variant, run_toy
+from labs.toy_data import DATASETS, make_dataset
+from labs.toy_render import save_grid_figure, save_run_figure
+from labs.toy_run import OBJECTIVES, PRESETS, VARIANTS, ToyConfig, check_variant, run_toy
 from labs.toy_tables import format_tables
 
 
@@ -84,20 +91,29 @@ def _run_all(configs: list[ToyConfig], outdir: str, log) -> list[dict]:
     results, panels = [], {}
     for i, cfg in enumerate(configs):
         start = time.time()
-        result, samples, panel = run_toy(cfg)
+        result, samples, confidence = run_toy(cfg)
         result["seconds"] = round(time.time() - start, 2)
         with atomic_path(os.path.join(outdir, f"samples-{cfg.name}.npy"), suffix=".npy") as tmp:
             np.save(tmp, samples)
-        save_png(panel, os.path.join(outdir, f"fig-{cfg.name}.png"))
+        data = make_dataset(cfg.dataset)
+        title = f"{cfg.name}: {result['modes']}/{result['num_modes']} modes, {result['hq_pct']:.1f}% HQ"
+        save_run_figure(
+            os.path.join(outdir, f"fig-{cfg.name}.png"), confidence, data.extent, data_points(data), samples, title
+        )
         append_jsonl(os.path.join(outdir, "results.jsonl"), result)
-        panels[(cfg.dataset, cfg.objective, cfg.variant, cfg.seed)] = panel
+        panels[(cfg.dataset, cfg.objective, cfg.variant, cfg.seed)] = (confidence, samples)
         results.append(result)
         log(
             f"[{i + 1}/{len(configs)}] {cfg.name}: modes {result['modes']}/{result['num_modes']}, "
-            f"HQ {result['hq_pct']:.1f}%, MMD {result['mmd']:.4f} ({result['seconds']:.1f}s)"
+            f"HQ {result['hq_pct']:.1f}%, KL {result['kl']:.3f}, MMD {result['mmd']:.4f} ({result['seconds']:.1f}s)"
         )
     write_figures(configs, panels, outdir)
     return results
+
+
+def data_points(data) -> np.ndarray:
+    """The 500 data points drawn in every figure of a data set (a fixed draw)."""
+    return data.sample(500, np.random.default_rng(1))
 
 
 def write_figures(configs: list[ToyConfig], panels: dict, outdir: str) -> None:
@@ -106,9 +122,11 @@ def write_figures(configs: list[ToyConfig], panels: dict, outdir: str) -> None:
     objectives = list(dict.fromkeys(cfg.objective for cfg in configs))
     variants = list(dict.fromkeys(cfg.variant for cfg in configs))
     for dataset in dict.fromkeys(cfg.dataset for cfg in configs):
+        data = make_dataset(dataset)
         grid = [[panels.get((dataset, obj, var, seed)) for var in variants] for obj in objectives]
-        title = f"{dataset}, seed {seed}: D's confidence (dark = low), data (white), samples (red)"
-        save_png(compose(grid, objectives, variants, title), os.path.join(outdir, f"figure-{dataset}.png"))
+        title = f"{dataset}, seed {seed}: D's confidence, data (white), generated points (red)"
+        path = os.path.join(outdir, f"figure-{dataset}.png")
+        save_grid_figure(path, grid, objectives, variants, data.extent, data_points(data), title)
 
 
 def with_adaptivemix(variant: str) -> str:
@@ -118,6 +136,15 @@ def with_adaptivemix(variant: str) -> str:
     if "adaptivemix" in variant.split("+") or variant.startswith("amix-"):
         return variant
     return f"adaptivemix+{variant}"
+
+
+def with_pack(variant: str, m: int) -> str:
+    """The variant with packing of m joined: 'plain' -> 'pack2', 'fm' -> 'fm+pack2'; m = 1 leaves it as is."""
+    if m == 1:
+        return variant
+    if any(part.startswith("pack") for part in variant.split("+")):
+        raise ValueError(f"--pack={m}: variant {variant!r} already names a packing degree")
+    return f"pack{m}" if variant == "plain" else f"{variant}+pack{m}"
 
 
 def build_configs(datasets, objectives, variants, seeds, **settings) -> list[ToyConfig]:
@@ -144,12 +171,21 @@ def build_configs(datasets, objectives, variants, seeds, **settings) -> list[Toy
 @click.option(
     "--adaptivemix", is_flag=True, help="Add AdaptiveMix to every variant (plain -> adaptivemix, fm -> adaptivemix+fm)"
 )
+@click.option("--pack", type=click.IntRange(min=1), default=1, show_default=True, help="Join packM to every variant")
 @click.option("--runs", help="Whole grid in one option: DATASETS:OBJECTIVES:VARIANTS:SEEDS (overrides the four above)")
-@click.option("--steps", type=click.IntRange(min=1), default=400, show_default=True, help="G steps per run")
-@click.option("--batch", type=click.IntRange(min=2), default=128, show_default=True, help="Batch size")
-@click.option("--n-critic", type=click.IntRange(min=1), default=1, show_default=True, help="D steps per G step")
 @click.option(
-    "--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3, show_default=True, help="Adam learning rate"
+    "--arch",
+    type=click.Choice(["auto", *PRESETS]),
+    default="auto",
+    show_default=True,
+    help="Network preset: pacgan for the pacgan-* data sets, lab otherwise",
+)
+@click.option("--steps", type=click.IntRange(min=1), help="G steps per run [preset: lab 400, pacgan 6000]")
+@click.option("--batch", type=click.IntRange(min=2), help="Batch size (D's inputs per step) [preset: 128, 100]")
+@click.option("--n-critic", type=click.IntRange(min=1), default=1, show_default=True, help="D steps per G step")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam learning rate [preset: 1e-3, 1e-4]")
+@click.option(
+    "--curve-every", type=click.IntRange(min=0), default=0, show_default=True, help="Learning curve: G steps per point"
 )
 @click.option(
     "--fm-weight", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Feature matching weight (fm)"
@@ -177,8 +213,8 @@ def build_configs(datasets, objectives, variants, seeds, **settings) -> list[Toy
     "--noise-std", type=click.FloatRange(min=0), default=0.05, show_default=True, help="AdaptiveMix target noise"
 )
 @click.option("--outdir", required=True, help="Where results.jsonl, samples and figures go")
-def main(dataset, objective, variant, seeds, adaptivemix, runs, outdir, **settings):
-    """Train toy 2D GANs and report % high-quality samples, modes covered and MMD."""
+def main(dataset, objective, variant, seeds, adaptivemix, pack, runs, outdir, **settings):
+    """Train toy 2D GANs and report modes covered, % high-quality samples, mode KL and MMD."""
     try:
         if runs:
             parts = runs.split(":")
@@ -190,6 +226,7 @@ def main(dataset, objective, variant, seeds, adaptivemix, runs, outdir, **settin
         variants = parse_list(variant, VARIANTS, "variant")
         if adaptivemix:
             variants = list(dict.fromkeys(with_adaptivemix(v) for v in variants))
+        variants = list(dict.fromkeys(with_pack(v, pack) for v in variants))
         seed_list = parse_seeds(seeds)
         configs = build_configs(datasets, objectives, variants, seed_list, **settings)
         for cfg in configs:

@@ -1,13 +1,20 @@
-"""Toy 2D data sets of the AdaptiveMix paper's Fig. 3 and the sample-quality metrics of the toy lab.
+"""Toy 2D data sets (the AdaptiveMix paper's Fig. 3 and the VEEGAN/PacGAN protocol) and their metrics.
 
-Data sets (all with Gaussian noise sigma = 0.02):
+The lab's own data sets (Gaussian noise sigma = 0.02):
 - `grid9`: nine Gaussians centred on {-2, 0, 2}^2 (Fig. 3a);
 - `ring8`: eight Gaussians centred on the circle of radius 2, at angles 2 pi k / 8;
 - `circles`: three concentric circles of radii 0.5, 1.25 and 2 (Fig. 3b), uniform angle, radial noise.
+The published protocol of VEEGAN (Srivastava et al. 2017) and PacGAN (Lin et al. 2018):
+- `pacgan-ring`: eight Gaussians centred on the unit circle at angles 2 pi k / 8, sigma = 0.01;
+- `pacgan-grid`: 25 Gaussians centred on {-4, -2, 0, 2, 4}^2, sigma = 0.05.
 
 A mode is a Gaussian's centre or a circle. Metrics of a generated set, each point assigned to its nearest mode:
 - `hq_pct`: % of points within 3 sigma of their nearest mode (distance to the centre, or to the circle);
-- `modes`: how many modes have at least 20 high-quality points assigned to them (out of `num_modes`);
+- `modes`: how many modes have at least `min_hq_per_mode` high-quality points assigned to them (out of
+  `num_modes`): 20 for the lab's sets; 1 for the published protocol ("the number of mixture components whose
+  mean is nearest to at least one high-quality sample", VEEGAN);
+- `kl`: the reverse KL divergence KL(p || u) = sum_k p_k log(K p_k) of the histogram p of all finite points over
+  their nearest modes to the uniform distribution u over the K modes (0 log 0 = 0; PacGAN's third column);
 - `mmd`: squared maximum mean discrepancy (unbiased estimate) between the first `MMD_POINTS` (1000) generated
   points and as many fresh data points (a 2500 x 2500 kernel costs seconds per run on a busy CPU), with the fixed kernel k(a, b) = mean over h in (0.05, 0.2, 0.8) of exp(-||a - b||^2 / (2 h^2)).
 """
@@ -18,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DATASETS = ("grid9", "circles", "ring8")
+DATASETS = ("grid9", "circles", "ring8", "pacgan-ring", "pacgan-grid")
 SIGMA = 0.02
 HQ_SIGMAS = 3.0
 MIN_HQ_PER_MODE = 20
@@ -28,12 +35,20 @@ MMD_POINTS = 1000
 
 @dataclass(frozen=True)
 class ToyDataset:
-    """Either Gaussian centres [K, 2] or circle radii [K]; `sigma` is the noise standard deviation."""
+    """Either Gaussian centres [K, 2] or circle radii [K]; `sigma` is the noise standard deviation; a mode counts
+    as covered with at least `min_hq_per_mode` high-quality points."""
 
     name: str
     centres: np.ndarray | None = None
     radii: np.ndarray | None = None
     sigma: float = SIGMA
+    min_hq_per_mode: int = MIN_HQ_PER_MODE
+
+    @property
+    def extent(self) -> float:
+        """Half the side of a square view [-e, e]^2 that holds every mode with a margin."""
+        reach = np.abs(self.centres).max() if self.centres is not None else self.radii.max()
+        return float(1.25 * reach + 0.5)
 
     @property
     def num_modes(self) -> int:
@@ -69,6 +84,13 @@ def make_dataset(name: str) -> ToyDataset:
         return ToyDataset(name, centres=2.0 * np.stack([np.cos(angle), np.sin(angle)], axis=1))
     if name == "circles":
         return ToyDataset(name, radii=np.array([0.5, 1.25, 2.0]))
+    if name == "pacgan-ring":
+        angle = 2 * np.pi * np.arange(8) / 8
+        return ToyDataset(name, centres=np.stack([np.cos(angle), np.sin(angle)], axis=1), sigma=0.01, min_hq_per_mode=1)
+    if name == "pacgan-grid":
+        grid = np.array([-4.0, -2.0, 0.0, 2.0, 4.0])
+        centres = np.stack(np.meshgrid(grid, grid), axis=-1).reshape(-1, 2)
+        return ToyDataset(name, centres=centres, sigma=0.05, min_hq_per_mode=1)
     raise ValueError(f"unknown toy dataset {name!r}: choose one of {', '.join(DATASETS)}")
 
 
@@ -90,11 +112,16 @@ def mmd2(x: np.ndarray, y: np.ndarray, bandwidths: tuple[float, ...] = MMD_BANDW
 
 
 def toy_metrics(
-    points: np.ndarray, dataset: ToyDataset, reference: np.ndarray | None = None, seed: int = 12345
+    points: np.ndarray,
+    dataset: ToyDataset,
+    reference: np.ndarray | None = None,
+    seed: int = 12345,
+    with_mmd: bool = True,
 ) -> dict:
-    """{'hq_pct', 'modes', 'num_modes', 'mmd'} of generated points [N, 2] (see the module docstring).
+    """{'hq_pct', 'modes', 'num_modes', 'kl', 'mmd'} of generated points [N, 2] (see the module docstring).
 
-    `reference` (data points for the MMD) defaults to min(N, MMD_POINTS) fresh samples drawn with `seed`.
+    `reference` (data points for the MMD) defaults to min(N, MMD_POINTS) fresh samples drawn with `seed`;
+    without `with_mmd` the (slower) MMD is left out.
     """
     points = np.asarray(points, dtype=np.float64)
     if points.ndim != 2 or points.shape[1] != 2 or len(points) < 2:
@@ -103,13 +130,25 @@ def toy_metrics(
     index, dist = dataset.nearest_mode(np.where(finite[:, None], points, 1e6))
     hq = finite & (dist <= HQ_SIGMAS * dataset.sigma)
     per_mode = np.bincount(index[hq], minlength=dataset.num_modes)
-    if reference is None:
-        reference = dataset.sample(min(len(points), MMD_POINTS), np.random.default_rng(seed))
-    head = points[:MMD_POINTS][finite[:MMD_POINTS]]
-    mmd = mmd2(head, reference) if len(head) >= 2 else float("inf")
-    return {
+    result = {
         "hq_pct": 100.0 * hq.mean(),
-        "modes": int((per_mode >= MIN_HQ_PER_MODE).sum()),
+        "modes": int((per_mode >= dataset.min_hq_per_mode).sum()),
         "num_modes": dataset.num_modes,
-        "mmd": mmd,
+        "kl": mode_kl(np.bincount(index[finite], minlength=dataset.num_modes)),
     }
+    if with_mmd:
+        if reference is None:
+            reference = dataset.sample(min(len(points), MMD_POINTS), np.random.default_rng(seed))
+        head = points[:MMD_POINTS][finite[:MMD_POINTS]]
+        result["mmd"] = mmd2(head, reference) if len(head) >= 2 else float("inf")
+    return result
+
+
+def mode_kl(counts: np.ndarray) -> float:
+    """KL(p || uniform) = sum_k p_k log(K p_k) of a histogram of counts [K] (0 log 0 = 0); inf for no counts."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.sum() <= 0:
+        return float("inf")
+    p = counts / counts.sum()
+    nonzero = p > 0
+    return float((p[nonzero] * np.log(len(p) * p[nonzero])).sum())

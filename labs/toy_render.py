@@ -1,79 +1,116 @@
-"""Fig. 3-like pictures of the toy lab, drawn with PIL and NumPy (no plotting library needed).
+"""Fig. 3-like pictures of the toy lab, drawn with matplotlib (imported on first use).
 
-A panel shows D's confidence map over the plane as a colour image (dark blue = low, yellow = high), the data
-points in white and the generated points in red, over the square [-EXTENT, EXTENT]^2.
+A panel shows D's confidence over the square [-e, e]^2 (e = the data set's `extent`) as a colour map with its
+colour bar, a sample of the data (white) and the generated points (red), with x and y axes in data units.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import PIL.Image
-import PIL.ImageDraw
 
 from dnnlib.atomic import atomic_path
 
-EXTENT = 3.0
-_COLORMAP = np.array([[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]], dtype=np.float64)
+DATA_COLOR = "white"
+SAMPLE_COLOR = "red"
 
 
-def colorize(values: np.ndarray) -> np.ndarray:
-    """[H, W] values in [0, 1] -> uint8 [H, W, 3] along a five-colour viridis-like ramp."""
-    t = np.clip(np.nan_to_num(values, nan=0.0), 0, 1) * (len(_COLORMAP) - 1)
-    low = np.floor(t).astype(int).clip(0, len(_COLORMAP) - 2)
-    frac = (t - low)[..., None]
-    return (_COLORMAP[low] * (1 - frac) + _COLORMAP[low + 1] * frac).astype(np.uint8)
-
-
-def grid_points(size: int) -> np.ndarray:
-    """Centres [size * size, 2] of a size x size pixel grid over the panel, row-major, y pointing up."""
-    axis = (np.arange(size) + 0.5) / size * 2 * EXTENT - EXTENT
+def grid_points(size: int, extent: float) -> np.ndarray:
+    """Centres [size * size, 2] of a size x size pixel grid over [-extent, extent]^2, row-major, y pointing up."""
+    axis = (np.arange(size) + 0.5) / size * 2 * extent - extent
     xs, ys = np.meshgrid(axis, axis[::-1])
     return np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.float32)
 
 
-def _to_pixels(points: np.ndarray, size: int) -> np.ndarray:
-    px = (points[:, 0] + EXTENT) / (2 * EXTENT) * size
-    py = (EXTENT - points[:, 1]) / (2 * EXTENT) * size
-    keep = np.isfinite(px) & np.isfinite(py) & (px >= 0) & (px < size) & (py >= 0) & (py < size)
-    return np.stack([px[keep], py[keep]], axis=1).astype(int)
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ImportError(
+            "the toy lab's figures need matplotlib: pip install matplotlib (or the [plots] extra)"
+        ) from None
+    return plt
 
 
-def render_panel(confidence: np.ndarray, data: np.ndarray, samples: np.ndarray) -> PIL.Image.Image:
-    """A square RGB panel: `confidence` [S, S] in [0, 1] (rows top to bottom, as from `grid_points`), data and
-    sample points [N, 2]."""
-    size = confidence.shape[0]
-    pixels = colorize(confidence)
-    for points, color in ((data, (255, 255, 255)), (samples, (230, 30, 30))):
-        for x, y in _to_pixels(points, size):
-            pixels[max(y - 1, 0) : y + 1, max(x - 1, 0) : x + 1] = color
-    return PIL.Image.fromarray(pixels)
-
-
-def compose(
-    panels: list[list[PIL.Image.Image | None]], row_labels: list[str], col_labels: list[str], title: str = ""
-) -> PIL.Image.Image:
-    """A labelled grid of equally sized panels (None leaves a grey cell)."""
-    size = next(p.size[0] for row in panels for p in row if p is not None)
-    left, top, gap = 90, 34 if title else 18, 4
-    width = left + len(col_labels) * (size + gap)
-    height = top + len(row_labels) * (size + gap)
-    image = PIL.Image.new("RGB", (width, height), (255, 255, 255))
-    draw = PIL.ImageDraw.Draw(image)
+def draw_panel(ax, confidence: np.ndarray, extent: float, data: np.ndarray, samples: np.ndarray, title: str = ""):
+    """Draw one panel on a matplotlib Axes: `confidence` [S, S] in [0, 1] (rows top to bottom, as from
+    `grid_points`), data and sample points [N, 2]. Returns the colour map's image (for a colour bar)."""
+    image = ax.imshow(
+        confidence, extent=(-extent, extent, -extent, extent), origin="upper", cmap="viridis", vmin=0, vmax=1
+    )
+    ax.scatter(data[:, 0], data[:, 1], s=2, c=DATA_COLOR, linewidths=0, label="data")
+    ax.scatter(samples[:, 0], samples[:, 1], s=2, c=SAMPLE_COLOR, linewidths=0, label="generated")
+    ax.set_xlim(-extent, extent)
+    ax.set_ylim(-extent, extent)
+    ax.set_aspect("equal")
+    ax.tick_params(labelsize=7)
     if title:
-        draw.text((4, 2), title, fill=(0, 0, 0))
-    for j, label in enumerate(col_labels):
-        draw.text((left + j * (size + gap) + 2, top - 14), label[: size // 6], fill=(0, 0, 0))
-    for i, label in enumerate(row_labels):
-        draw.text((4, top + i * (size + gap) + size // 2 - 6), label, fill=(0, 0, 0))
-        for j, panel in enumerate(panels[i]):
-            box = (left + j * (size + gap), top + i * (size + gap))
-            if panel is None:
-                draw.rectangle([box, (box[0] + size - 1, box[1] + size - 1)], fill=(200, 200, 200))
-            else:
-                image.paste(panel, box)
+        ax.set_title(title, fontsize=8)
     return image
 
 
-def save_png(image: PIL.Image.Image, path: str) -> None:
+def _save(fig, path: str) -> None:
     with atomic_path(path, suffix=".png") as tmp:
-        image.save(tmp)
+        fig.savefig(tmp, dpi=100)
+
+
+def save_run_figure(
+    path: str, confidence: np.ndarray, extent: float, data: np.ndarray, samples: np.ndarray, title: str
+) -> None:
+    """One run's panel with axes, a legend and a colour bar for D's confidence, as a PNG."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.6, 4), layout="constrained")
+    image = draw_panel(ax, confidence, extent, data, samples, title)
+    ax.set_xlabel("x")
+    ax.set_ylabel("y")
+    ax.legend(loc="upper right", fontsize=7, markerscale=4, facecolor="lightgrey")
+    fig.colorbar(image, ax=ax, label="D's confidence (real = 1)")
+    _save(fig, path)
+    plt.close(fig)
+
+
+def save_grid_figure(
+    path: str,
+    panels: list[list[tuple[np.ndarray, np.ndarray] | None]],
+    row_labels: list[str],
+    col_labels: list[str],
+    extent: float,
+    data: np.ndarray,
+    title: str,
+) -> None:
+    """A grid of panels: `panels[i][j]` = (confidence map, samples) of row i (objective) and column j (variant),
+    None for a cell that did not run (left blank and labelled); one legend and one colour bar for the figure."""
+    plt = _pyplot()
+    rows, cols = len(row_labels), len(col_labels)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(2.3 * cols + 1.2, 2.3 * rows + 0.8), squeeze=False, layout="constrained"
+    )
+    image = None
+    for i in range(rows):
+        for j in range(cols):
+            ax = axes[i][j]
+            cell = panels[i][j]
+            if cell is None:
+                ax.text(0.5, 0.5, "not run", ha="center", va="center", transform=ax.transAxes, fontsize=8)
+                ax.set_xticks([])
+                ax.set_yticks([])
+            else:
+                image = draw_panel(ax, cell[0], extent, data, cell[1])
+            if i == 0:
+                ax.set_title(col_labels[j], fontsize=9)
+            if j == 0:
+                ax.set_ylabel(f"{row_labels[i]}\ny", fontsize=9)
+            if i == rows - 1:
+                ax.set_xlabel("x", fontsize=8)
+    handles, labels = next(((h, lab) for h, lab in (ax.get_legend_handles_labels() for ax in axes.flat) if h), ([], []))
+    if handles:
+        fig.legend(
+            handles, labels, loc="outside lower center", ncols=2, fontsize=8, markerscale=4, facecolor="lightgrey"
+        )
+    if image is not None:
+        fig.colorbar(image, ax=axes, label="D's confidence (real = 1)", shrink=0.8)
+    fig.suptitle(title, fontsize=10)
+    _save(fig, path)
+    plt.close(fig)

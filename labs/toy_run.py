@@ -1,23 +1,41 @@
-"""One toy 2D GAN run: configuration, training loop, metrics and its picture."""
+"""One toy 2D GAN run: configuration, training loop, metrics and D's confidence map for its picture."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import PIL.Image
 import torch
 
 from labs import objectives as objective_losses
 from labs.dcgan_losses import DCGANLosses, LossSettings, default_amix_form
 from labs.toy_data import make_dataset, toy_metrics
-from labs.toy_networks import ToyDiscriminator, ToyGenerator
-from labs.toy_render import grid_points, render_panel
-from training.techniques.bures import alt_bures_term, bures_distance_squared
+from labs.toy_networks import build_toy_networks
+from labs.toy_render import grid_points
+from training.techniques.bures import bures_distance_squared
+from training.techniques.packing import pack
 
 OBJECTIVES = ("std", "wgan", "wgan-gp", "hinge")
 TECHNIQUES = ("adaptivemix", "amix-paper", "amix-release", "fm", "mbdisc", "ls", "ha", "vbn", "bures", "alt-bures")
-VARIANTS = ("plain", "adaptivemix", "fm", "mbdisc", "ls", "ha", "vbn", "bures", "alt-bures", "adaptivemix+bures")
+VARIANTS = (
+    "plain",
+    "adaptivemix",
+    "fm",
+    "mbdisc",
+    "ls",
+    "ha",
+    "vbn",
+    "bures",
+    "alt-bures",
+    "adaptivemix+bures",
+    "pack2",
+    "pack4",
+)
+PACK = re.compile(r"pack([1-9][0-9]*)")  # `packM`: D judges M points at once (PacGAN).
+# Each preset's defaults: (G steps, batch, Adam lr, Adam betas). `pacgan`: PacGAN's optimiser and batch; its steps
+# are where the plain GAN stopped improving in this lab's learning curves (docs/experiments.md).
+PRESETS = {"lab": (400, 128, 1e-3, (0.5, 0.9)), "pacgan": (6000, 100, 1e-4, (0.8, 0.999))}
 NUM_EVAL = 2500
 MAP_SIZE = 96
 CLIP = 0.01
@@ -28,17 +46,24 @@ def technique_set(variant: str) -> set[str]:
     if variant == "plain":
         return set()
     parts = set(variant.split("+"))
-    unknown = sorted(parts - set(TECHNIQUES))
+    unknown = sorted(p for p in parts - set(TECHNIQUES) if not PACK.fullmatch(p))
     if unknown:
         raise ValueError(
             f"unknown technique {unknown[0]!r} in variant {variant!r}: use plain or a '+'-join of "
-            f"{', '.join(TECHNIQUES)}"
+            f"{', '.join(TECHNIQUES)}, packM (M >= 1)"
         )
     if len(parts & {"adaptivemix", "amix-paper", "amix-release"}) > 1:
         raise ValueError(f"variant {variant!r} names more than one AdaptiveMix form")
     if {"bures", "alt-bures"} <= parts:
         raise ValueError(f"variant {variant!r}: choose bures (weighted) or alt-bures (alternating), not both")
+    if sum(bool(PACK.fullmatch(p)) for p in parts) > 1:
+        raise ValueError(f"variant {variant!r} names more than one packing degree")
     return parts
+
+
+def pack_degree(variant: str) -> int:
+    """M of the variant's `packM` technique, 1 without one."""
+    return next((int(m.group(1)) for p in technique_set(variant) if (m := PACK.fullmatch(p))), 1)
 
 
 def check_variant(variant: str, objective: str, strict: bool = True) -> bool:
@@ -61,10 +86,11 @@ class ToyConfig:
     objective: str
     variant: str
     seed: int
-    steps: int = 400
-    batch: int = 128
+    arch: str = "auto"  # 'lab', 'pacgan', or 'auto': pacgan for the pacgan-* data sets, lab otherwise.
+    steps: int | None = None  # None: the preset's default (PRESETS), as batch and lr.
+    batch: int | None = None
     n_critic: int = 1
-    lr: float = 1e-3
+    lr: float | None = None
     fm_weight: float = 1.0
     bures_weight: float = 1.0
     ls_alpha: float = 0.9
@@ -72,14 +98,32 @@ class ToyConfig:
     mbdisc_kernels: int = 16
     mbdisc_dim: int = 5
     noise_std: float = 0.05
+    curve_every: int = 0  # G steps between learning-curve points (0: none).
+    betas: tuple = field(init=False, default=())
+
+    def __post_init__(self) -> None:
+        if self.arch == "auto":
+            self.arch = "pacgan" if self.dataset.startswith("pacgan-") else "lab"
+        if self.arch not in PRESETS:
+            raise ValueError(f"unknown toy network preset {self.arch!r}: choose auto, {', '.join(PRESETS)}")
+        steps, batch, lr, self.betas = PRESETS[self.arch]
+        self.steps = steps if self.steps is None else self.steps
+        self.batch = batch if self.batch is None else self.batch
+        self.lr = lr if self.lr is None else self.lr
 
     @property
     def name(self) -> str:
         return f"{self.dataset}-{self.objective}-{self.variant}-s{self.seed}"
 
+    @property
+    def pack(self) -> int:
+        return pack_degree(self.variant)
+
     def validate(self) -> None:
         make_dataset(self.dataset)
         check_variant(self.variant, self.objective, strict=True)
+        if self.arch == "pacgan" and "vbn" in technique_set(self.variant):
+            raise ValueError("virtual batch norm (vbn) is for the lab's generator: use --arch=lab")
 
     @property
     def amix_form(self) -> str | None:
@@ -107,14 +151,17 @@ class ToyRun:
         np.random.seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
         self.data = make_dataset(cfg.dataset)
-        self.G = ToyGenerator(vbn="vbn" in t, seed=cfg.seed)
-        head = "mean" if cfg.amix_form == "paper" else "linear"
-        self.D = ToyDiscriminator(
-            head=head, mbdisc_kernels=cfg.mbdisc_kernels if "mbdisc" in t else 0, mbdisc_dim=cfg.mbdisc_dim
+        self.G, self.D = build_toy_networks(
+            cfg.arch,
+            head="mean" if cfg.amix_form == "paper" else "linear",
+            vbn="vbn" in t,
+            seed=cfg.seed,
+            pack=cfg.pack,
+            mbdisc_kernels=cfg.mbdisc_kernels if "mbdisc" in t else 0,
+            mbdisc_dim=cfg.mbdisc_dim,
         )
-        betas = (0.5, 0.9)
-        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=betas)
-        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=betas)
+        self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=cfg.betas)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=cfg.betas)
         settings = LossSettings(
             objective=objective_losses_name(cfg.objective),
             adaptivemix=cfg.amix_form is not None,
@@ -128,13 +175,19 @@ class ToyRun:
         self.losses = DCGANLosses(settings, self.G, self.D)
         self.alt_bures = "alt-bures" in t
         self.g_steps = 0
+        self.curve: list[dict] = []
 
     def real_batch(self) -> torch.Tensor:
-        return torch.from_numpy(self.data.sample(self.cfg.batch, self.rng))
+        """`batch` packed real samples [batch, 2 pack] (batch x pack points, `pack` consecutive ones per sample)."""
+        return pack(torch.from_numpy(self.data.sample(self.cfg.batch * self.cfg.pack, self.rng)), self.cfg.pack)
+
+    def fake_batch(self) -> torch.Tensor:
+        """`batch` packed generated samples [batch, 2 pack], with gradient to G."""
+        return pack(self.G(torch.randn(self.cfg.batch * self.cfg.pack, self.G.z_dim)), self.cfg.pack)
 
     def d_step(self) -> None:
         with torch.no_grad():
-            fake = self.G(torch.randn(self.cfg.batch, self.G.z_dim))
+            fake = self.fake_batch()
         self.D.requires_grad_(True)
         self.opt_D.zero_grad(set_to_none=True)
         self.losses.d_loss(self.real_batch(), fake).backward()
@@ -145,38 +198,52 @@ class ToyRun:
             self.losses.hist_D.update()
 
     def g_step(self) -> None:
+        """One G iteration: an update on the GAN loss, then with Alt-Bures a second update on the Bures term
+        alone (the weighted variant's term without the weight), on fresh batches (`training.techniques.bures`)."""
         self.D.requires_grad_(False)
+        self._g_update(self.losses.g_loss)
+        if self.alt_bures:
+            self._g_update(lambda real, fake: bures_distance_squared(self.D.features(real), self.D.features(fake)))
+        self.g_steps += 1
+
+    def _g_update(self, loss_fn) -> None:
+        """One optimiser step of G on `loss_fn(real batch, fake batch)`."""
         self.opt_G.zero_grad(set_to_none=True)
-        real, fake = self.real_batch(), self.G(torch.randn(self.cfg.batch, self.G.z_dim))
-        if self.alt_bures and alt_bures_term(self.g_steps) == "bures":
-            with torch.no_grad():
-                feat_r = self.D.features(real)
-            # The same term as the weighted `bures` variant, without the weight.
-            loss = bures_distance_squared(feat_r, self.D.features(fake))
-        else:
-            loss = self.losses.g_loss(real, fake)
-        loss.backward()
+        loss_fn(self.real_batch(), self.fake_batch()).backward()
         self.opt_G.step()
         if self.losses.hist_G is not None:
             self.losses.hist_G.update()
-        self.g_steps += 1
 
     def train(self) -> None:
+        """`steps` G steps, each after `n_critic` D steps; with `curve_every`, metrics every that many G steps
+        go to `self.curve` ({'step', 'modes', 'hq_pct', 'kl'})."""
+        every = self.cfg.curve_every
         for _ in range(self.cfg.steps):
             for _ in range(self.cfg.n_critic):
                 self.d_step()
             self.g_step()
+            if every and (self.g_steps % every == 0 or self.g_steps == self.cfg.steps):
+                m = toy_metrics(self.samples(), self.data, with_mmd=False)
+                self.curve.append({"step": self.g_steps, **{k: m[k] for k in ("modes", "hq_pct", "kl")}})
 
     @torch.no_grad()
     def samples(self, n: int = NUM_EVAL) -> np.ndarray:
+        """n generated points [n, 2] from fixed latents; G in eval mode (batch norm with its running statistics)
+        and without touching the training RNGs."""
         z = torch.randn(n, self.G.z_dim, generator=torch.Generator().manual_seed(10_000 + self.cfg.seed))
-        return self.G(z).numpy().astype(np.float32)
+        training = self.G.training
+        self.G.eval()
+        try:
+            return self.G(z).numpy().astype(np.float32)
+        finally:
+            self.G.train(training)
 
     @torch.no_grad()
     def confidence_map(self, size: int = MAP_SIZE) -> np.ndarray:
         """D's output over the panel's pixel grid, [size, size] in [0, 1]: sigmoid of the logit for `std`
-        (twice J(F(x)) in the release form, its logit for an unmixed input), min-max scaled otherwise."""
-        points = torch.from_numpy(grid_points(size))
+        (twice J(F(x)) in the release form, its logit for an unmixed input), min-max scaled otherwise. A packed
+        D is shown its score for `pack` copies of each point."""
+        points = torch.from_numpy(grid_points(size, self.data.extent)).repeat(1, self.cfg.pack)
         scores = torch.cat(
             [self.D(points[i : i + self.cfg.batch]).flatten() for i in range(0, len(points), self.cfg.batch)]
         )
@@ -189,13 +256,13 @@ class ToyRun:
         return values.view(size, size).numpy()
 
 
-def run_toy(cfg: ToyConfig) -> tuple[dict, np.ndarray, PIL.Image.Image]:
-    """Train one config; returns (result line, final samples [2500, 2], Fig. 3-like panel)."""
+def run_toy(cfg: ToyConfig) -> tuple[dict, np.ndarray, np.ndarray]:
+    """Train one config; returns (result line, final samples [2500, 2], D's confidence map [MAP_SIZE, MAP_SIZE])."""
     run = ToyRun(cfg)
     run.train()
     samples = run.samples()
     metrics = toy_metrics(samples, run.data)
-    data_points = run.data.sample(500, np.random.default_rng(1))
-    panel = render_panel(run.confidence_map(), data_points, samples[:1000])
-    result = {"run": cfg.name, **asdict(cfg), **metrics}
-    return result, samples, panel
+    result = {"run": cfg.name, **asdict(cfg), "pack": cfg.pack, **metrics}
+    if run.curve:
+        result["curve"] = run.curve
+    return result, samples, run.confidence_map()

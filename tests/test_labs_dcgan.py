@@ -12,7 +12,7 @@ from conftest import make_image_zip
 
 from adaptivemix.mixing import shrinkage_loss
 from labs import dcgan
-from labs.dcgan_data import BatchStream
+from labs.dcgan_data import BatchStream, stack_images, to_float
 from labs.dcgan_losses import DCGANLosses, LossSettings
 from labs.dcgan_networks import Discriminator, Generator
 from labs.dcgan_train import DCGANRun, RunConfig
@@ -253,3 +253,58 @@ def test_cli_bad_options_give_one_line(tmp_path, args, message):
     data = make_image_zip(tmp_path / "d.zip", num_images=8, resolution=32, channels=1)
     result = CliRunner().invoke(dcgan.main, ["--data", str(data), "--outdir", str(tmp_path / "o"), *args])
     assert result.exit_code == 2 and message in result.output
+
+
+def test_stacked_channel_k_of_image_i_is_dataset_image_pi_k_of_i():
+    images = torch.randint(0, 256, (12, 1, 8, 8), dtype=torch.uint8)
+    stacked, perms = stack_images(images, 3, seed=4)
+    assert stacked.shape == (12, 3, 8, 8) and perms.shape == (3, 12)
+    for k in range(3):
+        assert sorted(perms[k].tolist()) == list(range(12))  # each channel uses every dataset image once
+        for i in range(12):
+            assert torch.equal(stacked[i, k], images[perms[k, i], 0])
+    assert not torch.equal(perms[0], perms[1])  # independent draws
+    assert torch.equal(stack_images(images, 3, seed=4)[0], stacked)  # one fixed data set per seed
+
+
+def test_packed_d_sees_the_m_images_in_order_and_pack1_is_plain():
+    images = torch.randint(0, 256, (16, 1, 8, 8), dtype=torch.uint8)
+    run = DCGANRun(RunConfig(objective="ns", kimg=1, batch=2, width=4, z_dim=8, pack=3), images)
+    assert run.D.feature_net[0].in_channels == 3
+    seen = []
+    run.D.feature_net.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    order = run.stream.perm[run.stream.pos : run.stream.pos + 6].clone()  # 2 packed inputs of 3 images each
+    run.step()
+    real = seen[0]  # D's first call of the step is on the real batch.
+    assert real.shape == (2, 3, 8, 8) and run.images_seen == 6
+    for j in range(2):
+        expected = torch.cat([to_float(images[order[3 * j + i]]) for i in range(3)])
+        assert torch.equal(real[j], expected)
+    trained = []
+    for extra in ({}, {"pack": 1}):  # Built and trained in turn: both draw from the global RNGs.
+        r = DCGANRun(RunConfig(objective="ns", kimg=1, batch=4, width=4, z_dim=8, **extra), images)
+        for _ in range(3):
+            r.step()
+        trained.append(r)
+    for a, b in zip(trained[0].G.state_dict().values(), trained[1].G.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_cli_stack_and_pack_train_and_resume(tmp_path):
+    data = make_image_zip(tmp_path / "d.zip", num_images=12, resolution=32, channels=1)
+    out = tmp_path / "o"
+    args = ["--data", str(data), "--outdir", str(out), "--objective=ns", "--width=4", "--z-dim=8", "--batch=2"]
+    result = CliRunner().invoke(dcgan.main, [*args, "--stack=3", "--pack=2", "--kimg=0.008"])
+    assert result.exit_code == 0, result.output
+    assert "(3, 32, 32)" in result.output
+    state = torch.load(out / "snapshot.pt", weights_only=True)
+    assert state["config"]["stack"] == 3 and state["config"]["pack"] == 2 and state["images_seen"] == 8
+    assert state["D"]["feature_net.0.weight"].shape[1] == 6  # 2 packed images of 3 channels
+    again = CliRunner().invoke(dcgan.main, [*args, "--resume", "--kimg=0.016"])
+    assert again.exit_code == 0, again.output
+    assert torch.load(out / "snapshot.pt", weights_only=True)["images_seen"] == 16
+    bad = CliRunner().invoke(
+        dcgan.main,
+        [*args[:2], "--outdir", str(tmp_path / "b"), "--stack=3", "--kimg=1", "--metric-detector", str(data)],
+    )
+    assert bad.exit_code == 2 and "labs.modes" in bad.output

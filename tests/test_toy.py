@@ -8,8 +8,9 @@ import torch
 from click.testing import CliRunner
 
 from labs import toy
-from labs.toy_data import make_dataset, mmd2, toy_metrics
-from labs.toy_run import ToyConfig, ToyRun, check_variant, technique_set
+from labs.toy_data import make_dataset, mmd2, mode_kl, toy_metrics
+from labs.toy_networks import Maxout
+from labs.toy_run import PRESETS, ToyConfig, ToyRun, check_variant, technique_set
 from labs.toy_tables import format_tables
 
 
@@ -181,3 +182,134 @@ def test_adaptivemix_flag_joins_adaptivemix_to_every_variant(tmp_path):
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert sorted(line["variant"] for line in lines) == ["adaptivemix", "adaptivemix+fm"]
+
+
+def test_pacgan_datasets_centres_and_sigma():
+    ring, grid = make_dataset("pacgan-ring"), make_dataset("pacgan-grid")
+    angles = 2 * np.pi * np.arange(8) / 8
+    assert np.allclose(ring.centres, np.stack([np.cos(angles), np.sin(angles)], 1)) and ring.sigma == 0.01
+    expected = {(x, y) for x in (-4, -2, 0, 2, 4) for y in (-4, -2, 0, 2, 4)}
+    assert {tuple(c) for c in grid.centres.tolist()} == expected and grid.sigma == 0.05
+    for data in (ring, grid):
+        points = data.sample(20000, np.random.default_rng(0))
+        index, _ = data.nearest_mode(points)
+        offsets = points - data.centres[index]
+        assert offsets.std(axis=0) == pytest.approx([data.sigma] * 2, rel=0.03)
+        assert np.bincount(index, minlength=data.num_modes).min() > 0.8 * 20000 / data.num_modes
+
+
+@pytest.mark.parametrize("name", ["pacgan-ring", "pacgan-grid"])
+def test_published_metrics_on_hand_made_sets(name):
+    data = make_dataset(name)
+    k = data.num_modes
+    rng = np.random.default_rng(3)
+    # All modes, 100 points each, within 1 sigma: every mode covered, all high quality, KL 0.
+    full = toy_metrics(_around_modes(data, range(k), 100, data.sigma / 3, rng), data)
+    assert full["modes"] == k and full["hq_pct"] == 100 and full["kl"] == pytest.approx(0, abs=1e-12)
+    # One mode: KL(p || u) = 1 * log(K * 1).
+    one = toy_metrics(_around_modes(data, [0], 2500, data.sigma / 3, rng), data)
+    assert one["modes"] == 1 and one["hq_pct"] == 100 and one["kl"] == pytest.approx(np.log(k))
+    # Points off every mode (4 sigma from centres 0 and 1): nothing high quality, no mode covered.
+    off = np.concatenate(
+        [
+            np.tile(data.centres[0] + [4 * data.sigma, 0], (30, 1)),
+            np.tile(data.centres[1] - [0, 4 * data.sigma], (10, 1)),
+        ]
+    )
+    m = toy_metrics(off, data)
+    assert m["modes"] == 0 and m["hq_pct"] == 0
+    p = np.array([30, 10]) / 40  # The KL counts every point at its nearest mode, high quality or not.
+    assert m["kl"] == pytest.approx(float((p * np.log(k * p)).sum()))
+    # A single high-quality point covers its mode in the published protocol (at least one HQ sample).
+    single = np.concatenate([off, data.centres[2:3] + [2.9 * data.sigma, 0]])
+    assert toy_metrics(single, data)["modes"] == 1
+
+
+def test_mode_kl_against_direct_sum():
+    counts = np.array([5, 0, 3, 2])
+    p = counts / 10
+    direct = sum(pi * np.log(pi / 0.25) for pi in p if pi > 0)
+    assert mode_kl(counts) == pytest.approx(direct, rel=1e-12)
+    assert mode_kl(np.zeros(3)) == float("inf")
+
+
+def test_pacgan_preset_networks_and_optimiser():
+    cfg = ToyConfig("pacgan-grid", "std", "plain", 0)
+    assert (cfg.arch, cfg.batch, cfg.lr, cfg.betas, cfg.steps) == (
+        "pacgan",
+        100,
+        1e-4,
+        (0.8, 0.999),
+        PRESETS["pacgan"][0],
+    )
+    run = ToyRun(cfg)
+    linears = [m for m in run.G.net if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [
+        (2, 400),
+        (400, 400),
+        (400, 400),
+        (400, 400),
+        (400, 2),
+    ]
+    assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in run.G.net) == 4 and run.G.z_dim == 2
+    maxouts = [m for m in run.D.body if isinstance(m, Maxout)]
+    assert [(m.linear.in_features, m.linear.out_features, m.pieces) for m in maxouts] == [
+        (2, 1000, 5),
+        (200, 1000, 5),
+        (200, 1000, 5),
+    ]
+    assert run.opt_G.param_groups[0]["betas"] == (0.8, 0.999) and run.opt_D.param_groups[0]["lr"] == 1e-4
+    assert ToyConfig("grid9", "std", "plain", 0).arch == "lab"
+    assert ToyConfig("pacgan-ring", "std", "plain", 0, arch="lab", batch=32).batch == 32
+
+
+def test_maxout_is_the_max_over_pieces():
+    layer = Maxout(3, 4, 5)
+    x = torch.randn(6, 3)
+    with torch.no_grad():
+        z = layer.linear(x)
+        direct = torch.tensor([[float(z[i, j * 5 : (j + 1) * 5].max()) for j in range(4)] for i in range(6)])
+        assert torch.equal(layer(x), direct)
+
+
+def test_packed_d_sees_the_m_points_in_order():
+    run = ToyRun(ToyConfig("pacgan-ring", "std", "pack3", 0, steps=1, batch=4))
+    points = np.arange(24, dtype=np.float32).reshape(12, 2)
+
+    class FixedData:  # Stands in for the data set: the first n of the known points.
+        def sample(self, n, rng):
+            return points[:n]
+
+    run.data = FixedData()
+    seen = []
+    run.D.body.register_forward_pre_hook(lambda module, args: seen.append(args[0].detach().clone()))
+    run.d_step()
+    real = seen[0]  # D's first call of the step is on the real batch.
+    assert real.shape == (4, 6)
+    for j in range(4):
+        assert torch.equal(real[j], torch.from_numpy(np.concatenate(points[3 * j : 3 * j + 3])))
+
+
+def test_pack1_is_the_plain_gan_bit_for_bit():
+    runs = []
+    for variant in ("plain", "pack1"):  # Built and trained one after the other: both draw from the global RNGs.
+        runs.append(ToyRun(ToyConfig("pacgan-ring", "std", variant, 5, steps=4, batch=16)))
+        runs[-1].train()
+    for a, b in zip(runs[0].G.state_dict().values(), runs[1].G.state_dict().values()):
+        assert torch.equal(a, b)
+    assert np.array_equal(runs[0].samples(), runs[1].samples())
+
+
+def test_learning_curve_points_and_pack_option(tmp_path):
+    run = ToyRun(ToyConfig("pacgan-ring", "std", "plain", 0, steps=5, batch=8, curve_every=2))
+    run.train()
+    assert [p["step"] for p in run.curve] == [2, 4, 5]
+    assert run.curve[-1]["hq_pct"] == toy_metrics(run.samples(), run.data)["hq_pct"]
+    assert [toy.with_pack(v, 2) for v in ("plain", "fm", "bures")] == ["pack2", "fm+pack2", "bures+pack2"]
+    result = CliRunner().invoke(
+        toy.main, ["--runs=pacgan-grid:std:plain:1", "--pack=2", "--steps=2", "--batch=8", f"--outdir={tmp_path}"]
+    )
+    assert result.exit_code == 0, result.output
+    line = json.loads((tmp_path / "results.jsonl").read_text())
+    assert line["variant"] == "pack2" and line["pack"] == 2 and line["arch"] == "pacgan" and "kl" in line
+    assert np.load(tmp_path / "samples-pacgan-grid-std-pack2-s1.npy").shape == (2500, 2)
