@@ -60,7 +60,7 @@ def _measure(name: str, plugin: types.ModuleType, device: torch.device) -> tuple
     errors: list[tuple[str, float]] = []
     generator = torch.Generator().manual_seed(_SEED)
     with torch.inference_mode(False), torch.enable_grad(), torch.autocast(device.type, enabled=False):
-        for case_name, run, shape in _CASES[name]():
+        for case_name, run, shape in _CASES[name]():  # Registered by the op's module (register_cases).
             x = torch.randn(shape, generator=generator).to(device)
             try:
                 kernel = _value_and_gradient(functools.partial(run, plugin), x)
@@ -92,45 +92,18 @@ def _relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return math.inf if math.isnan(error) else error
 
 
-def _upfirdn2d_cases() -> list[Case]:
-    """Upsampling (G), downsampling (D) and a separable filter with uneven factors and a crop."""
-    from torch_utils.ops import upfirdn2d as op
+def register_cases(name: str, cases: Callable[[], list[Case]]) -> None:
+    """Register op `name`'s self-check: `cases()` returns `[(case name, run(plugin or None, x), input shape)]`.
 
-    def case(taps, separable: bool | None, up, down, padding, gain: float):
-        f = op.setup_filter(taps, separable=separable)
-        params = op.ResampleParams(
-            *op.parse_scaling(up, "up"), *op.parse_scaling(down, "down"), *op.parse_padding(padding), False, gain
-        )
-        return lambda plugin, x: op._UpFirDn2d.apply(x, f.to(x.device), params, plugin)
-
-    return [
-        ("up 2", case([1, 3, 3, 1], None, 2, 1, [2, 1, 2, 1], 4.0), [2, 3, 6, 7]),
-        ("down 2", case([1, 3, 3, 1], None, 1, 2, 1, 1.0), [2, 3, 8, 9]),
-        ("separable", case([1, 2, 4, 1, 3, 2, 1, 1], True, [2, 1], [1, 2], [3, 2, -1, 4], 2.0), [2, 3, 7, 6]),
-    ]
+    Each op module registers its own cases when it is imported, so this module imports no op (the ops import
+    `_plugins`, which imports this module: one direction only).
+    """
+    _CASES[name] = cases
 
 
-def _bias_act_cases() -> list[Case]:
-    """lrelu with a clamp (the networks' layers: gradient from the output's sign) and swish (from the input)."""
-    from torch_utils.ops import bias_act as op
-
-    def case(act: str, gain: float, clamp: float):
-        spec = op.activation_funcs[act]
-        b = torch.linspace(-1, 1, 6)
-
-        def run(plugin, x):
-            bias = b.to(x.device)
-            if plugin is None:
-                return op._bias_act_ref(x, bias, 1, spec.func, float(spec.def_alpha), gain, clamp)
-            return op._bias_act_cuda(plugin, x, bias, 1, spec, float(spec.def_alpha), gain, clamp)
-
-        return run
-
-    return [
-        ("lrelu clamp", case("lrelu", math.sqrt(2), 1.0), [4, 6, 5, 3]),
-        ("swish", case("swish", math.sqrt(2), -1.0), [4, 6, 5, 3]),
-    ]
+def checked_ops() -> tuple[str, ...]:
+    """Names of the ops whose self-check is registered (those imported so far)."""
+    return tuple(_CASES)
 
 
-_CASES: dict[str, Callable[[], list[Case]]] = {"upfirdn2d": _upfirdn2d_cases, "bias_act": _bias_act_cases}
-CHECKED_OPS = tuple(_CASES)
+_CASES: dict[str, Callable[[], list[Case]]] = {}

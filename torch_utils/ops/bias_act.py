@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 import dnnlib
+from torch_utils.ops import _self_check
 from torch_utils.ops._plugins import check_impl, cuda_plugin
 
 # Activation table. `func(x, alpha)` is the reference formula; `cuda_idx` selects it in the kernel; `ref` says
@@ -200,6 +201,31 @@ class _BiasActCudaGrad(torch.autograd.Function):
             d_x = args.kernel(d_dx * dy, b, x, y, 2)
             d_b = args.reduce_bias(d_x) if ctx.needs_input_grad[2] else None
         return d_dy, d_x, d_b, None, None
+
+
+def _self_check_cases() -> list[_self_check.Case]:
+    """The compiled kernel's first-use check: lrelu with a clamp (the networks' layers: gradient from the
+    output's sign) and swish (gradient from the input)."""
+
+    def case(act: str, gain: float, clamp: float):
+        spec = activation_funcs[act]
+        b = torch.linspace(-1, 1, 6)
+
+        def run(plugin, x):
+            bias = b.to(x.device)
+            if plugin is None:
+                return _bias_act_ref(x, bias, 1, spec.func, float(spec.def_alpha), gain, clamp)
+            return _bias_act_cuda(plugin, x, bias, 1, spec, float(spec.def_alpha), gain, clamp)
+
+        return run
+
+    return [
+        ("lrelu clamp", case("lrelu", math.sqrt(2), 1.0), [4, 6, 5, 3]),
+        ("swish", case("swish", math.sqrt(2), -1.0), [4, 6, 5, 3]),
+    ]
+
+
+_self_check.register_cases("bias_act", _self_check_cases)
 
 
 __all__ = ["activation_funcs", "bias_act"]

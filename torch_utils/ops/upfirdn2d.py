@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from torch_utils.ops import _self_check
 from torch_utils.ops._plugins import check_impl, cuda_plugin
 
 Scaling = int | Sequence[int]
@@ -330,6 +331,27 @@ def downsample2d(
         pady1 + (fh - downy) // 2,
     ]
     return upfirdn2d(x, f, down=[downx, downy], padding=padding, flip_filter=flip_filter, gain=gain, impl=impl)
+
+
+def _self_check_cases() -> list[_self_check.Case]:
+    """The compiled kernel's first-use check: upsampling (G), downsampling (D) and a separable filter with
+    uneven factors and a crop."""
+
+    def case(taps, separable: bool | None, up, down, padding, gain: float):
+        f = setup_filter(taps, separable=separable)
+        params = ResampleParams(
+            *parse_scaling(up, "up"), *parse_scaling(down, "down"), *parse_padding(padding), False, gain
+        )
+        return lambda plugin, x: _UpFirDn2d.apply(x, f.to(x.device), params, plugin)
+
+    return [
+        ("up 2", case([1, 3, 3, 1], None, 2, 1, [2, 1, 2, 1], 4.0), [2, 3, 6, 7]),
+        ("down 2", case([1, 3, 3, 1], None, 1, 2, 1, 1.0), [2, 3, 8, 9]),
+        ("separable", case([1, 2, 4, 1, 3, 2, 1, 1], True, [2, 1], [1, 2], [3, 2, -1, 4], 2.0), [2, 3, 7, 6]),
+    ]
+
+
+_self_check.register_cases("upfirdn2d", _self_check_cases)
 
 
 __all__ = ["setup_filter", "upfirdn2d", "filter2d", "upsample2d", "downsample2d"]
