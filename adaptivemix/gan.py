@@ -22,7 +22,8 @@ from typing import Any
 
 import torch
 
-from .mixing import MixDraw, draw_mix, mix, mix_pair, shrinkage_loss
+from .mixing import MixDraw, draw_mix, mix, shrinkage_loss
+from .wgan import CrossMixShrinkage, target_noise
 
 FeaturesFn = Callable[[torch.Tensor], Any]
 HeadFn = Callable[[Any, Any], torch.Tensor]
@@ -85,27 +86,15 @@ class AdaptiveMixDiscriminatorCall:
 
     def _noisy(self, feat_mix: torch.Tensor) -> torch.Tensor:
         """`feat_mix + eps`, eps ~ N(0, noise_std^2) drawn on torch's CPU generator (as released), float32."""
-        noise = torch.randn(feat_mix.shape, dtype=torch.float32) * self.noise_std
-        return feat_mix + noise.to(feat_mix.device, feat_mix.dtype)
+        return feat_mix + target_noise(feat_mix, self.noise_std)
 
     def cross_shrinkage(
         self, features_fn: FeaturesFn, x_a: torch.Tensor, feat_a: torch.Tensor, x_b: torch.Tensor, feat_b: torch.Tensor
     ) -> torch.Tensor:
-        """The paper's variant: mix each x_a[i] with x_b[perm[i]] (e.g. reals with fakes), per-sample term [N].
-
-        `feat_a`/`feat_b` are the mixable features F already computed for x_a/x_b, so only the mixed batch
-        costs an F pass. The noise is added to the target mixture (for a symmetric distance this equals
-        the paper's noise on F(x_hat) in distribution).
-        """
-        if x_a.shape != x_b.shape:
-            raise ValueError(
-                f"AdaptiveMix cross mixing needs equal batches, got {tuple(x_a.shape)} and {tuple(x_b.shape)}"
-            )
-        draw = draw_mix(x_a.shape[0], self.alpha)
-        perm = draw.perm.to(x_a.device)
-        feat_hat, _ = split_features(features_fn(mix_pair(x_a, x_b[perm], draw.lam)))
-        target = self._noisy(mix_pair(feat_a, feat_b[perm], draw.lam))
-        return self.shrinkage(MixedCallResult(logits=torch.empty(0), feat_hat=feat_hat, target=target, draw=draw))
+        """Mix each x_a[i] with x_b[perm[i]]: `wgan.CrossMixShrinkage` with this call's noise, alpha, distance and
+        stop-gradient, per-sample term [N]. `feat_a`/`feat_b` are the mixable features F gave for x_a/x_b."""
+        cross = CrossMixShrinkage(self.noise_std, "absolute", self.alpha, self.distance, self.stop_gradient)
+        return cross(lambda t: split_features(features_fn(t))[0], x_a, feat_a, x_b, feat_b)
 
     def shrinkage(self, result: MixedCallResult) -> torch.Tensor:
         """Per-sample shrinkage term [N] of a mixed call."""

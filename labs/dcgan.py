@@ -15,6 +15,7 @@ import os
 
 import click
 
+from adaptivemix import NOISE_SCALES
 from labs import objectives
 from labs.dcgan_data import load_images, stack_images
 from labs.dcgan_eval import Evaluator, summarize_fids
@@ -52,6 +53,7 @@ def build_config(o: dict, num_images: int) -> RunConfig:
         "amix_form": form,
         "ada_weight": o["ada_weight"],
         "noise_std": o["noise_std"],
+        "noise_scale": o["noise_scale"],
         "gp_weight": o["gp_weight"],
         "fm_weight": o["fm_weight"],
         "label_smoothing": o["label_smoothing"] or 1.0,
@@ -183,6 +185,13 @@ def build_config(o: dict, num_images: int) -> RunConfig:
     help="AdaptiveMix target noise sigma",
     type=click.FloatRange(min=0),
     default=0.05,
+    show_default=True,
+)
+@click.option(
+    "--noise-scale",
+    help="absolute: eps ~ N(0, sigma^2) (the paper); relative: N(0, (sigma * rms of each mixed feature)^2), paper form",
+    type=click.Choice(NOISE_SCALES),
+    default="absolute",
     show_default=True,
 )
 @click.option(

@@ -2,14 +2,16 @@
 
 AdaptiveMix comes in two forms (`--adaptivemix-form`):
 - 'paper' (the paper's Eq. 6, used for wgan and wgan-gp): the critic is scored on clean images, s = J(F(x)),
-  and both players add `ada_weight * mean_i ||F(x_hat_i) - sg(lam F(real_i) + (1 - lam) F(fake_pi(i)) + eps)||_2`
-  with x_hat_i = lam real_i + (1 - lam) fake_pi(i): reals mixed with fakes, L2 distance
-  (`AdaptiveMixDiscriminatorCall.cross_shrinkage`). In G's step the gradient reaches G through the fakes
-  inside x_hat.
+  and both players add `ada_weight * mean_i ||F(x_hat_i) - (lam F(real_i) + (1 - lam) F(fake_pi(i)) + eps)||_2`
+  with x_hat_i = lam real_i + (1 - lam) fake_pi(i): reals mixed with fakes, plain L2 norm, the gradient through
+  both sides (`adaptivemix.wgan.CrossMixShrinkage`, which quotes the paper for each choice). In G's step the
+  gradient reaches G through the fakes inside x_hat and through F(fake) in the target. eps ~ N(0, sigma^2), or
+  N(0, (sigma * rms of the sample's mixture)^2) with `noise_scale='relative'`.
 - 'release' (the authors' StyleGAN2 form, used for ns, hinge and lsgan, whose losses expect logits of a learned
   head): every D call is the mixed call of `AdaptiveMixDiscriminatorCall.__call__` (partners from the same
-  batch, logits J(m) + J(F(x_hat))) plus `ada_weight` times its negative-cosine shrinkage term.
-In both, lambda ~ Beta(1, 1) once per call, eps ~ N(0, 0.05^2), the target is detached.
+  batch, logits J(m) + J(F(x_hat))) plus `ada_weight` times its negative-cosine shrinkage term against the
+  detached target m + eps, eps ~ N(0, sigma^2).
+In both, lambda ~ Beta(1, 1) once per call.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from adaptivemix import AdaptiveMixDiscriminatorCall
+from adaptivemix import NOISE_SCALES, AdaptiveMixDiscriminatorCall, CrossMixShrinkage
 from labs import objectives
 from training.techniques.bures import bures_distance_squared
 from training.techniques.feature_matching import feature_matching_loss
@@ -38,6 +40,7 @@ class LossSettings:
     amix_form: str = "paper"
     ada_weight: float = 1.0
     noise_std: float = 0.05
+    noise_scale: str = "absolute"  # 'relative': sigma times the rms of each mixed feature (paper form only).
     gp_weight: float = 10.0
     fm_weight: float = 0.0
     label_smoothing: float = 1.0  # 1 = no smoothing.
@@ -59,10 +62,14 @@ class DCGANLosses:
             raise ValueError(f"unknown AdaptiveMix form {settings.amix_form!r}: choose one of {', '.join(AMIX_FORMS)}")
         if settings.label_smoothing != 1.0 and settings.objective != "ns":
             raise ValueError("label smoothing applies to the logistic loss only: use it with --objective=ns")
+        if settings.noise_scale not in NOISE_SCALES:
+            raise ValueError(f"unknown noise scale {settings.noise_scale!r}: choose one of {', '.join(NOISE_SCALES)}")
+        if settings.noise_scale != "absolute" and settings.amix_form != "paper":
+            raise ValueError("a relative noise scale applies to AdaptiveMix's paper form: use --adaptivemix-form=paper")
         self.s = settings
         self.G, self.D = G, D
-        distance = "l2" if settings.amix_form == "paper" else "cosine"
-        self.amix = AdaptiveMixDiscriminatorCall(noise_std=settings.noise_std, distance=distance)
+        self.amix = AdaptiveMixDiscriminatorCall(noise_std=settings.noise_std, distance="cosine")
+        self.eq6 = CrossMixShrinkage(noise_std=settings.noise_std, noise_scale=settings.noise_scale)
         self.hist_G = HistoricalAverage(G.parameters()) if settings.hist_avg_weight > 0 else None
         self.hist_D = HistoricalAverage(D.parameters()) if settings.hist_avg_weight > 0 else None
         self.stats: dict[str, float] = {}
@@ -88,7 +95,7 @@ class DCGANLosses:
             feat_r, feat_f = self.D.features(real), self.D.features(fake)
             s_r, s_f = self.D.head(feat_r), self.D.head(feat_f)
             if s.adaptivemix:
-                ada = self.amix.cross_shrinkage(self.D.features, real, feat_r, fake, feat_f).mean()
+                ada = self.eq6(self.D.features, real, feat_r, fake, feat_f).mean()
         if s.label_smoothing != 1.0:
             adv = smoothed_real_loss(s_r.flatten(), s.label_smoothing).mean() + F.softplus(s_f.flatten()).mean()
         else:
@@ -128,7 +135,7 @@ class DCGANLosses:
             if feat_f is None:
                 feat_f = self.D.features(fake)
         if s.adaptivemix and s.amix_form == "paper":
-            ada = self.amix.cross_shrinkage(self.D.features, real, feat_r, fake, feat_f).mean()
+            ada = self.eq6(self.D.features, real, feat_r, fake, feat_f).mean()
         adv = objectives.g_loss(s.objective, s_f)
         loss = adv + s.ada_weight * ada
         if s.fm_weight > 0:

@@ -23,6 +23,7 @@ import math
 import torch
 from torch import nn
 
+from adaptivemix import mean_head
 from training.techniques.minibatch_discrimination import MinibatchDiscrimination
 from training.techniques.virtual_batch_norm import ReferenceBatch, VirtualBatchNorm
 
@@ -154,7 +155,7 @@ class Discriminator(nn.Module):
     def head(self, feat: torch.Tensor) -> torch.Tensor:
         """J: features [N, ...] -> logits [N, 1]."""
         if self.head_kind == "mean":
-            return feat.flatten(1).mean(dim=1, keepdim=True)
+            return mean_head(feat)
         if self.mbdisc is not None:
             return self.out(self.mbdisc(feat.flatten(1)))
         return self.out(feat).flatten(1)

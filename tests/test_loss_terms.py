@@ -448,10 +448,11 @@ def test_release_adaptivemix_in_gmain_dmain_and_not_in_r1(noise_std):
 
 
 def literal_paper_terms(D, real, fake, perm, lam, eps):
-    """Clean logits J(F(real)), J(F(fake)) [N] and ||F(lam real + (1-lam) fake[perm]) - sg(target)||_2 [N]."""
+    """Clean logits J(F(real)), J(F(fake)) [N] and ||F(lam real + (1-lam) fake[perm]) - target||_2 [N], with the
+    gradient through the target too (Eq. 6 has no stop-gradient)."""
     f_real, f_fake = D.features(real, None)[0], D.features(fake, None)[0]
     f_hat = D.features(lam * real + (1 - lam) * fake[perm], None)[0]
-    target = (lam * f_real + (1 - lam) * f_fake[perm] + eps).detach()
+    target = lam * f_real + (1 - lam) * f_fake[perm] + eps
     shrink = (f_hat - target).square().sum(1).sqrt()
     return D.head((f_real, None), None).flatten(), D.head((f_fake, None), None).flatten(), shrink
 

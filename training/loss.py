@@ -7,8 +7,10 @@ AdaptiveMix joins through the split discriminator (`D.features` = F, `D.head` = 
 - `adaptivemix_variant='release'` (default, the authors' StyleGAN2 code): every D call in Gmain, Dmain and
   Dreg is the mixed call of `adaptivemix.gan` (partners from the same batch, negative cosine, logits
   J(mix of features) + J(F(mixed input))); the shrinkage term joins Gmain, Dgen and Dreal, not R1.
-- `adaptivemix_variant='paper'`: clean logits J(F(x)); reals are mixed with fakes and the shrinkage term
-  (L2 distance by default) joins Gmain and Dmain.
+- `adaptivemix_variant='paper'`: clean logits J(F(x)); reals are mixed with fakes and the paper's Eq. 6 term
+  (`adaptivemix.wgan.CrossMixShrinkage`: L2 norm, gradient through both sides, no stop-gradient) joins Gmain
+  and Dmain, with the call's noise_std and alpha. J stays StyleGAN2's learned epilogue and the adversarial
+  loss the logistic one (Eq. 6's averaging J belongs to its WGAN critic).
 
 Techniques of `training.techniques` (all off by default), on the same split D (f = D.features, flattened):
 - feature matching: G's loss gains `fm_weight * ||mean f(real) - mean f(fake)||^2` per round;
@@ -30,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from adaptivemix import AdaptiveMixDiscriminatorCall, split_features
+from adaptivemix import AdaptiveMixDiscriminatorCall, CrossMixShrinkage, split_features
 from torch_utils import training_stats
 from torch_utils.ops.grad import input_gradients
 from training.techniques.bures import alt_bures_term, bures_distance_squared
@@ -101,6 +103,9 @@ class StyleGAN2Loss:
         self.adaptivemix = adaptivemix
         self.adaptivemix_variant = adaptivemix_variant
         self.adaptivemix_weight = adaptivemix_weight
+        self.eq6 = None  # The paper variant's term (Eq. 6).
+        if adaptivemix is not None and adaptivemix_variant == "paper":
+            self.eq6 = CrossMixShrinkage(noise_std=adaptivemix.noise_std, alpha=adaptivemix.alpha)
         self.apa = apa
         self.real_logit_observers = tuple(real_logit_observers) + ((apa,) if apa is not None else ())
         self.fm_weight = float(fm_weight)
@@ -184,7 +189,7 @@ class StyleGAN2Loss:
         real_logits = self.D.head(real_feat, real_c).flatten() if need_real_logits else None
         gen_logits = self.D.head(gen_feat, gen_c).flatten()
         real_f, gen_f = split_features(real_feat)[0], split_features(gen_feat)[0]
-        shrink = self.adaptivemix.cross_shrinkage(lambda t: self.D.features(t, real_c), real_x, real_f, gen_x, gen_f)
+        shrink = self.eq6(lambda t: split_features(self.D.features(t, real_c))[0], real_x, real_f, gen_x, gen_f)
         return real_logits, gen_logits, shrink, real_f, gen_f
 
     # ------------------------------------------------------------------------
