@@ -105,8 +105,55 @@ def test_normalised_batch_has_trace_one():
     assert torch.allclose(x.sum(0), torch.zeros(3, dtype=x.dtype), atol=1e-6)
 
 
-def test_alt_bures_alternates():
+def test_alt_bures_by_parity_for_train_py():
     assert [alt_bures_term(i) for i in range(4)] == ["gan", "bures", "gan", "bures"]
+
+
+def test_bures_of_hand_made_features_matches_scipy_on_centred_unit_trace_covariances():
+    real = np.array([[1.0, 0.0, 2.0], [0.0, 1.0, -1.0], [2.0, 2.0, 0.0], [-1.0, 0.5, 1.0], [0.0, -2.0, 1.0]])
+    fake = np.array([[0.5, 0.5, 0.5], [1.0, -1.0, 0.0], [0.0, 0.0, 3.0], [2.0, 1.0, 1.0], [-1.0, 0.0, 0.0]])
+
+    def cov(phi):  # Centred with the batch mean, then scaled to trace 1.
+        c = (phi - phi.mean(0)).T @ (phi - phi.mean(0))
+        return c / np.trace(c)
+
+    want = _scipy_bures_sq(cov(real), cov(fake))
+    assert 0.05 < want < 2
+    for space in ("feature", "kernel"):
+        got = bures_distance_squared(torch.tensor(real, dtype=torch.float32), torch.tensor(fake), space=space)
+        assert got.item() == pytest.approx(want, abs=1e-6)
+    # Scale-free: multiplying one batch's features by 100 changes nothing.
+    assert bures_distance_squared(torch.tensor(real * 100), torch.tensor(fake)).item() == pytest.approx(want, abs=1e-6)
+
+
+def test_toy_alt_bures_makes_a_gan_update_then_a_bures_update_every_iteration():
+    from labs.toy_run import ToyConfig, ToyRun
+
+    run = ToyRun(ToyConfig("grid9", "std", "alt-bures", seed=0, batch=16))
+    seen = []
+    update = run._g_update
+
+    def record(loss_fn):
+        def wrapped(real, fake):
+            loss = loss_fn(real, fake)
+            with torch.no_grad():
+                gan = torch.nn.functional.softplus(-run.D(fake)).mean()
+                bures = bures_distance_squared(run.D.features(real), run.D.features(fake))
+            seen.append((float(loss.detach()), float(gan), float(bures)))
+            return loss
+
+        update(wrapped)
+
+    run._g_update = record
+    steps = []
+    step = run.opt_G.step
+    run.opt_G.step = lambda: steps.append(1) or step()
+    run.g_step()
+    run.g_step()
+    assert len(steps) == 4 and run.g_steps == 2  # Two G updates per iteration, not one by parity.
+    for (loss_a, gan_a, _), (loss_b, _, bures_b) in (seen[0:2], seen[2:4]):
+        assert loss_a == pytest.approx(gan_a, rel=1e-6)  # First: the GAN loss.
+        assert loss_b == pytest.approx(bures_b, rel=1e-6)  # Then: the Bures term alone, no weight.
 
 
 # ---------------------------------------------------------------- feature matching

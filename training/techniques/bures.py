@@ -21,8 +21,19 @@ gradient solves the Sylvester equation S dS + dS S = dA in the eigenbasis, dS'_i
 the denominators clamped away from 0, so rank-deficient covariances (batch smaller than D, or collapsed
 samples) give finite gradients.
 
-Alt-Bures (the parameter-free variant): G's updates alternate between the GAN loss and the Bures term, with
-no weight to tune (`alt_bures_term`).
+Where the normalisation comes from: the workspace holds only the paper's summary and abstract, which say
+"we use the last layer of the discriminator as a feature map" and "match the real batch diversity to the fake
+batch diversity by using the Bures distance between covariance matrices in feature space"; the sentence of its
+method section on normalising the features could not be read here. The batch-level centring and unit-trace
+scaling above is this project's reading and keeps B^2 in [0, 2] whatever the feature scale; it is not a quote.
+
+Alt-Bures, the parameter-free variant. The paper's summary: "Alt-Bures GAN, a parameter-free alternative,
+achieves competitive results with Bures GAN but has a larger training time." A larger training time than the
+weighted form's single G update means more G work per iteration, so every iteration makes **two** G updates:
+first on the GAN loss, then on the Bures term alone, with no weight (`labs.toy`'s `alt-bures`). Alternating
+the two by the parity of G's update count (`alt_bures_term`) instead halves G's GAN updates at the same cost as
+the weighted form; `train.py --bures-alt=1` still does that, because its training loop has one G phase per
+iteration.
 """
 
 from __future__ import annotations
@@ -106,7 +117,8 @@ def bures_distance_squared(real_feat: torch.Tensor, fake_feat: torch.Tensor, spa
 
 
 def alt_bures_term(g_step: int) -> str:
-    """Alt-Bures: which term G's update number `g_step` (0, 1, 2, ...) minimises: 'gan' on even, 'bures' on odd."""
+    """Alt-Bures by parity (train.py's form): which term G's update number `g_step` (0, 1, 2, ...) minimises,
+    'gan' on even, 'bures' on odd. `labs.toy` makes both updates in every iteration instead."""
     if g_step < 0:
         raise ValueError(f"G step index must be >= 0, got {g_step}")
     return ALT_BURES_TERMS[g_step % 2]
