@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The main job on a built-in default, from nothing: install, make a Fashion-MNIST training zip, train a small
 # StyleGAN2 with AdaptiveMix for about ten minutes on a 2-core CPU (less on a GPU), sample a grid of images,
-# compute FID/KID with a domain detector trained on the same data (works offline). Idempotent: the dataset
-# and detector are reused; each call starts a new numbered run in runs/demo. Set DEMO_KIMG to train longer or
-# shorter (default 30 kimg; docs/performance.md has the FID reached over time).
+# compute FID/KID with a domain detector trained on the same data (works offline), draw the run's curves
+# (progress.png). Idempotent: the dataset and detector are reused; each call starts a new numbered run in
+# runs/demo. Set DEMO_KIMG to train longer or shorter (default 30 kimg; docs/performance.md has the FID reached
+# over time).
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+python -c "import matplotlib" 2>/dev/null || python -m pip install --quiet -e ".[plots]"  # For progress.png.
 kimg="${DEMO_KIMG:-30}"
 fmnist=/usr/share/datasets/fashion-mnist
 data=datasets/fashion-mnist-32x32.zip
@@ -45,9 +47,13 @@ EOF
 echo "[demo] metrics of the last snapshot (domain detector, 2000 images)"
 python calc_metrics.py --metrics=fid50k_full,kid50k_full --network="$snapshot" --detector="$detector" --num-images=2000
 
+echo "[demo] drawing the run's curves -> ${run_dir}progress.png"
+python -m training.report "$run_dir"
+
 echo
 echo "[demo] done."
 echo "  snapshot:      $snapshot"
 echo "  samples:       ${run_dir}samples-grid.png (seeds 0-31; one PNG each in ${run_dir}samples/)"
 echo "  fakes grid:    $(ls "$run_dir"fakes[0-9]*.png | sort | tail -n 1) (the training loop's snapshot grid)"
 echo "  metric lines:  ${run_dir}metric-fid50k_full.jsonl"
+echo "  curves:        ${run_dir}progress.png (losses, augmentation p, AdaptiveMix term, FID against kimg and time)"

@@ -31,6 +31,7 @@ from training.apa import build_augmentation
 from training.checkpoint import load_network_pkl_from_url, save_network_pkl
 from training.image_grid import save_image_grid, select_grid_items
 from training.loss import StyleGAN2Loss
+from training.report import ProgressFigure
 
 
 @dataclass
@@ -375,13 +376,14 @@ def training_loop(
     log("Initializing logs...")
     stats_collector = training_stats.Collector(regex=".*")
     stats_metrics: dict[str, float] = {}
-    stats_jsonl = tensorboard = None
+    stats_jsonl = tensorboard = progress_figure = None
     if rank == 0:
         stats_path = os.path.join(run_dir, "stats.jsonl")
         if state is not None:
             run_state.truncate_stats_log(stats_path, cur_tick)
         stats_jsonl = open(stats_path, "at" if state is not None else "wt", encoding="utf-8")
         tensorboard = open_tensorboard(run_dir)
+        progress_figure = ProgressFigure(run_dir)  # progress.png after each snapshot (or says figures are off).
     if state is not None:
         run_state.restore_rng_state(state["rng"][rank])
 
@@ -492,6 +494,8 @@ def training_loop(
                 for name, value in stats_metrics.items():
                     tensorboard.add_scalar(f"Metrics/{name}", value, global_step=global_step, walltime=walltime)
                 tensorboard.flush()
+            if done or any(t is not None and cur_tick % t == 0 for t in (image_snapshot_ticks, network_snapshot_ticks)):
+                progress_figure.update(final=done)  # After the tick's stats line; never raises.
         if progress_fn is not None:
             progress_fn(cur_nimg // 1000, total_kimg)
 

@@ -1,0 +1,147 @@
+"""progress.png and the HTML comparison report: written atomically, images that decode and show something, the
+training loop's hook (figures off without matplotlib, a plotting error is one warning), and the CLI."""
+
+import base64
+import io
+import json
+import os
+import re
+
+import numpy as np
+import PIL.Image
+import pytest
+from click.testing import CliRunner
+from test_report_compare import AMIX, fid_run
+from test_training_loop import tiny_loop_kwargs
+
+from dnnlib import atomic
+from training import report
+from training.image_grid import save_image_grid
+from training.training_loop import training_loop
+
+
+def decode(png: bytes) -> np.ndarray:
+    with PIL.Image.open(io.BytesIO(png)) as img:
+        assert img.format == "PNG"
+        return np.asarray(img.convert("RGB"))
+
+
+def assert_drawn(pixels: np.ndarray, min_size=(300, 300)) -> None:
+    """An image of at least `min_size` that is not blank: many colours (curves, text, a grid)."""
+    assert pixels.shape[0] >= min_size[1] and pixels.shape[1] >= min_size[0]
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50
+
+
+def add_grid(folder, name="fakes000008.png", value=0.5):
+    images = np.full([4, 3, 8, 8], value, dtype=np.float32)
+    save_image_grid(images, os.path.join(folder, name), drange=(0, 1), grid=(2, 2))
+
+
+def test_progress_png_of_a_run_and_of_a_run_without_metrics(tmp_path):
+    folder = fid_run(tmp_path / "run", 0, {0: 400.0, 2: 100.0, 4: 90.0})
+    add_grid(folder)
+    path = report.write_progress(folder)
+    assert path == os.path.join(folder, "progress.png")
+    with open(path, "rb") as f:
+        assert_drawn(decode(f.read()), (900, 600))
+    assert not [n for n in os.listdir(folder) if atomic.is_temp_name(n)]
+    bare = fid_run(tmp_path / "bare", 0, {})  # No metrics and no grid: curves of the ticks only.
+    with open(report.write_progress(bare), "rb") as f:
+        assert_drawn(decode(f.read()))
+
+
+def test_html_report_is_one_file_whose_images_decode(tmp_path):
+    for seed in (0, 1):
+        add_grid(fid_run(tmp_path / f"plain-s{seed}", seed, {2: 100.0 + seed, 4: 90.0}))
+        fid_run(tmp_path / f"amix-s{seed}", seed, {2: 80.0, 4: 70.0 - seed}, AMIX, sec=20.0)
+    out = tmp_path / "report.html"
+    text = report.write_report([str(tmp_path)], str(out))
+    assert "B - A (fid50k_full" in text
+    html = out.read_text()
+    assert not re.search(r'(src|href)="(?!data:)', html)  # Nothing outside the file.
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', html)
+    assert len(images) == 2 + 2  # fid curves, training statistics, the two grids of the plain runs.
+    for data in images[:2]:
+        assert_drawn(decode(base64.b64decode(data)), (600, 200))
+    assert decode(base64.b64decode(images[2])).shape[:2] == (16, 16)
+    assert "<td>adaptivemix_kwargs.noise_std</td><td>0.05</td><td>(absent)</td>" in html
+    assert "95 % CI (paired t)" in html and "seeds 0, 1" in html
+
+
+def test_hook_without_matplotlib_says_once_and_does_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(report, "plots_available", lambda: False)
+    lines = []
+    figure = report.ProgressFigure(str(tmp_path), log=lines.append)
+    figure.update()
+    figure.update()
+    assert lines == [report.PLOTS_OFF] and "pip install -e .[plots]" in lines[0]
+    assert not os.path.exists(tmp_path / "progress.png")
+
+
+def test_hook_skips_snapshots_sooner_than_ten_drawing_times(tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(report, "write_progress", lambda run_dir: drawn.append(run_dir))
+    figure = report.ProgressFigure(str(tmp_path))
+    figure.update()
+    figure.last_cost = 3600.0  # As if drawing took an hour: the next snapshots are too soon, the final one is not.
+    figure.update()
+    figure.update(final=True)
+    assert drawn == [str(tmp_path)] * 2
+
+
+def test_hook_turns_a_plotting_error_into_one_warning(tmp_path, monkeypatch):
+    def broken(run_dir):
+        raise RuntimeError("no fonts")
+
+    monkeypatch.setattr(report, "write_progress", broken)
+    lines = []
+    report.ProgressFigure(str(tmp_path), log=lines.append).update()
+    assert lines == ["warning: progress.png not updated (RuntimeError: no fonts)"]
+
+
+@pytest.mark.slow
+def test_training_loop_writes_progress_png(tiny_zip, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    training_loop(**tiny_loop_kwargs(tiny_zip, run_dir, image_snapshot_ticks=2, total_kimg=0.016, metrics=[]))
+    with open(run_dir / "progress.png", "rb") as f:
+        assert_drawn(decode(f.read()), (900, 400))
+    # The figure of the last snapshot holds the last tick (training_loop alone writes no training_options.json).
+    run = report.read_train_run(str(run_dir))
+    assert run.grid == str(run_dir / "fakes000000.png") and run.stats["Progress/kimg"].x[-1] == pytest.approx(0.016)
+    assert os.path.getmtime(run_dir / "progress.png") >= os.path.getmtime(run_dir / "stats.jsonl")
+
+
+def test_cli_draws_progress_and_report_and_names_bad_input(tmp_path):
+    folder = fid_run(tmp_path / "runs" / "a", 0, {2: 100.0})
+    toy = tmp_path / "toy"
+    toy.mkdir()
+    line = {
+        "run": "grid9-std-plain-s0",
+        "dataset": "grid9",
+        "objective": "std",
+        "variant": "plain",
+        "seed": 0,
+        "steps": 10,
+        "modes": 3,
+        "hq_pct": 10.0,
+        "mmd": 0.1,
+        "num_modes": 9,
+        "seconds": 1.0,
+    }
+    (toy / "results.jsonl").write_text(json.dumps(line) + "\n")
+    result = CliRunner().invoke(report.main, [str(tmp_path / "runs"), str(toy)])
+    assert result.exit_code == 0, result.output
+    assert f"wrote {folder}/progress.png" in result.output and "skipped grid9-std-plain-s0" in result.output
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(report.main, [str(tmp_path / "runs"), str(toy), f"--out={out}"])
+    assert result.exit_code == 0 and out.is_file(), result.output
+    result = CliRunner().invoke(report.main, [str(tmp_path / "missing")])
+    assert result.exit_code == 1 and "no run here" in result.output
+
+
+@pytest.mark.parametrize("name", ["results.jsonl"])
+def test_cli_rejects_a_classify_results_file(tmp_path, name):
+    (tmp_path / name).write_text(json.dumps({"method": "ce", "accuracy": 0.9}) + "\n")
+    result = CliRunner().invoke(report.main, [str(tmp_path)])
+    assert result.exit_code == 1 and "not a labs.dcgan, labs.ssl or labs.toy results file" in result.output

@@ -1,0 +1,121 @@
+"""Grouping runs by options minus seed, pairing by seed, final/best/equal-time summaries, and labs.compare."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from test_report_runs import make_train_run, metric_line, tick_line
+
+from labs.compare import main as compare_main
+from training import report_compare as rc
+from training.paired_stats import paired_difference
+from training.report_runs import read_runs
+
+AMIX = {"adaptivemix_kwargs": {"noise_std": 0.05, "variant": "release"}}
+
+
+def fid_run(folder, seed, fids, options=None, sec=10.0, lock_pid=None):
+    """A run with ticks every 1 kimg (`sec` seconds each) and a FID at each kimg in `fids` ({kimg: value})."""
+    last = max(fids) if fids else 4
+    ticks = [tick_line(t, float(t), sec, sec * (t + 1)) for t in range(int(last) + 1)]
+    metrics = {"fid50k_full": [metric_line(k, v) for k, v in fids.items()]} if fids else None
+    return make_train_run(folder, seed=seed, ticks=ticks, metrics=metrics, options=options, lock_pid=lock_pid)
+
+
+@pytest.fixture
+def experiment(tmp_path):
+    """Plain seeds 0-2; AdaptiveMix seeds 0, 1 and 3 (seed 2 missing), AdaptiveMix seed 1 without metrics and
+    seed 3 still going; AdaptiveMix ticks take twice as long."""
+    fid_run(tmp_path / "plain-s0", 0, {0: 400.0, 2: 100.0, 4: 90.0, 6: 80.0, 8: 70.0})
+    fid_run(tmp_path / "plain-s1", 1, {0: 410.0, 2: 120.0, 4: 100.0, 6: 95.0, 8: 90.0})
+    fid_run(tmp_path / "plain-s2", 2, {0: 420.0, 2: 110.0, 4: 60.0, 6: 65.0, 8: 70.0})
+    fid_run(tmp_path / "amix-s0", 0, {0: 400.0, 2: 90.0, 4: 60.0, 6: 50.0, 8: 40.0}, AMIX, sec=20.0)
+    fid_run(tmp_path / "amix-s1", 1, {}, AMIX, sec=20.0)
+    fid_run(tmp_path / "amix-s3", 3, {0: 400.0, 2: 95.0}, AMIX, sec=20.0, lock_pid=os.getpid())
+    return read_runs([str(tmp_path)])
+
+
+def test_groups_by_options_minus_seed(experiment):
+    groups = rc.group_runs(experiment)
+    assert [(g.label, g.seeds) for g in groups] == [("A", [0, 1, 3]), ("B", [0, 1, 2])]  # Folder order.
+    keys = rc.differing_options(groups)
+    assert keys == ["adaptivemix_kwargs", "adaptivemix_kwargs.noise_std", "adaptivemix_kwargs.variant"]
+    assert rc.describe_group(groups[1], keys) == "B: adaptivemix_kwargs=None"
+
+
+def test_summaries_final_best_equal_time(experiment):
+    plain_s0 = next(r for r in experiment if r.name == "plain-s0")
+    # Common time T: the shortest run's last evaluation, amix-s3 at kimg 2 = 3 ticks x 20 s = 60 s.
+    time_h = rc.common_time(experiment, "fid50k_full")
+    assert time_h * 3600 == pytest.approx(60.0)
+    s = rc.summarize_run(plain_s0, "fid50k_full", time_h)
+    assert s.final == pytest.approx((90 + 80 + 70) / 3) and s.best == 70.0 and s.best_at == 8.0
+    # Plain at 60 s: evaluations at 10 s (kimg 0) and 30 s (kimg 2), the one at 50 s (kimg 4) too.
+    assert s.equal_time == pytest.approx((400 + 100 + 90) / 3) and s.evaluations == 5
+    assert rc.summarize_run(next(r for r in experiment if r.name == "amix-s1"), "fid50k_full", time_h) is None
+    assert rc.lower_is_better("fid50k_full") and not rc.lower_is_better("pr50k3_full_recall")
+
+
+def test_pairs_by_seed_with_missing_seed_and_metric(experiment):
+    amix, plain = rc.group_runs(experiment)
+    time_h = rc.common_time(experiment, "fid50k_full")
+    pair = rc.compare_pair(plain, amix, "fid50k_full", time_h)
+    assert pair.seeds == [0]  # Seed 1 of AdaptiveMix has no FID, seed 2 only plain, seed 3 only AdaptiveMix.
+    assert sorted(pair.unpaired) == ["seed 1 in A has no fid50k_full", "seed 2 only in B", "seed 3 only in A"]
+    assert pair.differences["final"] == pytest.approx([(60 + 50 + 40) / 3 - 80.0])
+    assert pair.differences["best"] == pytest.approx([40.0 - 70.0])
+    # AdaptiveMix seed 0 at 60 s: evaluations at 20 s and 60 s; plain seed 0 at 60 s: 10, 30 and 50 s.
+    assert pair.differences["equal_time"] == pytest.approx([(400 + 90) / 2 - (400 + 100 + 90) / 3])
+    assert pair.stats["final"].n == 1
+
+
+def test_pair_statistics_are_paired_difference(tmp_path):
+    for seed, (p, a) in enumerate([(100.0, 80.0), (90.0, 85.0), (120.0, 90.0)]):
+        fid_run(tmp_path / f"p{seed}", seed, {2: p, 4: p})
+        fid_run(tmp_path / f"a{seed}", seed, {2: a, 4: a}, AMIX)
+    runs = read_runs([str(tmp_path)])
+    first, second = rc.group_runs(runs)
+    pair = rc.compare_pair(first, second, "fid50k_full", rc.common_time(runs, "fid50k_full"))
+    assert pair.seeds == [0, 1, 2]
+    assert pair.differences["final"] == pytest.approx([20.0, 5.0, 30.0])
+    assert pair.stats["final"] == paired_difference([100.0, 90.0, 120.0], [80.0, 85.0, 90.0])
+
+
+def test_many_groups_compare_pairs_that_differ_in_one_option(tmp_path):
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    lines = [
+        {
+            "run": f"{d}-{o}-{v}-s0",
+            "dataset": d,
+            "objective": o,
+            "variant": v,
+            "seed": 0,
+            "steps": 10,
+            "modes": 1.0,
+            "seconds": 1.0,
+        }
+        for d in ("grid9", "ring8")
+        for o in ("std", "wgan")
+        for v in ("plain", "adaptivemix", "bures")
+    ]
+    (folder / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    groups = rc.group_runs(read_runs([str(folder)]))
+    pairs = rc.group_pairs(groups)
+    assert len(groups) == 12 and len(pairs) == 12 * (1 + 1 + 2) // 2  # Neighbours: dataset, objective, 2 variants.
+
+
+def test_labs_compare_prints_groups_and_pairs(experiment, tmp_path):
+    result = CliRunner().invoke(compare_main, [str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "A: noise_std=0.05, variant=release" in out and "B: adaptivemix_kwargs=None" in out
+    assert "== fid50k_full (lower is better" in out and "T = 0.01667 h" in out
+    # Group B's final FID: seeds 0-2 end with 80, 95 and 65 (means of their last three): 80 ± 15.
+    assert np.std([80.0, 95.0, 65.0], ddof=1) == 15.0 and "80 ± 15 (n=3)" in out
+    assert "B - A (fid50k_full, lower is better), seeds [0]:" in out
+    assert "seed 3 only in A" in out and "running" in out
+    bad = CliRunner().invoke(compare_main, [str(tmp_path / "nothing")])
+    assert bad.exit_code != 0 and "no run here" in bad.output

@@ -1,0 +1,115 @@
+"""Pictures of training: a run's `progress.png` and a comparison report of many runs.
+
+    python -m training.report RUN_DIR                       # (re)draw RUN_DIR/progress.png, also for an old run
+    python -m training.report RUN_DIR... --out=report.html  # one self-contained HTML file comparing the runs
+
+A RUN_DIR is a `train.py` run folder, a lab folder with results.jsonl (labs.dcgan, labs.ssl, labs.toy), or a
+folder holding such folders. The training loop calls `ProgressFigure.update()` after every snapshot, so every
+run folder carries a current progress.png. Figures need matplotlib (`pip install -e .[plots]`); without it
+training runs as before and says once that figures are off.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from collections.abc import Callable
+
+import click
+
+from dnnlib import atomic
+from training.report_runs import Run, is_train_run, read_lab_folder, read_runs, read_train_run
+
+PROGRESS_NAME = "progress.png"
+PLOTS_OFF = (
+    "progress.png is off: matplotlib is not installed (turn figures on with `pip install -e .[plots]` "
+    "or `pip install matplotlib`)"
+)
+
+
+def plots_available() -> bool:
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def write_progress_for(run: Run) -> str:
+    """Draw `run`'s progress figure into its folder as progress.png (atomically); returns the path."""
+    from training.report_plots import progress_figure
+
+    path = os.path.join(run.path, PROGRESS_NAME)
+    atomic.write_bytes(path, progress_figure(run))
+    return path
+
+
+def write_progress(run_dir: str) -> str:
+    """Read the run folder `run_dir` (train.py run, labs.dcgan or labs.ssl folder) and write its progress.png."""
+    runs = [read_train_run(run_dir)] if is_train_run(run_dir) else read_lab_folder(run_dir)
+    if len(runs) != 1:
+        raise ValueError(f"{run_dir} holds {len(runs)} toy runs (one point each): compare them with --out=report.html")
+    return write_progress_for(runs[0])
+
+
+class ProgressFigure:
+    """The training loop's hook (rank 0): `update()` rewrites progress.png and never raises; a failure is one
+    warning line, and without matplotlib it says once that figures are off and does nothing.
+
+    Drawing takes a second or two of CPU. So that it never costs more than a tenth of the training time, a
+    snapshot that comes sooner than ten drawing times after the previous figure is skipped (only tiny test runs
+    snapshot that often); the last snapshot of a run (`final=True`) is always drawn.
+    """
+
+    def __init__(self, run_dir: str, log: Callable[[str], None] = print):
+        self.run_dir = run_dir
+        self.log = log
+        self.enabled = plots_available()
+        self.last_end = self.last_cost = 0.0
+        if not self.enabled:
+            log(PLOTS_OFF)
+
+    def update(self, final: bool = False) -> None:
+        if not self.enabled:
+            return
+        start = time.monotonic()
+        if not final and self.last_end > 0 and start - self.last_end < 10 * self.last_cost:
+            return
+        try:
+            write_progress(self.run_dir)
+        except Exception as err:  # A figure must never stop training.
+            self.log(f"warning: {PROGRESS_NAME} not updated ({type(err).__name__}: {err})")
+        self.last_end = time.monotonic()
+        self.last_cost = self.last_end - start
+
+
+def write_report(paths: list[str], out: str) -> str:
+    """Compare the runs under `paths` in one HTML file `out`; returns the plain-text summary."""
+    from training.report_compare import format_text
+    from training.report_html import build_report
+
+    runs = read_runs(paths)
+    atomic.write_text(out, build_report(runs))
+    return format_text(runs)
+
+
+@click.command()
+@click.argument("run_dirs", nargs=-1, required=True, metavar="RUN_DIR...")
+@click.option("--out", metavar="HTML", help="Write a comparison report of all runs to this HTML file")
+def main(run_dirs: tuple[str, ...], out: str | None) -> None:
+    """Draw progress.png for each RUN_DIR, or with --out compare all runs in one HTML file."""
+    if not plots_available():
+        raise click.ClickException("figures need matplotlib: pip install -e .[plots] (or pip install matplotlib)")
+    try:
+        if out is not None:
+            print(write_report(list(run_dirs), out))
+            print(f"wrote {out}")
+            return
+        for run in read_runs(list(run_dirs)):
+            if run.kind == "toy":
+                print(f"skipped {run.name}: a toy run is one point (compare toy runs with --out=report.html)")
+                continue
+            print(f"wrote {write_progress_for(run)}")
+    except (ValueError, OSError) as err:
+        raise click.ClickException(str(err)) from None
+
+
+if __name__ == "__main__":
+    main()

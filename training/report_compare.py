@@ -1,0 +1,267 @@
+"""Compare runs: group them by their options minus the seed, summarise each metric per run and per group, and
+pair groups by seed.
+
+Per run and metric: `final` = mean of the last three evaluations (fewer if the run has fewer), `best` = the
+lowest value for metrics where lower is better (FID, KID, MMD, error), else the highest, and `equal_time` =
+mean of the last three evaluations at or before the common training time T (the smallest last-evaluation time
+among all runs that have the metric), so that a slower method is compared after the same compute. For each
+pair of groups and each of these three measures, the per-seed differences (second group minus first) go
+through `paired_difference`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+from training.paired_stats import PairedDifference, paired_difference
+from training.report_runs import Run
+
+LAST_N = 3
+MEASURES = ("final", "best", "equal_time")
+_LOWER_IS_BETTER = re.compile(r"fid|kid|fd_|mmd|error|ppl|loss", re.IGNORECASE)
+MAX_ALL_PAIRS_GROUPS = 8  # With more groups, only pairs of groups that differ in one option are compared.
+
+
+def lower_is_better(metric: str) -> bool:
+    return bool(_LOWER_IS_BETTER.search(metric))
+
+
+@dataclasses.dataclass
+class Group:
+    label: str  # 'A', 'B', ...
+    options: dict[str, Any]  # The shared options (flattened).
+    runs: list[Run]
+
+    @property
+    def seeds(self) -> list[int | None]:
+        return [r.seed for r in self.runs]
+
+
+def group_runs(runs: list[Run]) -> list[Group]:
+    """Runs with equal kind and options (seed and bookkeeping aside) form a group, in order of first appearance."""
+    groups: dict[str, Group] = {}
+    for run in runs:
+        key = repr((run.kind, sorted(run.options.items(), key=lambda kv: kv[0])))
+        if key not in groups:
+            groups[key] = Group(chr(ord("A") + len(groups)) if len(groups) < 26 else f"G{len(groups)}", run.options, [])
+        groups[key].runs.append(run)
+    return list(groups.values())
+
+
+def differing_options(groups: list[Group]) -> list[str]:
+    """Option names whose value (or presence) is not the same in every group, sorted."""
+    names = sorted({k for g in groups for k in g.options})
+    missing = object()
+    return [k for k in names if len({repr(g.options.get(k, missing)) for g in groups}) > 1]
+
+
+def describe_group(group: Group, keys: list[str], width: int = 70) -> str:
+    """'A: noise_std=0.05, variant=release' from the differing options (last part of each name; shortened to
+    `width` characters)."""
+    text = ", ".join(f"{k.rsplit('.', 1)[-1]}={group.options[k]}" for k in keys if k in group.options)
+    text = text if len(text) <= width else text[: width - 3] + "..."
+    return f"{group.label}: {text or group.runs[0].name}"
+
+
+# ----------------------------------------------------------------------------
+# Per-run summaries.
+
+
+@dataclasses.dataclass
+class RunSummary:
+    final: float
+    best: float
+    best_at: float  # Progress (run's unit) of the best value.
+    equal_time: float
+    evaluations: int
+
+
+def common_time(runs: list[Run], metric: str) -> float:
+    """T: the smallest last-evaluation training time [h] among the runs that have `metric` (NaN if unknown)."""
+    ends = [float(r.metrics[metric].hours[-1]) for r in runs if metric in r.metrics and len(r.metrics[metric].y)]
+    return min(ends) if ends and not any(math.isnan(e) for e in ends) else float("nan")
+
+
+def summarize_run(run: Run, metric: str, time_h: float) -> RunSummary | None:
+    """The run's final, best and equal-time values of `metric` (None if the run has no such evaluation)."""
+    curve = run.metrics.get(metric)
+    if curve is None or not len(curve.y):
+        return None
+    ok = ~np.isnan(curve.y)
+    y, x, hours = curve.y[ok], curve.x[ok], curve.hours[ok]
+    if not len(y):
+        return None
+    i = int(np.argmin(y) if lower_is_better(metric) else np.argmax(y))
+    before = y[hours <= time_h + 1e-9] if not math.isnan(time_h) else np.array([])
+    equal = float(before[-LAST_N:].mean()) if len(before) else float("nan")
+    return RunSummary(float(y[-LAST_N:].mean()), float(y[i]), float(x[i]), equal, len(y))
+
+
+def metric_names(runs: list[Run]) -> list[str]:
+    return list(dict.fromkeys(m for r in runs for m in r.metrics))
+
+
+# ----------------------------------------------------------------------------
+# Pairs of groups.
+
+
+@dataclasses.dataclass
+class PairComparison:
+    first: Group
+    second: Group
+    metric: str
+    seeds: list[int]  # The paired seeds, in order.
+    differences: dict[str, list[float]]  # Measure -> per-seed second - first.
+    stats: dict[str, PairedDifference]
+    unpaired: list[str]  # 'seed 3 only in A', 'seed 1 in B has no fid'.
+
+
+def _by_seed(group: Group, metric: str, time_h: float, notes: list[str]) -> dict[int, RunSummary]:
+    out: dict[int, RunSummary] = {}
+    for run in group.runs:
+        summary = summarize_run(run, metric, time_h)
+        if run.seed is None:
+            notes.append(f"{run.name} in {group.label} has no seed")
+        elif summary is None:
+            notes.append(f"seed {run.seed} in {group.label} has no {metric}")
+        elif run.seed in out:
+            notes.append(f"seed {run.seed} twice in {group.label} (kept the first run)")
+        else:
+            out[run.seed] = summary
+    return out
+
+
+def compare_pair(first: Group, second: Group, metric: str, time_h: float) -> PairComparison:
+    """Per-seed differences second - first of each measure, and their paired statistics."""
+    notes: list[str] = []
+    a, b = _by_seed(first, metric, time_h, notes), _by_seed(second, metric, time_h, notes)
+    seeds = sorted(set(a) & set(b))
+    seeds_a, seeds_b = set(first.seeds) - {None}, set(second.seeds) - {None}
+    for seed in sorted(seeds_a ^ seeds_b):
+        notes.append(f"seed {seed} only in {first.label if seed in seeds_a else second.label}")
+    differences, stats = {}, {}
+    for measure in MEASURES:
+        pairs = [(getattr(b[s], measure), getattr(a[s], measure)) for s in seeds]
+        pairs = [(x, y) for x, y in pairs if not (math.isnan(x) or math.isnan(y))]
+        differences[measure] = [x - y for x, y in pairs]
+        stats[measure] = paired_difference([x for x, _ in pairs], [y for _, y in pairs])
+    return PairComparison(first, second, metric, seeds, differences, stats, notes)
+
+
+def group_pairs(groups: list[Group]) -> list[tuple[Group, Group]]:
+    """All pairs of groups, or with more than MAX_ALL_PAIRS_GROUPS groups those that differ in one option."""
+    pairs = list(itertools.combinations(groups, 2))
+    if len(groups) <= MAX_ALL_PAIRS_GROUPS:
+        return pairs
+    missing = object()
+
+    def differ(g: Group, h: Group) -> int:
+        keys = set(g.options) | set(h.options)
+        return sum(repr(g.options.get(k, missing)) != repr(h.options.get(k, missing)) for k in keys)
+
+    return [(g, h) for g, h in pairs if differ(g, h) == 1]
+
+
+# ----------------------------------------------------------------------------
+# Text.
+
+
+def _fmt(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.4g}"
+
+
+def mean_sd(values: list[float]) -> str:
+    """'m ± s (n)' with the sample SD; just 'm' for one value, '-' for none."""
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return _fmt(values[0])
+    return f"{_fmt(float(np.mean(values)))} ± {_fmt(float(np.std(values, ddof=1)))} (n={len(values)})"
+
+
+def group_table_rows(groups: list[Group], metric: str, time_h: float) -> list[list[str]]:
+    """Rows [group, seeds, final, best, equal-time] with mean ± SD over the group's runs."""
+    rows = []
+    for group in groups:
+        summaries = [s for r in group.runs if (s := summarize_run(r, metric, time_h)) is not None]
+        if not summaries:
+            continue
+        seeds = ",".join(str(s) for s in group.seeds)
+        rows.append([group.label, seeds] + [mean_sd([getattr(s, m) for s in summaries]) for m in MEASURES])
+    return rows
+
+
+def run_table_rows(groups: list[Group], metric: str, time_h: float) -> list[list[str]]:
+    """Rows [group, run, seed, status, evaluations, final, best (at), equal-time]."""
+    rows = []
+    for group in groups:
+        for run in group.runs:
+            s = summarize_run(run, metric, time_h)
+            if s is None:
+                continue
+            best = f"{_fmt(s.best)} (at {s.best_at:g} {run.unit})"
+            rows.append(
+                [
+                    group.label,
+                    run.name,
+                    str(run.seed),
+                    run.status,
+                    str(s.evaluations),
+                    _fmt(s.final),
+                    best,
+                    _fmt(s.equal_time),
+                ]
+            )
+    return rows
+
+
+def pair_lines(pair: PairComparison) -> list[str]:
+    """Per measure: per-seed differences, then mean ± SD, CI, p and the bootstrap CI."""
+    better = "lower" if lower_is_better(pair.metric) else "higher"
+    lines = [f"{pair.second.label} - {pair.first.label} ({pair.metric}, {better} is better), seeds {pair.seeds}:"]
+    for measure in MEASURES:
+        diffs = ", ".join(_fmt(d) for d in pair.differences[measure])
+        lines.append(f"  {measure:<10s} [{diffs}] -> {pair.stats[measure].describe('{:.4g}')}")
+    lines += [f"  ({note})" for note in pair.unpaired]
+    return lines
+
+
+def format_text(runs: list[Run]) -> str:
+    """The whole comparison as plain text (what `python -m labs.compare` prints)."""
+    groups = group_runs(runs)
+    keys = differing_options(groups)
+    out = ["Groups (runs with the same options, seed aside):"]
+    out += [f"  {describe_group(g, keys)}  [{len(g.runs)} runs]" for g in groups]
+    for metric in metric_names(runs):
+        time_h = common_time(runs, metric)
+        better = "lower" if lower_is_better(metric) else "higher"
+        out += [
+            "",
+            f"== {metric} ({better} is better; final = mean of the last {LAST_N} evaluations; "
+            f"equal time = at T = {_fmt(time_h)} h of training)",
+        ]
+        out.append(_table(["group", "seeds", "final", "best", "equal time"], group_table_rows(groups, metric, time_h)))
+        out.append(
+            _table(
+                ["group", "run", "seed", "status", "evals", "final", "best", "equal time"],
+                run_table_rows(groups, metric, time_h),
+            )
+        )
+        for first, second in group_pairs(groups):
+            out += pair_lines(compare_pair(first, second, metric, time_h))
+    for run in runs:
+        out += [f"note: {n}" for n in run.notes]
+    return "\n".join(out)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+    lines = ["  " + "  ".join(str(c).ljust(w) for c, w in zip(row, widths)) for row in [header, *rows]]
+    return "\n".join(lines)
