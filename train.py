@@ -55,14 +55,17 @@ def subprocess_fn(rank: int, args: dnnlib.EasyDict) -> None:
             training_loop.training_loop(rank=rank, abort_fn=stop.requested, **dict(args, device=device))
     except run_control.RunError as err:
         log.write_file_only(f"\nError: {err}\n")
+        traceback.clear_frames(err.__traceback__)  # The loop's locals go now: its DataLoader workers stop cleanly.
         raise
     except KeyboardInterrupt as err:
         log.write_file_only(
             f"\nStopped at once ({err or 'KeyboardInterrupt'}); {run_state.resume_hint(args.run_dir)}.\n"
         )
+        traceback.clear_frames(err.__traceback__)
         raise
-    except BaseException:
+    except BaseException as err:
         log.write_file_only(traceback.format_exc())
+        traceback.clear_frames(err.__traceback__)
         raise
     finally:
         log.close()
@@ -90,9 +93,15 @@ def start_run_dir(args: dnnlib.EasyDict, outdir: str, desc: str | None) -> run_c
         lock.acquire()
     except run_control.RunDirBusyError as err:
         raise click.ClickException(str(err)) from None
+    except OSError as err:  # A read-only or full run directory.
+        raise click.ClickException(atomic.describe_write_error(lock.path, err)) from None
     if "resume_state" not in args:
         saved = {k: v for k, v in args.items() if k != "device"}
-        atomic.write_text(os.path.join(args.run_dir, "training_options.json"), json.dumps(saved, indent=2))
+        try:
+            atomic.write_text(os.path.join(args.run_dir, "training_options.json"), json.dumps(saved, indent=2))
+        except atomic.WriteError as err:
+            lock.release()
+            raise click.ClickException(str(err)) from None
     return lock
 
 
@@ -139,6 +148,11 @@ def is_exact_resume(resume: str | None) -> bool:
     help="Cap real/generated images per metric (quick checks, not comparable with 50k)",
     type=int,
     metavar="INT",
+)
+@click.option(
+    "--metric-data",
+    help="Dataset zip/folder the metrics' real statistics come from (a test set, the full set) [default: --data]",
+    metavar="PATH",
 )
 @click.option("--seed", help=f"Random seed [default: {opts.RANDOM_SEED}]", type=int, metavar="INT")
 @click.option("-n", "--dry-run", help="Print training options and exit", is_flag=True)
@@ -311,13 +325,16 @@ def main(ctx, outdir, dry_run, device, resume, kimg, trust_module, **config_kwar
         return
 
     print_summary(args, device)
-    if dry_run:
-        print("Dry run; exiting.")
-        return
-    # Everything that can be refused is checked before the run directory is created or touched.
+    # Everything that can be refused is checked before the run directory is created or touched, in a dry run too.
     if "resume_pkl" in args:
         run_checks.check_transfer_pickle(args.resume_pkl)
     run_checks.check_detectors(args.metrics, args.get("metric_kwargs", {}))
+    run_checks.check_writable_folder(args.run_dir if "resume_state" in args else outdir)
+    if dry_run:
+        if "resume_state" in args:
+            run_checks.check_run_dir_free(args.run_dir)  # A real start takes the lock instead.
+        print("Dry run; exiting.")
+        return
     lock = start_run_dir(args, outdir, desc)
     if rank is not None:
         torch.distributed.barrier()
@@ -340,6 +357,8 @@ def print_summary(args: dnnlib.EasyDict, device: str) -> None:
     print(f"Device:             {device}")
     print(f"Number of images:   {args.training_set_kwargs.max_size}")
     print(f"Image resolution:   {args.training_set_kwargs.resolution}")
+    real = args.get("metric_kwargs", {}).get("real_dataset_kwargs")
+    print(f"Metric real data:   {real.path if real else 'the training data'}")
     print(f"Conditional model:  {args.training_set_kwargs.use_labels}")
     print(f"Dataset x-flips:    {args.training_set_kwargs.xflip}")
     print(f"AdaptiveMix:        {'adaptivemix_kwargs' in args}")

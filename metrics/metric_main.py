@@ -71,9 +71,9 @@ def calc_metric(metric: str, **kwargs: Any) -> dnnlib.EasyDict:
     """Evaluate one metric; kwargs are MetricOptions arguments (G, dataset_kwargs, num_gpus, rank, device, ...).
 
     Returns EasyDict(results={key: float}, metric, total_time, total_time_str, num_gpus, then what was used:
-    detector (file name), num_real / num_gen (image counts; PPL: path samples), resize (feature metrics)
-    [, num_images: the --num-images cap]). With several processes every rank must call this; values are
-    broadcast from rank 0 as float64.
+    detector (file name), num_real / num_gen (image counts; PPL: path samples), resize (feature metrics),
+    real_data (file name of the real images' dataset) [, num_images: the --num-images cap]). With several
+    processes every rank must call this; values are broadcast from rank 0 as float64.
     """
     if not is_valid_metric(metric):
         raise ValueError(f"Unknown metric {metric!r}; valid metrics: {', '.join(list_valid_metrics())}")
@@ -97,7 +97,7 @@ def calc_metric(metric: str, **kwargs: Any) -> dnnlib.EasyDict:
         total_time_str=dnnlib.util.format_time(total_time),
         num_gpus=opts.num_gpus,
     )
-    for key in ("detector", "num_real", "num_gen", "resize"):
+    for key in ("detector", "num_real", "num_gen", "resize", "real_data"):
         if key in opts.provenance:
             record[key] = opts.provenance[key]
     if opts.num_images is not None:
@@ -125,7 +125,7 @@ def report_metric(result_dict: dict, run_dir: str | None = None, snapshot_pkl: s
 
 
 def summary_line(result_dict: dict) -> str:
-    """One human-readable line: the values, then the image counts, detector and resize protocol used.
+    """One human-readable line: the values, then the image counts, detector, resize protocol and real dataset used.
 
     A capped run says so, so that e.g. FID on 2000 images with a domain detector cannot be mistaken for a
     50k Inception FID. KID is the raw MMD^2 (the original's unit); with the Inception detector papers quote
@@ -149,6 +149,8 @@ def summary_line(result_dict: dict) -> str:
         used.append(f"detector {result_dict['detector']}")
     if "resize" in result_dict:
         used.append(f"resize {result_dict['resize']}")
+    if "real_data" in result_dict:
+        used.append(f"real images from {result_dict['real_data']}")
     return ", ".join(values) + (f"  [{'; '.join(used)}]" if used else "")
 
 

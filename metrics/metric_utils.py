@@ -36,7 +36,10 @@ class MetricOptions:
     detector: URL/path replacing every metric's default detector; detector_dir: folder of local detector
     copies; num_images: caps the real and generated image counts and PPL samples (quick checks only:
     results are then not comparable with 50k numbers); resize: 'legacy' (the detector resizes uint8 images
-    itself, the original's protocol) or 'clean' (PIL bicubic per channel in float first, see metrics.resize).
+    itself, the original's protocol) or 'clean' (PIL bicubic per channel in float first, see metrics.resize);
+    real_dataset_kwargs: the dataset the real statistics come from instead of dataset_kwargs (`train.py
+    --metric-data`: a held-out or full set, read whole and unflipped); the generated images' labels still
+    follow dataset_kwargs.
 
     `provenance` is filled while a metric runs with what it actually used (detector file name, real and
     generated image counts, resize protocol) and goes into the result line.
@@ -56,6 +59,7 @@ class MetricOptions:
         detector_dir: str | None = None,
         num_images: int | None = None,
         resize: str = "legacy",
+        real_dataset_kwargs: dict | None = None,
     ):
         if not 0 <= rank < num_gpus:
             raise ValueError(f"rank must be in [0, num_gpus), got rank={rank}, num_gpus={num_gpus}")
@@ -75,6 +79,7 @@ class MetricOptions:
         self.detector_dir = detector_dir
         self.num_images = num_images
         self.resize = check_resize_mode(resize)
+        self.real_dataset_kwargs = dnnlib.EasyDict(real_dataset_kwargs) if real_dataset_kwargs else None
         self.provenance = dnnlib.EasyDict()
 
     def detector_for(self, default_url: str) -> str:
@@ -352,21 +357,27 @@ def compute_feature_stats_for_dataset(
     data_loader_kwargs: dict | None = None,
     **stats_kwargs: Any,
 ) -> FeatureStats:
-    """Detector features of the first min(len(dataset), max_items) dataset images, cached on disk."""
-    dataset = dnnlib.util.construct_class_by_name(**opts.dataset_kwargs)
+    """Detector features of the first min(len(dataset), max_items) real images, cached on disk.
+
+    The real images come from opts.real_dataset_kwargs when set, else from opts.dataset_kwargs; the dataset's
+    file name goes into the result's provenance (`real_data`) and its options into the cache key.
+    """
+    dataset_kwargs = opts.real_dataset_kwargs or opts.dataset_kwargs
+    dataset = dnnlib.util.construct_class_by_name(**dataset_kwargs)
+    opts.provenance.real_data = os.path.basename(os.path.normpath(str(dataset_kwargs.get("path", dataset.name))))
     if data_loader_kwargs is None:
         data_loader_kwargs = dict(
             pin_memory=opts.device.type == "cuda", num_workers=min(3, os.cpu_count() or 1), prefetch_factor=2
         )
     num_items = len(dataset) if max_items is None else min(len(dataset), max_items)
     if num_items == 0:
-        raise ValueError(f"dataset {opts.dataset_kwargs.get('path')!r} holds no images")
+        raise ValueError(f"dataset {dataset_kwargs.get('path')!r} holds no images")
 
     cache_file = None
     if opts.cache:
         detector_id = detectors.detector_identity(detector_url, opts.detector_dir)
         fields = dataset_stats_cache_fields(
-            opts.dataset_kwargs, detector_id, detector_kwargs, stats_kwargs, num_items, opts.resize
+            dataset_kwargs, detector_id, detector_kwargs, stats_kwargs, num_items, opts.resize
         )
         name = f"{dataset.name}-{detectors.detector_name(detector_url)}-{cache_key(fields)}.npz"
         cache_file = dnnlib.make_cache_dir_path("gan-metrics", name)

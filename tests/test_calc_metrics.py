@@ -76,7 +76,7 @@ def test_all_metric_kinds_run_offline_with_a_domain_detector(setup, monkeypatch)
         assert len(lines) == 1
         records[metric] = json.loads(lines[0])
         used = {"ppl2_wend": ["detector", "num_gen"], "is50k": ["detector", "num_gen", "resize"]}.get(
-            metric, ["detector", "num_real", "num_gen", "resize"]
+            metric, ["detector", "num_real", "num_gen", "resize", "real_data"]
         )
         assert list(records[metric]) == [
             "results",
@@ -92,6 +92,7 @@ def test_all_metric_kinds_run_offline_with_a_domain_detector(setup, monkeypatch)
         assert records[metric]["detector"] == "det.pt" and records[metric]["num_gen"] == 24
         assert records[metric]["snapshot_pkl"] == "network-snapshot-000000.pkl"
         assert records[metric]["num_images"] == 24
+        assert records[metric].get("real_data", "data") == "data"  # The snapshot's training set (folder "data").
         assert all(math.isfinite(v) for v in records[metric]["results"].values())
     assert records["fid50k_full"]["results"]["fid50k_full"] > 0  # An untrained G is far from the data.
     pr = records["pr50k3_full"]["results"]

@@ -72,7 +72,7 @@ def test_dataset_features_under_each_protocol(tmp_path):
         with torch.no_grad():
             want = model(detector_input, return_features=True).numpy()
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
-        assert opts.provenance == dict(detector="det.pt", num_real=10, resize=mode)
+        assert opts.provenance == dict(detector="det.pt", num_real=10, resize=mode, real_data="data")
     assert not np.allclose(got, model(torch.from_numpy(images), return_features=True).detach().numpy(), atol=1e-3)
 
 

@@ -106,6 +106,47 @@ def auto_preset(res: int, gpus: int) -> dict[str, Any]:
     )
 
 
+# Highest sane value of each numeric option: far above any real use, low enough that a typo (--kimg=1e30,
+# --batch=10000000) is refused at start instead of failing hours later or never ending.
+UPPER_LIMITS: dict[str, float] = {
+    "gpus": 1024,
+    "snap": 1_000_000,
+    "seed": 2**31 - 1,  # NumPy seeds must be below 2**32; each rank seeds with seed * gpus + rank.
+    "subset": 2**31 - 1,
+    "gamma": 1e6,
+    "kimg": 1e6,
+    "batch": 65536,
+    "tick": 1e5,
+    "noise_std": 1e3,
+    "adaptivemix_weight": 1e6,
+    "fm_weight": 1e6,
+    "bures_weight": 1e6,
+    "hist_avg_weight": 1e6,
+    "freezed": 64,
+    "workers": 256,
+    "metric_images": 10_000_000,
+}
+
+
+def flag(name: str) -> str:
+    """The command-line spelling of option `name` (`metric_images` -> `--metric-images`; `--noise_std` as is)."""
+    return "--" + name.replace("_", "-") if name != "noise_std" else "--noise_std"
+
+
+def _number(value: float) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def check_upper_limits(values: dict[str, Any]) -> None:
+    """Refuse any numeric option above its UPPER_LIMITS entry (None = not given) in one line; also a negative seed."""
+    for name, limit in UPPER_LIMITS.items():
+        value = values.get(name)
+        if value is not None and value > limit:
+            raise _error(f"{flag(name)}={_number(value)} is too large: at most {_number(limit)}")
+    if values.get("seed") is not None and values["seed"] < 0:
+        raise _error(f"--seed must be between 0 and {UPPER_LIMITS['seed']}")
+
+
 def parse_comma_list(value: str | None) -> list[str]:
     if value is None or value.lower() in ("", "none"):
         return []
@@ -196,8 +237,10 @@ def build_training_options(
     bures_alt: bool = False,
     hist_avg_weight: float | None = None,
     mbdisc: bool = False,
+    metric_data: str | None = None,
 ) -> tuple[dnnlib.EasyDict, str]:
     """Validate the options and return (keyword arguments of `training_loop`, run description)."""
+    check_upper_limits(locals())
     args = dnnlib.EasyDict()
     if gpus < 1 or gpus & (gpus - 1):
         raise _error("--gpus must be a power of two")
@@ -206,10 +249,18 @@ def build_training_options(
         raise _error("--snap must be at least 1")
     args.image_snapshot_ticks = args.network_snapshot_ticks = snap
     args.metrics = check_metrics(metrics if metrics is not None else [])
-    args.metric_kwargs = metric_kwargs(args.metrics, metric_detector, detector_dir, metric_images)
     args.random_seed = seed
 
-    args.training_set_kwargs, desc, _dataset = probe_dataset(data, use_labels=cond)
+    args.training_set_kwargs, desc, dataset = probe_dataset(data, use_labels=cond)
+    args.metric_kwargs = metric_kwargs(
+        args.metrics,
+        metric_detector,
+        detector_dir,
+        metric_images,
+        metric_data,
+        dataset.resolution,
+        dataset.num_channels,
+    )
     args.data_loader_kwargs = dnnlib.EasyDict(pin_memory=(device == "cuda"), num_workers=NUM_WORKERS, prefetch_factor=2)
     if cond:
         if not args.training_set_kwargs.use_labels:
@@ -231,11 +282,7 @@ def build_training_options(
 
     res = args.training_set_kwargs.resolution
     desc += f"-{cfg}" + (str(gpus) if cfg == "auto" else "")
-    _apply_preset(args, cfg, res, gpus)
-    if cfg == "cifar":
-        args.loss_kwargs.pl_weight = 0
-        args.loss_kwargs.style_mixing_prob = 0
-        args.D_kwargs.architecture = "orig"
+    apply_preset(args, cfg, res, gpus)
 
     if gamma is not None:
         if gamma < 0:
@@ -306,13 +353,25 @@ def check_metrics(metrics: list[str]) -> list[str]:
 
 
 def metric_kwargs(
-    metrics: list[str], detector: str | None, detector_dir: str | None, num_images: int | None
+    metrics: list[str],
+    detector: str | None,
+    detector_dir: str | None,
+    num_images: int | None,
+    metric_data: str | None = None,
+    resolution: int | None = None,
+    channels: int | None = None,
 ) -> dnnlib.EasyDict:
+    """MetricOptions arguments for every metric of a run (detector, detector_dir, num_images, real_dataset_kwargs).
+
+    `metric_data`: the dataset the real statistics come from instead of the training set; it must hold images of
+    the training data's `resolution` and `channels`.
+    """
     kwargs = dnnlib.EasyDict()
     for name, value in [
         ("--metric-detector", detector),
         ("--detector-dir", detector_dir),
         ("--metric-images", num_images),
+        ("--metric-data", metric_data),
     ]:
         if value is not None and not metrics:
             raise _error(f"{name} needs --metrics (it configures the metrics computed at snapshots)")
@@ -324,10 +383,35 @@ def metric_kwargs(
         kwargs.detector_dir = detector_dir
     if num_images is not None:
         kwargs.num_images = num_images
+    if metric_data is not None:
+        kwargs.real_dataset_kwargs = metric_dataset_kwargs(metric_data, resolution, channels)
     return kwargs
 
 
-def _apply_preset(args: dnnlib.EasyDict, cfg: str, res: int, gpus: int) -> None:
+def metric_dataset_kwargs(path: str, resolution: int | None, channels: int | None) -> dnnlib.EasyDict:
+    """Dataset kwargs of `--metric-data` (all images, no flips, no labels), after checking that it opens and that
+    its images have the training data's resolution and channel count."""
+    kwargs = dnnlib.EasyDict(
+        class_name="training.dataset.ImageFolderDataset", path=path, use_labels=False, max_size=None, xflip=False
+    )
+    try:
+        dataset = dnnlib.util.construct_class_by_name(**kwargs)
+        shape = dataset.image_shape
+    except (OSError, ValueError, KeyError) as err:
+        raise _error(f"--metric-data: {err}") from None
+    if (resolution is not None and shape[1:] != [resolution, resolution]) or (
+        channels is not None and shape[0] != channels
+    ):
+        raise _error(
+            f"--metric-data={path} holds {shape[2]}x{shape[1]} images with {shape[0]} channel(s), the training data "
+            f"{resolution}x{resolution} with {channels}: give a dataset of the same resolution and channels"
+        )
+    kwargs.resolution = dataset.resolution
+    return kwargs
+
+
+def apply_preset(args: dnnlib.EasyDict, cfg: str, res: int, gpus: int) -> None:
+    """Write preset `cfg`'s networks, optimizers, loss, duration, minibatch and EMA for resolution `res` into args."""
     if cfg == "tiny":
         spec = dict(TINY, ref_gpus=gpus, gamma=0.0002 * (res**2) / TINY["mb"], fmaps=None)
     elif cfg == "auto":
@@ -369,6 +453,10 @@ def _apply_preset(args: dnnlib.EasyDict, cfg: str, res: int, gpus: int) -> None:
     args.ema_rampup = spec["ramp"]
     if "kimg_per_tick" in spec:
         args.kimg_per_tick = spec["kimg_per_tick"]
+    if cfg == "cifar":
+        args.loss_kwargs.pl_weight = 0
+        args.loss_kwargs.style_mixing_prob = 0
+        args.D_kwargs.architecture = "orig"
 
 
 def _apply_augmentation(

@@ -3,13 +3,15 @@
 * `exact_resume_options`: the options of a run to continue exactly. The state file must load, every
   `class_name` in `training_options.json` must pass the allow-list of `dnnlib.trust` (a shared run directory
   is data, never code), and command-line options override the saved ones only where they leave the training
-  math unchanged (`RESUME_OVERRIDES`); any other option given on the command line is refused.
+  math unchanged (`resume_options.RESUME_OVERRIDES`); any other option is accepted only with the run's own
+  value (`resume_options.check_given_options`), so the run's full command line may be repeated.
 * `check_transfer_pickle`: `--resume=PKL` (transfer learning) must be a readable network pickle.
 * `check_detectors`: every metric's detector file must be at hand now, not at the first snapshot.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import pickle
@@ -19,27 +21,8 @@ import click
 
 import dnnlib
 from dnnlib import trust
-from training import run_state
-from training.options import check_metrics, metric_kwargs
-
-# Options that may differ on an exact resume: they change what is logged, measured or read, not the math.
-RESUME_OVERRIDES = (
-    "kimg",
-    "metrics",
-    "metric_detector",
-    "detector_dir",
-    "metric_images",
-    "data",
-    "snap",
-    "tick",
-    "workers",
-)
-# Options that are not part of a run's saved options at all.
-SESSION_OPTIONS = ("outdir", "resume", "dry_run", "device", "trust_module")
-
-
-def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-") if name != "noise_std" else "--noise_std"
+from training import resume_options, run_control, run_state
+from training.options import check_metrics, check_upper_limits, metric_kwargs
 
 
 def exact_resume_options(resume: str, outdir: str, given: dict) -> dnnlib.EasyDict:
@@ -81,13 +64,8 @@ def exact_resume_options(resume: str, outdir: str, given: dict) -> dnnlib.EasyDi
 
 
 def _apply_overrides(args: dnnlib.EasyDict, given: dict, state: dict) -> None:
-    refused = [name for name in given if name not in RESUME_OVERRIDES + SESSION_OPTIONS]
-    if refused:
-        raise click.UsageError(
-            f"{_flag(refused[0])} cannot change when resuming exactly: it changes the training itself; on resume only "
-            f"{', '.join(_flag(n) for n in RESUME_OVERRIDES)} may be given (start a new run, or --resume=SNAPSHOT.pkl "
-            "to start one from these weights)"
-        )
+    resume_options.check_given_options(args, given)
+    check_upper_limits(given)
     if "kimg" in given:
         if not given["kimg"] > 0:
             raise click.UsageError("--kimg must be positive (thousands of real images to train for)")
@@ -106,13 +84,18 @@ def _apply_overrides(args: dnnlib.EasyDict, given: dict, state: dict) -> None:
         args.data_loader_kwargs.num_workers = given["workers"]
     if "metrics" in given:
         args.metrics = check_metrics(given["metrics"])
-    if any(name in given for name in ("metrics", "metric_detector", "detector_dir", "metric_images")):
+    if any(name in given for name in ("metrics", "metric_detector", "detector_dir", "metric_images", "metric_data")):
         saved = args.get("metric_kwargs", {})
+        metric_data = given.get("metric_data", saved.get("real_dataset_kwargs", {}).get("path"))
+        channels, _labels = _state_shapes(state)
         args.metric_kwargs = metric_kwargs(
             args.metrics,
             given.get("metric_detector", saved.get("detector")),
             given.get("detector_dir", saved.get("detector_dir")),
             given.get("metric_images", saved.get("num_images")),
+            metric_data,
+            args.training_set_kwargs.get("resolution"),
+            channels,
         )
     if "data" in given:
         args.training_set_kwargs = same_dataset(args.training_set_kwargs, given["data"], state)
@@ -182,3 +165,34 @@ def check_detectors(metrics: list[str], kwargs: dict, resize: str = "legacy") ->
             raise click.UsageError(f"--metrics: {err}") from None
         except ValueError as err:  # Unreadable detector file, or an input size --resize=clean cannot know.
             raise click.UsageError(f"--metrics: {err}") from None
+
+
+def check_writable_folder(folder: str) -> None:
+    """`folder`, or the nearest folder above it that exists, must be a folder this process can write in."""
+    path = os.path.abspath(folder)
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    if not os.path.isdir(path):
+        raise click.UsageError(f"--outdir: {path} is a file, not a folder; choose another location")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise click.UsageError(
+            f"--outdir: cannot write in {path} (read-only or no permission); choose a writable location"
+        )
+
+
+def check_run_dir_free(run_dir: str) -> None:
+    """Refuse a run directory whose lock another train.py holds, without taking or changing the lock file."""
+    path = os.path.join(run_dir, run_control.LOCK_NAME)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return  # No lock file yet: nobody holds it.
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+        raise click.UsageError(
+            f"run directory {run_dir} is in use by process {holder} (another train.py); wait for it to finish"
+        ) from None
+    finally:
+        os.close(fd)

@@ -87,6 +87,15 @@ def make_data_loader(
     return iter(loader)
 
 
+def release_data_loader(data_iter: Any) -> None:
+    """Stop the loader's worker processes now. Left to garbage collection at exit, their queues' semaphores are
+    reported as leaked ("There appear to be N leaked semaphore objects"); `_shutdown_workers` is what the
+    iterator's own finaliser calls."""
+    shutdown = getattr(data_iter, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+
+
 def build_networks(training_set, G_kwargs: dict, D_kwargs: dict, device: torch.device):
     common = dict(
         c_dim=training_set.label_dim, img_resolution=training_set.resolution, img_channels=training_set.num_channels
@@ -360,6 +369,7 @@ def training_loop(
             log(
                 f"The run already reached {cur_nimg / 1000:g} kimg of {total_kimg:g}; pass a larger --kimg to extend it."
             )
+            release_data_loader(data_iter)
             return
 
     grid_size = grid_z = grid_c = None
@@ -512,6 +522,7 @@ def training_loop(
         stats_jsonl.close()
     if tensorboard is not None:
         tensorboard.close()
+    release_data_loader(data_iter)
     log("\nExiting...")
     if aborted:  # The last line of log.txt: why the run ended and what a resume continues from.
         log(f"Stopped at {cur_nimg / 1000:g} kimg on request; {run_state.resume_hint(run_dir)}.")
