@@ -12,6 +12,11 @@ channel group 0 is the leading digit). It prints the histogram's size and ends w
 
 n = the number of modes with at least one image, x = KL(p || uniform) = sum_m p_m log(K^k p_m) of the mode
 histogram p (0 log 0 = 0), as PacGAN's Table 2 reports.
+
+    python -m labs.modes --data=ZIP --stack=3 --detector=DET.pt --num=26000
+
+counts the same for `--num` real stacked images (the training set `labs.dcgan --stack` builds from ZIP): the
+reference a perfect generator would reach with this classifier.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import click
 import numpy as np
 import torch
 
+from labs.dcgan import STACK_SEED
+from labs.dcgan_data import load_images, stack_images
 from labs.dcgan_networks import Generator
 from labs.dcgan_train import SNAPSHOT, config_from_snapshot
 from labs.lab_snapshot import load_snapshot
@@ -71,16 +78,28 @@ def count_modes(G: Generator, classify, stack: int, num_classes: int, num: int, 
     return counts.numpy()
 
 
+def count_real_modes(images: torch.Tensor, classify, stack: int, num_classes: int, batch: int) -> np.ndarray:
+    """Histogram [num_classes^stack] of the modes of stacked real images uint8 [N, stack C, H, W]."""
+    counts = torch.zeros(num_classes**stack, dtype=torch.int64)
+    for part in images.split(batch):
+        counts += torch.bincount(mode_indices(part, classify, stack, num_classes), minlength=len(counts))
+    return counts.numpy()
+
+
 @click.command()
-@click.option("--run", "run_dir", required=True, metavar="DIR", help="A labs.dcgan --stack run folder (snapshot.pt)")
+@click.option("--run", "run_dir", metavar="DIR", help="A labs.dcgan --stack run folder (snapshot.pt)")
+@click.option("--data", metavar="ZIP", help="Count real stacked images of this single-channel set instead of --run")
+@click.option("--stack", type=click.IntRange(min=1), default=3, show_default=True, help="Channels stacked (--data)")
 @click.option("--detector", required=True, metavar="FILE", help="Single-channel classifier (metrics.domain_detector)")
 @click.option("--num", type=click.IntRange(min=1), default=26000, show_default=True, help="Images to draw")
 @click.option("--batch", type=click.IntRange(min=1), default=500, show_default=True, help="Images per batch")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the latents")
-def main(run_dir: str, detector: str, num: int, batch: int, seed: int) -> None:
-    """Count the modes of a stacked-image run's samples and their KL to uniform."""
-    path = os.path.join(run_dir, SNAPSHOT)
-    if not os.path.isfile(path):
+def main(run_dir: str | None, data: str | None, stack: int, detector: str, num: int, batch: int, seed: int) -> None:
+    """Count the modes of a stacked-image run's samples (or of real stacked images) and their KL to uniform."""
+    if (run_dir is None) == (data is None):
+        raise click.UsageError("give --run=DIR (a run's samples) or --data=ZIP (real stacked images), one of them")
+    path = os.path.join(run_dir or "", SNAPSHOT)
+    if run_dir is not None and not os.path.isfile(path):
         raise click.UsageError(f"--run: no {SNAPSHOT} in {run_dir} (train one with python -m labs.dcgan --stack=3)")
     if not os.path.isfile(detector):
         raise click.UsageError(
@@ -90,14 +109,25 @@ def main(run_dir: str, detector: str, num: int, batch: int, seed: int) -> None:
         classifier = domain_classifier.load(detector)
     except (ValueError, KeyError, RuntimeError) as err:
         raise click.UsageError(f"--detector: {detector} is not a domain detector file ({err})") from None
-    G, stack = generator_from_snapshot(load_snapshot(path))
-    channels = G.img_channels // stack
-    if channels != 1:
-        raise click.UsageError(f"--run: each stacked image part has {channels} channels; the mode counter needs 1")
     num_classes = classifier.config["num_classes"]
-    torch.set_num_threads(1)
-    counts = count_modes(G, classifier, stack, num_classes, num, batch, seed)
-    print(f"{num} images, {stack} channel(s) of {num_classes} classes: {len(counts)} modes in all")
+    if data is not None:
+        try:
+            images, _ = load_images(data, max_images=None)
+        except (OSError, ValueError) as err:
+            raise click.UsageError(f"--data: {err}") from None
+        if images.shape[1] != 1:
+            raise click.UsageError(f"--data: {data} has {images.shape[1]} channels; the mode counter needs 1")
+        counts = count_real_modes(
+            stack_images(images, stack, seed=STACK_SEED)[0][:num], classifier, stack, num_classes, batch
+        )
+    else:
+        G, stack = generator_from_snapshot(load_snapshot(path))
+        if G.img_channels != stack:
+            raise click.UsageError(
+                f"--run: images of {G.img_channels} channels in {stack} parts; the counter needs 1 each"
+            )
+        counts = count_modes(G, classifier, stack, num_classes, num, batch, seed)
+    print(f"{int(counts.sum())} images, {stack} channel(s) of {num_classes} classes: {len(counts)} modes in all")
     print(f"modes {int((counts > 0).sum())} KL {mode_kl(counts):.4f}")
 
 

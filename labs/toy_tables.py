@@ -9,6 +9,7 @@ import numpy as np
 METRICS = (
     ("modes", "modes covered", "{:.1f}"),
     ("hq_pct", "% high quality", "{:.1f}"),
+    ("kl", "reverse KL of the mode histogram to uniform", "{:.2f}"),
     ("mmd", "MMD^2 x 1e3", "{:.2f}"),
 )
 
@@ -34,6 +35,8 @@ def format_tables(results: list[dict]) -> str:
         num_modes = next(r["num_modes"] for r in results if r["dataset"] == dataset)
         seeds = sorted({r["seed"] for r in results if r["dataset"] == dataset})
         for key, label, fmt in METRICS:
+            if any(key not in r for r in results if r["dataset"] == dataset):
+                continue  # Result lines written before the metric existed.
             scale = 1e3 if key == "mmd" else 1.0
             title = f"{dataset} ({num_modes} modes), {label}, mean ± SD over seeds {', '.join(map(str, seeds))}"
             lines = [

@@ -10,6 +10,8 @@ from click.testing import CliRunner
 from conftest import make_image_zip
 
 from labs import dcgan, modes
+from labs.dcgan import STACK_SEED
+from labs.dcgan_data import load_images, stack_images
 from labs.lab_snapshot import load_snapshot
 from metrics import domain_classifier
 
@@ -62,6 +64,20 @@ def test_cli_counts_modes_and_kl_of_a_stacked_run(tmp_path):
     assert float(found.group(2)) == pytest.approx(float((p * np.log(64 * p)).sum()), abs=1e-4)
 
 
+def test_real_stacked_images_are_counted_as_the_training_set(tmp_path):
+    data = make_image_zip(tmp_path / "d.zip", num_images=10, resolution=8, channels=1)
+    images, _ = load_images(str(data))
+    stacked, perms = stack_images(images, 3, seed=STACK_SEED)
+    counts = modes.count_real_modes(stacked, _brightness_classifier, 3, 10, batch=4)
+    classes = _brightness_classifier(images).argmax(dim=1)
+    expected = np.bincount(
+        (100 * classes[perms[0]] + 10 * classes[perms[1]] + classes[perms[2]]).numpy(), minlength=1000
+    )
+    assert np.array_equal(counts, expected)
+
+
 def test_cli_bad_input_is_one_line(tmp_path):
     result = CliRunner().invoke(modes.main, [f"--run={tmp_path}", f"--detector={tmp_path / 'x.pt'}"])
     assert result.exit_code == 2 and "snapshot.pt" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(modes.main, [f"--detector={tmp_path / 'x.pt'}"])
+    assert result.exit_code == 2 and "--run=DIR" in result.output

@@ -167,6 +167,9 @@ def test_format_tables_mean_and_sd():
     ]
     text = format_tables(rows)
     assert "| plain | 8.0 ± 1.0 |" in text and "| plain | 40.0 ± 10.0 |" in text and "| plain | 1.00 ± 0.00 |" in text
+    assert "reverse KL" not in text  # lines without the metric get no table
+    text = format_tables([dict(r, kl=0.5 * r["seed"]) for r in rows])
+    assert "reverse KL" in text and "| plain | 0.25 ± 0.25 |" in text
 
 
 def test_adaptivemix_flag_joins_adaptivemix_to_every_variant(tmp_path):
