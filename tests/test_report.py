@@ -16,7 +16,7 @@ from test_training_loop import tiny_loop_kwargs
 
 from dnnlib import atomic
 from training import report
-from training.image_grid import save_image_grid
+from training.image_grid import load_thumbnail, save_image_grid
 from training.training_loop import training_loop
 
 
@@ -35,6 +35,14 @@ def assert_drawn(pixels: np.ndarray, min_size=(300, 300)) -> None:
 def add_grid(folder, name="fakes000008.png", value=0.5):
     images = np.full([4, 3, 8, 8], value, dtype=np.float32)
     save_image_grid(images, os.path.join(folder, name), drange=(0, 1), grid=(2, 2))
+
+
+def test_load_thumbnail_keeps_the_aspect_and_small_grids(tmp_path):
+    images = np.zeros([8, 1, 10, 10], dtype=np.float32)  # A 4x2 grid of grey images: 40 x 20 pixels.
+    save_image_grid(images, str(tmp_path / "g.png"), drange=(0, 1), grid=(4, 2))
+    assert load_thumbnail(str(tmp_path / "g.png"), 20).size == (20, 10)
+    small = load_thumbnail(str(tmp_path / "g.png"), 100)
+    assert small.size == (40, 20) and small.mode == "RGB"
 
 
 def test_progress_png_of_a_run_and_of_a_run_without_metrics(tmp_path):

@@ -54,3 +54,11 @@ def save_image_grid(images: np.ndarray, path: str, drange: tuple[float, float], 
     pil = PIL.Image.fromarray(img[:, :, 0], "L") if C == 1 else PIL.Image.fromarray(img, "RGB")
     with atomic.atomic_path(path, suffix=".png") as tmp_path:
         pil.save(tmp_path)
+
+
+def load_thumbnail(path: str, max_side: int) -> PIL.Image.Image:
+    """A grid PNG as an RGB image, shrunk (aspect kept) so that neither side exceeds `max_side` pixels."""
+    with PIL.Image.open(path) as img:
+        img = img.convert("RGB")
+    img.thumbnail((max_side, max_side))
+    return img

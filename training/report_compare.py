@@ -256,8 +256,7 @@ def format_text(runs: list[Run]) -> str:
         )
         for first, second in group_pairs(groups):
             out += pair_lines(compare_pair(first, second, metric, time_h))
-    for run in runs:
-        out += [f"note: {n}" for n in run.notes]
+    out += [f"note: {n}" for n in dict.fromkeys(n for run in runs for n in run.notes)]
     return "\n".join(out)
 
 

@@ -7,10 +7,9 @@ import html
 import io
 import time
 
-import PIL.Image
-
 from training import report_compare as rc
 from training import report_plots
+from training.image_grid import load_thumbnail
 from training.report_runs import Run
 
 STYLE = """
@@ -36,12 +35,9 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _grid_png(path: str, side: int = 384) -> bytes:
-    with PIL.Image.open(path) as img:
-        img = img.convert("RGB")
-        img.thumbnail((side, side))
-        buf = io.BytesIO()
-        img.save(buf, format="PNG")
-        return buf.getvalue()
+    buf = io.BytesIO()
+    load_thumbnail(path, side).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def options_table(groups: list[rc.Group], keys: list[str]) -> str:

@@ -10,8 +10,8 @@ import math
 from collections.abc import Iterable
 
 import numpy as np
-import PIL.Image
 
+from training.image_grid import load_thumbnail
 from training.report_compare import Group, lower_is_better
 from training.report_runs import Curve, Run
 
@@ -83,14 +83,6 @@ def _scale(ax, values: Iterable[np.ndarray]) -> None:
         ax.set_yscale("log")
 
 
-def load_grid(path: str, max_side: int = 640) -> np.ndarray:
-    """A grid PNG as an RGB array, shrunk to at most `max_side` pixels per side."""
-    with PIL.Image.open(path) as img:
-        img = img.convert("RGB")
-        img.thumbnail((max_side, max_side))
-        return np.asarray(img)
-
-
 def stat_panels(run: Run) -> list[tuple[str, str, list[tuple[str, Curve]]]]:
     """(title, y label, [(legend, curve)]) for every panel with data; statistics not named in STAT_PANELS that
     are losses join the terms panel, and a lab's statistics form one panel."""
@@ -157,7 +149,7 @@ def progress_figure(run: Run) -> bytes:
         ax.legend(fontsize=8)
     if has_grid:
         ax = fig.add_subplot(grid[:, 2])
-        ax.imshow(load_grid(run.grid), interpolation="antialiased")
+        ax.imshow(np.asarray(load_thumbnail(run.grid, 640)), interpolation="antialiased")
         ax.set_axis_off()
         ax.set_title(f"latest fakes: {run.grid.rsplit('/', 1)[-1]}")
     return _png(fig)
