@@ -8,14 +8,18 @@ A run class lists its parts in two class attributes and inherits `state_dict`, `
 
 The snapshot also holds the run's config (a dataclass, `self.cfg`) and every RNG state (Python, NumPy, torch),
 so a resumed run continues bit-exactly on the CPU. It is written atomically (a crash keeps the previous file)
-and read with `weights_only=True`, so loading one never executes code from it.
+and read with `weights_only=True`, so loading one never executes code from it. A file that is not such a
+snapshot (empty, truncated, a pickle naming code, another lab's snapshot, tensors of other shapes) ends in one
+line naming the file and what is wrong: `load_snapshot` raises click.UsageError, `load_state_dict` ValueError.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+import warnings
+from typing import Any, ClassVar
 
+import click
 import torch
 
 from dnnlib import atomic
@@ -36,11 +40,17 @@ class LabSnapshot:
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        for name in self.STATEFUL:
-            getattr(self, name).load_state_dict(state[name])
-        run_state.restore_rng_state(state["rng"])
-        for name, kind in self.VALUES.items():
-            setattr(self, name, kind(state[name]))
+        """Restore every part; ValueError (one line) when the state does not fit this run's parts."""
+        try:
+            for name in self.STATEFUL:
+                getattr(self, name).load_state_dict(state[name])
+            run_state.restore_rng_state(state["rng"])
+            for name, kind in self.VALUES.items():
+                setattr(self, name, kind(state[name]))
+        except KeyError as err:
+            raise ValueError(f"the snapshot lacks {err} of this run ({type(self).__name__}); {_HINT}") from None
+        except (RuntimeError, TypeError, ValueError, AttributeError, IndexError) as err:
+            raise ValueError(f"the snapshot does not fit this run ({_first_line(err)}); {_HINT}") from None
 
     def save(self, path: str) -> None:
         """Write the full training state atomically (a crash leaves the previous snapshot)."""
@@ -48,6 +58,43 @@ class LabSnapshot:
             torch.save(self.state_dict(), tmp)
 
 
-def load_snapshot(path: str) -> dict:
-    """A snapshot's state dict, read without executing code (`weights_only=True`)."""
-    return torch.load(path, map_location="cpu", weights_only=True)
+_HINT = "resume from the snapshot.pt this lab wrote, or start a new run in another --outdir"
+_RNG_KEYS = ("torch_cpu", "torch_cuda", "numpy", "python")
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return (text[0][:200] if text else "") or type(err).__name__
+
+
+def _problem(state: Any, config_type: type | None) -> str | None:
+    """What makes `state` no lab snapshot (of `config_type`'s lab when given), or None."""
+    if not isinstance(state, dict):
+        return f"it holds a {type(state).__name__}, not a lab's training state"
+    if not isinstance(state.get("config"), dict):
+        return "it has no run configuration"
+    if not isinstance(state.get("rng"), dict) or any(key not in state["rng"] for key in _RNG_KEYS):
+        return "it has no complete RNG state"
+    if config_type is not None:
+        unknown = sorted(set(state["config"]) - {field.name for field in dataclasses.fields(config_type)})
+        if unknown:
+            return f"its configuration has fields this lab does not know ({', '.join(map(str, unknown[:5]))})"
+    return None
+
+
+def load_snapshot(path: str, config_type: type | None = None) -> dict:
+    """A snapshot's state dict, read without executing code (`weights_only=True`).
+
+    `config_type`: the lab's config dataclass; a snapshot whose config has other fields (another lab's) is
+    refused. Raises click.UsageError, one line naming the file and what is wrong.
+    """
+    try:
+        with warnings.catch_warnings():  # torch warns about a foreign pickle protocol before refusing the file.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 - whatever torch raises for a bad file, the user gets one line.
+        raise click.UsageError(f"--resume: {path} is not a lab snapshot ({_first_line(err)}); {_HINT}") from None
+    problem = _problem(state, config_type)
+    if problem is not None:
+        raise click.UsageError(f"--resume: {path} is not a lab snapshot: {problem}; {_HINT}")
+    return state

@@ -1,0 +1,106 @@
+"""labs/lab_snapshot.py: a lab run's state round-trips, and every bad snapshot file ends in one line, running nothing."""
+
+import dataclasses
+import os
+import pickle
+
+import click
+import pytest
+import torch
+from click.testing import CliRunner
+from conftest import make_image_zip
+
+from labs import dcgan
+from labs.lab_snapshot import LabSnapshot, load_snapshot
+
+
+@dataclasses.dataclass
+class Config:
+    width: int = 3
+
+
+class Run(LabSnapshot):
+    STATEFUL = ("net", "opt")
+    VALUES = {"steps": int}
+
+    def __init__(self, width: int = 3):
+        self.cfg = Config(width)
+        self.net = torch.nn.Linear(width, 2)
+        self.opt = torch.optim.Adam(self.net.parameters())
+        self.steps = 0
+
+
+class Hostile:
+    def __reduce__(self):
+        return (os.system, ("touch HOSTILE_MARKER",))
+
+
+def test_round_trip(tmp_path):
+    run = Run()
+    run.steps = 5
+    run.save(str(tmp_path / "snapshot.pt"))
+    other = Run()
+    other.load_state_dict(load_snapshot(str(tmp_path / "snapshot.pt"), Config))
+    assert other.steps == 5 and torch.equal(other.net.weight, run.net.weight)
+
+
+def _bad_files(tmp_path):
+    good = tmp_path / "good.pt"
+    Run().save(str(good))
+    data = good.read_bytes()
+    files = {
+        "empty": b"",
+        "html": b"<html><body>404 Not Found</body></html>",
+        "truncated": data[: len(data) // 2],
+        "hostile pickle": pickle.dumps(Hostile()),
+    }
+    for name, obj in {"a list": [1, 2], "no config": {"rng": {}}, "no rng": {"config": {}}}.items():
+        path = tmp_path / f"{name}.pt"
+        torch.save(obj, path)
+        files[name] = path.read_bytes()
+    return files
+
+
+def test_bad_files_are_one_line_and_run_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name, content in _bad_files(tmp_path).items():
+        path = tmp_path / "snapshot.pt"
+        path.write_bytes(content)
+        with pytest.raises(click.UsageError) as info:
+            load_snapshot(str(path))
+        message = info.value.format_message()
+        assert "\n" not in message and f"{path} is not a lab snapshot" in message, (name, message)
+    assert not (tmp_path / "HOSTILE_MARKER").exists()
+
+
+def test_another_labs_snapshot_is_refused_by_its_config(tmp_path):
+    run = Run()
+    state = run.state_dict()
+    state["config"] = dict(objective="ns", kimg=1.0)
+    torch.save(state, tmp_path / "snapshot.pt")
+    with pytest.raises(click.UsageError, match=r"configuration has fields this lab does not know \(kimg, objective\)"):
+        load_snapshot(str(tmp_path / "snapshot.pt"), Config)
+
+
+@pytest.mark.parametrize("change", ["missing part", "other shapes", "bad rng"])
+def test_a_state_that_does_not_fit_is_one_line(tmp_path, change):
+    state = Run().state_dict()
+    if change == "missing part":
+        del state["opt"]
+    elif change == "other shapes":
+        state = Run(width=5).state_dict()
+    else:
+        state["rng"]["torch_cpu"] = torch.zeros(3)
+    with pytest.raises(ValueError) as info:
+        Run().load_state_dict(state)
+    assert "\n" not in str(info.value) and "snapshot" in str(info.value), str(info.value)
+
+
+def test_dcgan_lab_resume_on_a_corrupt_snapshot_is_one_line(tmp_path):
+    data = make_image_zip(tmp_path / "d.zip", num_images=8, resolution=32)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "snapshot.pt").write_bytes(b"\x80\x04garbage")
+    result = CliRunner().invoke(dcgan.main, ["--data", str(data), "--outdir", str(tmp_path / "run"), "--resume"])
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert result.exit_code == 2 and len(errors) == 1 and "is not a lab snapshot" in errors[0], result.output
+    assert "Traceback" not in result.output
