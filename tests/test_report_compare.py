@@ -52,10 +52,16 @@ def test_summaries_final_best_equal_time(experiment):
     assert time_h * 3600 == pytest.approx(60.0)
     s = rc.summarize_run(plain_s0, "fid50k_full", time_h)
     assert s.final == pytest.approx((90 + 80 + 70) / 3) and s.best == 70.0 and s.best_at == 8.0
-    # Plain at 60 s: evaluations at 10 s (kimg 0) and 30 s (kimg 2), the one at 50 s (kimg 4) too.
-    assert s.equal_time == pytest.approx((400 + 100 + 90) / 3) and s.evaluations == 5
+    # Plain at 60 s: evaluations at 30 s (kimg 2) and 50 s (kimg 4); the untrained start's (kimg 0) is left out.
+    assert s.equal_time == pytest.approx((100 + 90) / 2) and s.evaluations == 5
     assert rc.summarize_run(next(r for r in experiment if r.name == "amix-s1"), "fid50k_full", time_h) is None
     assert rc.lower_is_better("fid50k_full") and not rc.lower_is_better("pr50k3_full_recall")
+    # A run with only its start evaluated keeps it.
+    start_only = next(r for r in experiment if r.name == "amix-s3")
+    start_only.metrics["fid50k_full"] = type(start_only.metrics["fid50k_full"])(
+        np.array([0.0]), np.array([0.01]), np.array([400.0])
+    )
+    assert rc.summarize_run(start_only, "fid50k_full", time_h).final == 400.0
 
 
 def test_pairs_by_seed_with_missing_seed_and_metric(experiment):
@@ -66,8 +72,8 @@ def test_pairs_by_seed_with_missing_seed_and_metric(experiment):
     assert sorted(pair.unpaired) == ["seed 1 in A has no fid50k_full", "seed 2 only in B", "seed 3 only in A"]
     assert pair.differences["final"] == pytest.approx([(60 + 50 + 40) / 3 - 80.0])
     assert pair.differences["best"] == pytest.approx([40.0 - 70.0])
-    # AdaptiveMix seed 0 at 60 s: evaluations at 20 s and 60 s; plain seed 0 at 60 s: 10, 30 and 50 s.
-    assert pair.differences["equal_time"] == pytest.approx([(400 + 90) / 2 - (400 + 100 + 90) / 3])
+    # At 60 s AdaptiveMix seed 0 has its kimg-2 evaluation (60 s), plain seed 0 those at kimg 2 and 4 (30, 50 s).
+    assert pair.differences["equal_time"] == pytest.approx([90.0 - (100 + 90) / 2])
     assert pair.stats["final"].n == 1
 
 

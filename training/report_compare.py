@@ -6,7 +6,9 @@ lowest value for metrics where lower is better (FID, KID, MMD, error), else the 
 mean of the last three evaluations at or before the common training time T (the smallest last-evaluation time
 among all runs that have the metric), so that a slower method is compared after the same compute. For each
 pair of groups and each of these three measures, the per-seed differences (second group minus first) go
-through `paired_difference`.
+through `paired_difference`. The evaluation of the untrained start (`train.py`'s first snapshot: progress below
+1 % of the run's last evaluation) is left out of all three when the run has later ones: it says nothing about
+the method and would dominate a mean of three.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from training.paired_stats import PairedDifference, paired_difference
 from training.report_runs import Run
 
 LAST_N = 3
+START_FRACTION = 0.01  # Evaluations before 1 % of a run's last evaluation's progress are of the untrained start.
 MEASURES = ("final", "best", "equal_time")
 _LOWER_IS_BETTER = re.compile(r"fid|kid|fd_|mmd|error|ppl|loss", re.IGNORECASE)
 MAX_ALL_PAIRS_GROUPS = 8  # With more groups, only pairs of groups that differ in one option are compared.
@@ -94,13 +97,15 @@ def summarize_run(run: Run, metric: str, time_h: float) -> RunSummary | None:
     if curve is None or not len(curve.y):
         return None
     ok = ~np.isnan(curve.y)
-    y, x, hours = curve.y[ok], curve.x[ok], curve.hours[ok]
-    if not len(y):
+    if not ok.any():
         return None
+    trained = ok & (curve.x >= START_FRACTION * curve.x[ok][-1])
+    keep = trained if trained.any() else ok  # The untrained start's evaluation counts only when it is the only one.
+    y, x, hours = curve.y[keep], curve.x[keep], curve.hours[keep]
     i = int(np.argmin(y) if lower_is_better(metric) else np.argmax(y))
     before = y[hours <= time_h + 1e-9] if not math.isnan(time_h) else np.array([])
     equal = float(before[-LAST_N:].mean()) if len(before) else float("nan")
-    return RunSummary(float(y[-LAST_N:].mean()), float(y[i]), float(x[i]), equal, len(y))
+    return RunSummary(float(y[-LAST_N:].mean()), float(y[i]), float(x[i]), equal, int(ok.sum()))
 
 
 def metric_names(runs: list[Run]) -> list[str]:

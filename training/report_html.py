@@ -94,8 +94,8 @@ def build_report(runs: list[Run]) -> str:
         f"</head><body><h1>Run comparison</h1><p>{len(runs)} runs in {len(groups)} groups, written "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Final = mean of the last {rc.LAST_N} evaluations; "
         f"best = the best evaluation; equal time = mean of the last {rc.LAST_N} evaluations at or before the "
-        "common training time T (the shortest run's last evaluation). Differences are second group minus first, "
-        "paired by seed.</p>",
+        "common training time T (the shortest run's last evaluation); the untrained start's evaluation is left out "
+        "of all three. Differences are second group minus first, paired by seed.</p>",
         "<h2>Groups</h2>",
         _table(
             ["group", "runs (seed, status)"],
@@ -111,7 +111,9 @@ def build_report(runs: list[Run]) -> str:
             f"<h2>{html.escape(metric)} ({better} is better)</h2>",
             _img(report_plots.comparison_figure(groups, names, metric), f"{metric} curves"),
             f"<p>Equal time T = {time_h:.3g} h of training.</p>",
+            "<h4>Per group (mean ± SD over its runs)</h4>",
             _table(["group", "seeds", "final", "best", "equal time"], rc.group_table_rows(groups, metric, time_h)),
+            "<h4>Per run</h4>",
             _table(
                 ["group", "run", "seed", "status", "evaluations", "final", "best", "equal time"],
                 rc.run_table_rows(groups, metric, time_h),
