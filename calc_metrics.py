@@ -203,14 +203,32 @@ _HELP = (
     metavar="NAME",
     multiple=True,
 )
+@click.option(
+    "--trust-detector",
+    help="Detector file/URL trusted to hold TorchScript (code); repeatable [default: $GAN_TRUSTED_DETECTORS]",
+    metavar="PATH",
+    multiple=True,
+)
 def calc_metrics(
-    network_pkl, metrics_text, data, mirror, num_gpus, detector, detector_dir, num_images, resize, verbose, trust_module
+    network_pkl,
+    metrics_text,
+    data,
+    mirror,
+    num_gpus,
+    detector,
+    detector_dir,
+    num_images,
+    resize,
+    verbose,
+    trust_module,
+    trust_detector,
 ):
     metrics = parse_metric_list(metrics_text)
     try:
         trust.trust_modules(name for text in trust_module for name in text.split(","))
     except ValueError as err:
         raise click.UsageError(f"--trust-module: {err}") from None
+    detectors.trust_detectors(trust_detector)
     if num_gpus < 1:
         raise click.UsageError("--gpus must be at least 1")
     if torch.cuda.is_available() and num_gpus > torch.cuda.device_count():
@@ -251,7 +269,9 @@ def calc_metrics(
         resize=resize,
         device=distributed.resolve_device("auto"),
     )
-    run_checks.check_detectors(metrics, dict(detector=detector, detector_dir=detector_dir), resize)  # One line now.
+    run_checks.check_detectors(  # One line now, not a traceback from inside the metric's process.
+        metrics, dict(detector=detector, detector_dir=detector_dir), resize, G.img_resolution, "--detector"
+    )
     if verbose:
         print("Launching processes...")
     try:

@@ -19,7 +19,8 @@ Writes `target.png` (the target centre-cropped and resized to the generator's re
 `projected_w.npz` (`w` [1, num_ws, w_dim] plus the optimised noise maps as `noise.<buffer name>`, which
 generate.py applies) and, with --save-video, `proj.mp4` (target | projection per step; needs imageio with
 its ffmpeg plugin). The VGG16 file is found like the metrics' detectors (--detector-dir, $GAN_DETECTOR_DIR,
-cache, download) and can be replaced with --vgg (e.g. a domain detector file, offline).
+cache, download) and can be replaced with --vgg (e.g. a domain detector file, offline; a TorchScript file of
+your own needs --trust-detector, since its graph is code).
 """
 
 from __future__ import annotations
@@ -219,8 +220,27 @@ def save_projected_w(path: str, w: torch.Tensor, noise: dict[str, torch.Tensor])
     show_default=True,
     help="Where to run",
 )
-def main(network_pkl, target_fname, num_steps, seed, save_video, outdir, class_idx, vgg, detector_dir, device_name):
+@click.option(
+    "--trust-detector",
+    help="--vgg file/URL trusted to hold TorchScript (code); repeatable [default: $GAN_TRUSTED_DETECTORS]",
+    metavar="PATH",
+    multiple=True,
+)
+def main(
+    network_pkl,
+    target_fname,
+    num_steps,
+    seed,
+    save_video,
+    outdir,
+    class_idx,
+    vgg,
+    detector_dir,
+    device_name,
+    trust_detector,
+):
     """Project an image into W and save the result."""
+    detectors.trust_detectors(trust_detector)
     if save_video and (
         importlib.util.find_spec("imageio") is None or importlib.util.find_spec("imageio_ffmpeg") is None
     ):

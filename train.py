@@ -18,6 +18,7 @@ from torch.multiprocessing.spawn import ProcessException
 
 import dnnlib
 from dnnlib import atomic, trust
+from metrics import detectors
 from training import distributed, run_checks, run_control, run_state
 from training import options as opts
 from training.options import (
@@ -270,17 +271,24 @@ def is_exact_resume(resume: str | None) -> bool:
     multiple=True,
 )
 @click.option(
+    "--trust-detector",
+    help="Detector file/URL trusted to hold TorchScript (code); repeatable [default: $GAN_TRUSTED_DETECTORS]",
+    metavar="PATH",
+    multiple=True,
+)
+@click.option(
     "--deterministic",
     help="Deterministic algorithms (exactly reproducible on CPU) [default: false]",
     type=bool,
     metavar="BOOL",
 )
-def main(ctx, outdir, dry_run, device, resume, kimg, trust_module, **config_kwargs):
+def main(ctx, outdir, dry_run, device, resume, kimg, trust_module, trust_detector, **config_kwargs):
     """Train a GAN using the techniques of StyleGAN2-ADA, with AdaptiveMix and APA."""
     try:
         trust.trust_modules(name for text in trust_module for name in text.split(","))
     except ValueError as err:
         raise click.UsageError(f"--trust-module: {err}") from None
+    detectors.trust_detectors(trust_detector)
     try:
         device = distributed.resolve_device(device)
     except ValueError as err:
@@ -328,7 +336,9 @@ def main(ctx, outdir, dry_run, device, resume, kimg, trust_module, **config_kwar
     # Everything that can be refused is checked before the run directory is created or touched, in a dry run too.
     if "resume_pkl" in args:
         run_checks.check_transfer_pickle(args.resume_pkl)
-    run_checks.check_detectors(args.metrics, args.get("metric_kwargs", {}))
+    run_checks.check_detectors(
+        args.metrics, args.get("metric_kwargs", {}), resolution=args.training_set_kwargs.resolution
+    )
     run_checks.check_writable_folder(args.run_dir if "resume_state" in args else outdir)
     if dry_run:
         if "resume_state" in args:

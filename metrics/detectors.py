@@ -2,7 +2,10 @@
 
 A detector is named by a URL or a local path and may be one of four kinds of file:
 * a TorchScript archive (the original's `inception-2015-12-05.pt` and `vgg16.pt`), loaded with
-  `torch.jit.load` unchanged. This executes a TorchScript graph (not Python code), as the original does;
+  `torch.jit.load` unchanged. Its graph is code: it runs when the detector is called and may call operators
+  that read or write files. A TorchScript file is therefore loaded only when trusted: the published detectors
+  named by their URLs (downloaded, or their copies in the detector folder), or a file or URL the user names
+  with `--trust-detector` / `$GAN_TRUSTED_DETECTORS`; any other is refused in one line saying how to trust it;
 * the converted FID Inception weights `pt_inception-2015-12-05-6726825d.pth` (a plain tensor dict), run
   by the native `metrics.inception.InceptionV3FID`;
 * a domain detector file made by `python -m metrics.domain_detector` (plain tensors + config);
@@ -25,6 +28,7 @@ import os
 import urllib.parse
 import warnings
 import zipfile
+from collections.abc import Iterable
 
 import torch
 
@@ -40,6 +44,9 @@ NATIVE_INCEPTION_URL = (
 )
 DINOV2_URL = "https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/dinov2_vitl14_pretrain.pth"
 DETECTOR_DIR_ENV = "GAN_DETECTOR_DIR"
+TRUSTED_DETECTORS_ENV = "GAN_TRUSTED_DETECTORS"
+# The published TorchScript detectors: trusted by URL (the file comes from there or is the user's copy of it).
+PUBLISHED_TORCHSCRIPT = (INCEPTION_URL, VGG16_URL)
 
 
 class DetectorUnavailableError(OSError):
@@ -99,6 +106,34 @@ def detector_identity(url_or_path: str, detector_dir: str | None = None) -> str:
     return f"sha256:{digest.hexdigest()}"
 
 
+class UntrustedDetectorError(ValueError):
+    """A TorchScript detector that the user has not named as trusted; the message says how to trust it."""
+
+
+def _trust_key(url_or_path: str) -> str:
+    return url_or_path if dnnlib.util.is_url(url_or_path, allow_file_urls=True) else os.path.realpath(url_or_path)
+
+
+def trusted_detectors() -> tuple[str, ...]:
+    """The detector files and URLs the user trusts to hold TorchScript: `$GAN_TRUSTED_DETECTORS`, comma-separated."""
+    return tuple(name for name in os.environ.get(TRUSTED_DETECTORS_ENV, "").split(",") if name)
+
+
+def trust_detectors(names: Iterable[str]) -> None:
+    """Trust TorchScript in these detector files (real paths) or URLs, in this process and the ones it starts."""
+    merged = list(trusted_detectors())
+    for name in names:
+        key = _trust_key(name)
+        if key not in merged:
+            merged.append(key)
+    os.environ[TRUSTED_DETECTORS_ENV] = ",".join(merged)
+
+
+def is_trusted(url_or_path: str) -> bool:
+    """May a TorchScript graph named by `url_or_path` run? Published URLs and the user's trusted names only."""
+    return url_or_path in PUBLISHED_TORCHSCRIPT or _trust_key(url_or_path) in trusted_detectors()
+
+
 def _is_torchscript(filename: str) -> bool:
     if not zipfile.is_zipfile(filename):
         return False
@@ -106,17 +141,31 @@ def _is_torchscript(filename: str) -> bool:
         return any(n.endswith("/constants.pkl") or "/code/" in n for n in archive.namelist())
 
 
-def load_detector_file(filename: str, device: torch.device | str = "cpu") -> torch.nn.Module:
-    """Load one detector file (any of the four kinds) in eval mode on `device`."""
+def load_detector_file(
+    filename: str, device: torch.device | str = "cpu", trusted: bool = False, name: str | None = None
+) -> torch.nn.Module:
+    """Load one detector file (any of the four kinds) in eval mode on `device`.
+
+    A TorchScript file loads only with `trusted=True` (see `is_trusted`); else UntrustedDetectorError. `name`
+    is how the user named the detector (path or URL), for messages. Other bad files raise ValueError.
+    """
+    name = name or filename
     if _is_torchscript(filename):
+        if not trusted:
+            raise UntrustedDetectorError(
+                f'"{name}" is a TorchScript detector: its graph is code that runs when it is used, so it loads '
+                f"only when trusted; if you trust it, pass --trust-detector={name} or set {TRUSTED_DETECTORS_ENV}="
+                f"{name} (a domain detector or a weights file needs no trust)"
+            )
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*torch.jit.load.* is deprecated", category=DeprecationWarning)
             return torch.jit.load(filename, map_location="cpu").eval().to(device)
     try:
         obj = torch.load(filename, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same one-line explanation.
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
         raise ValueError(
-            f'"{filename}" is not a detector file (neither TorchScript nor a weights-only tensor dict): {err}'
+            f'"{name}" is not a detector file (neither TorchScript nor a weights-only tensor dict: {reason})'
         ) from None
     if domain_classifier.is_file_dict(obj):
         model = domain_classifier.from_file_dict(obj)
@@ -127,9 +176,32 @@ def load_detector_file(filename: str, device: torch.device | str = "cpu") -> tor
         model = dinov2.from_state_dict(obj)
     else:
         raise ValueError(
-            f'"{filename}" is not a detector file: expected TorchScript, the FID Inception weights, a DINOv2 checkpoint or a domain detector'
+            f'"{name}" is not a detector file: expected TorchScript, the FID Inception weights, a DINOv2 checkpoint or a domain detector'
         )
     return model.eval().requires_grad_(False).to(device)
+
+
+def check_calls(detector: torch.nn.Module, name: str, resolution: int, calls: Iterable[dict]) -> None:
+    """Call `detector` as the metrics will, once per keyword set, on two grey images of `resolution`.
+
+    Images are uint8 RGB [2, 3, R, R], or float 0..255 for `resize_images=False` (PPL's call). ValueError (one
+    line naming the call and what a detector must be) unless every call returns a float tensor [2, F].
+    """
+    images = torch.full([2, 3, resolution, resolution], 128, dtype=torch.uint8)
+    for kwargs in calls:
+        call = ", ".join(f"{key}={value}" for key, value in kwargs.items())
+        try:
+            with torch.no_grad():
+                out = detector(images.float() if kwargs.get("resize_images") is False else images, **kwargs)
+            ok = isinstance(out, torch.Tensor) and out.ndim == 2 and out.shape[0] == 2 and out.is_floating_point()
+            problem = None if ok else f"returned {type(out).__name__} {list(getattr(out, 'shape', []))}"
+        except Exception as err:  # noqa: BLE001 - the detector's own error, reduced to its first line.
+            problem = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        if problem is not None:
+            raise ValueError(
+                f'detector "{name}" fails the metrics\' call detector(images, {call}) ({problem}); a detector takes '
+                "uint8 RGB images [N, 3, H, W] with these keywords and returns [N, F] (see docs/metrics.md)"
+            )
 
 
 _TORCHSCRIPT_INPUT_SIZES = {"inception-2015-12-05": 299, "vgg16": 224}
@@ -167,7 +239,7 @@ def get_detector(
         if num_gpus > 1 and rank != 0:
             torch.distributed.barrier()
         filename = locate(url_or_path, detector_dir, verbose=verbose and rank == 0)
-        _detector_cache[key] = load_detector_file(filename, device)
+        _detector_cache[key] = load_detector_file(filename, device, is_trusted(url_or_path), url_or_path)
         if num_gpus > 1 and rank == 0:
             torch.distributed.barrier()
     return _detector_cache[key]

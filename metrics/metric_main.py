@@ -31,19 +31,32 @@ from metrics import (
 _metric_dict: dict[str, Callable[[metric_utils.MetricOptions], dict[str, float]]] = {}
 _metric_help: dict[str, str] = {}
 _metric_detector: dict[str, str] = {}
+_metric_call: dict[str, dict[str, bool]] = {}
+FEATURES = dict(return_features=True)  # How the metrics call their detector: features (FID, KID, PR, FD),
+PROBABILITIES = dict(no_output_bias=True)  # class probabilities (IS),
+LPIPS = dict(resize_images=False, return_lpips=True)  # the LPIPS embedding of float images (PPL).
+# The metrics' default detectors: published files, known to follow the calls above.
+PUBLISHED_DETECTORS = (
+    detectors.INCEPTION_URL,
+    detectors.VGG16_URL,
+    detectors.DINOV2_URL,
+    detectors.NATIVE_INCEPTION_URL,
+)
 
 
-def register_metric(help_text: str, detector: str = detectors.INCEPTION_URL):
+def register_metric(help_text: str, detector: str = detectors.INCEPTION_URL, call: dict[str, bool] = FEATURES):
     """Decorator adding fn(opts) -> {result key: value} to the registry under fn's name.
 
-    `detector` is the feature network the metric loads unless the user names another (`--detector`); the
-    start-of-run checks use it to find missing detector files before training begins.
+    `detector` is the feature network the metric loads unless the user names another (`--detector`), and
+    `call` the keyword arguments it calls it with; the start-of-run checks use both to find missing or unfit
+    detector files before any work begins.
     """
 
     def decorator(fn):
         _metric_dict[fn.__name__] = fn
         _metric_help[fn.__name__] = help_text
         _metric_detector[fn.__name__] = detector
+        _metric_call[fn.__name__] = call
         return fn
 
     return decorator
@@ -65,6 +78,11 @@ def metric_help(metric: str) -> str:
 def default_detector(metric: str) -> str:
     """URL of the detector `metric` uses when no --detector is given."""
     return _metric_detector[metric]
+
+
+def detector_call(metric: str) -> dict[str, bool]:
+    """The keyword arguments `metric` calls its detector with."""
+    return dict(_metric_call[metric])
 
 
 def calc_metric(metric: str, **kwargs: Any) -> dnnlib.EasyDict:
@@ -215,13 +233,13 @@ def prdc50k_full(opts):
     return {f"prdc50k_full_{key}": value for key, value in values.items()}
 
 
-@register_metric("Perceptual path length in W at path endpoints against full image", detectors.VGG16_URL)
+@register_metric("Perceptual path length in W at path endpoints against full image", detectors.VGG16_URL, call=LPIPS)
 def ppl2_wend(opts):
     value = ppl.compute_ppl(opts, num_samples=50000, epsilon=1e-4, space="w", sampling="end", crop=False, batch_size=2)
     return dict(ppl2_wend=value)
 
 
-@register_metric("Inception score for CIFAR-10")
+@register_metric("Inception score for CIFAR-10", call=PROBABILITIES)
 def is50k(opts):
     opts = _with_dataset_override(opts, max_size=None, xflip=False)
     mean, std = inception_score.compute_is(opts, num_gen=50000, num_splits=10)
@@ -263,21 +281,21 @@ def _legacy_ppl(opts, space: str, sampling: str) -> float:
     )
 
 
-@register_metric("Perceptual path length in Z for full paths against cropped image", detectors.VGG16_URL)
+@register_metric("Perceptual path length in Z for full paths against cropped image", detectors.VGG16_URL, call=LPIPS)
 def ppl_zfull(opts):
     return dict(ppl_zfull=_legacy_ppl(opts, "z", "full"))
 
 
-@register_metric("Perceptual path length in W for full paths against cropped image", detectors.VGG16_URL)
+@register_metric("Perceptual path length in W for full paths against cropped image", detectors.VGG16_URL, call=LPIPS)
 def ppl_wfull(opts):
     return dict(ppl_wfull=_legacy_ppl(opts, "w", "full"))
 
 
-@register_metric("Perceptual path length in Z at path endpoints against cropped image", detectors.VGG16_URL)
+@register_metric("Perceptual path length in Z at path endpoints against cropped image", detectors.VGG16_URL, call=LPIPS)
 def ppl_zend(opts):
     return dict(ppl_zend=_legacy_ppl(opts, "z", "end"))
 
 
-@register_metric("Perceptual path length in W at path endpoints against cropped image", detectors.VGG16_URL)
+@register_metric("Perceptual path length in W at path endpoints against cropped image", detectors.VGG16_URL, call=LPIPS)
 def ppl_wend(opts):
     return dict(ppl_wend=_legacy_ppl(opts, "w", "end"))

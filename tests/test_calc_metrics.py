@@ -179,7 +179,39 @@ def test_clean_resize_with_a_detector_of_unknown_input_size_is_one_line_before_a
     detector = str(tmp_path / "my-features.pt")
     torch.jit.script(Features()).save(detector)
     result = _invoke(
-        f"--network={setup['network']}", "--metrics=fid50k_full", f"--detector={detector}", "--resize=clean"
+        f"--network={setup['network']}",
+        "--metrics=fid50k_full",
+        f"--detector={detector}",
+        "--resize=clean",
+        f"--trust-detector={detector}",
     )
     assert result.exit_code == 2 and "input size" in result.output and "--resize=legacy" in result.output
+    assert "Launching processes" not in result.output and "Traceback" not in result.output
+
+
+class _OtherArguments(torch.nn.Module):  # A TorchScript module that is no detector: forward takes other arguments.
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float().flatten(1)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+@pytest.mark.parametrize("kind", ["not a detector", "untrusted TorchScript", "other arguments"])
+def test_a_bad_detector_file_is_one_line_before_any_work(setup, tmp_path, monkeypatch, kind):
+    monkeypatch.delenv("GAN_TRUSTED_DETECTORS", raising=False)
+    detector = str(tmp_path / "det.pt")
+    trust = []
+    if kind == "not a detector":
+        torch.save({"weight": torch.zeros(2)}, detector)
+        expected = "is not a detector file"
+    else:
+        torch.jit.script(_OtherArguments()).save(detector)
+        if kind == "other arguments":
+            trust = [f"--trust-detector={detector}"]
+            expected = "fails the metrics' call detector(images, return_features=True)"
+        else:
+            expected = f"is a TorchScript detector: its graph is code that runs when it is used, so it loads only when trusted; if you trust it, pass --trust-detector={detector}"
+    result = _invoke(f"--network={setup['network']}", "--metrics=fid50k_full", f"--detector={detector}", *trust)
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert result.exit_code == 2 and len(errors) == 1 and expected in errors[0], result.output
+    assert errors[0].startswith("Error: --detector:")
     assert "Launching processes" not in result.output and "Traceback" not in result.output

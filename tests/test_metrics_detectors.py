@@ -34,7 +34,7 @@ def test_torchscript_detector_loads_unchanged(tmp_path):
     module = _TinyDetector().eval()
     path = str(tmp_path / "tiny.pt")
     torch.jit.save(torch.jit.script(module), path)
-    loaded = detectors.load_detector_file(path)
+    loaded = detectors.load_detector_file(path, trusted=True)
     x = _images()
     torch.testing.assert_close(loaded(x, return_features=True), module(x, return_features=True))
     torch.testing.assert_close(loaded(x), module(x))
@@ -118,3 +118,53 @@ def test_detector_identity_follows_file_content(tmp_path):
     assert first.startswith("sha256:") and detectors.detector_identity(str(path)) != first
     assert detectors.detector_name(detectors.INCEPTION_URL) == "inception-2015-12-05"
     assert detectors.detector_name(str(path)) == "det"
+
+
+class _FileToucher(torch.nn.Module):
+    """A TorchScript graph that writes a file when called: TorchScript is code."""
+
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        torch.save(x, "TOUCHED_BY_DETECTOR.pt")
+        return x.float().flatten(1)
+
+
+@pytest.mark.filterwarnings("ignore:.*torch.jit.*deprecated:DeprecationWarning")
+def test_torchscript_runs_only_when_trusted(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(detectors.TRUSTED_DETECTORS_ENV, raising=False)
+    path = str(tmp_path / "mine.pt")
+    torch.jit.save(torch.jit.script(_TinyDetector().eval()), path)
+    with pytest.raises(detectors.UntrustedDetectorError) as info:
+        detectors.get_detector(path, "cpu")
+    message = str(info.value)
+    assert "\n" not in message and f"--trust-detector={path}" in message and detectors.TRUSTED_DETECTORS_ENV in message
+    detectors.trust_detectors([os.path.relpath(path)])  # Trusted by any spelling of the same file.
+    assert detectors.is_trusted(path) and detectors.get_detector(path, "cpu")(
+        _images(), return_features=True
+    ).shape == (2, 4)
+    toucher = str(tmp_path / "toucher.pt")
+    torch.jit.save(torch.jit.script(_FileToucher()), toucher)
+    with pytest.raises(detectors.UntrustedDetectorError):
+        detectors.get_detector(toucher, "cpu")
+    assert not (tmp_path / "TOUCHED_BY_DETECTOR.pt").exists()
+
+
+@pytest.mark.filterwarnings("ignore:.*torch.jit.*deprecated:DeprecationWarning")
+def test_published_detector_copy_in_the_detector_folder_is_trusted(tmp_path, monkeypatch):
+    monkeypatch.delenv(detectors.TRUSTED_DETECTORS_ENV, raising=False)
+    torch.jit.save(torch.jit.script(_TinyDetector().eval()), str(tmp_path / "vgg16.pt"))
+    net = detectors.get_detector(detectors.VGG16_URL, "cpu", detector_dir=str(tmp_path))
+    assert net(_images(), return_features=True).shape == (2, 4)
+    assert detectors.is_trusted(detectors.VGG16_URL) and not detectors.is_trusted("https://example.com/vgg16.pt")
+
+
+def test_unfit_detector_module_is_one_line():
+    class OtherArguments(torch.nn.Module):
+        def forward(self, x, scale):
+            return x
+
+    with pytest.raises(ValueError) as info:
+        detectors.check_calls(OtherArguments(), "other.pt", 8, [dict(return_features=True)])
+    message = str(info.value)
+    assert "\n" not in message and "detector(images, return_features=True)" in message and "[N, F]" in message
+    detectors.check_calls(_TinyDetector(), "tiny.pt", 8, [dict(return_features=True)])  # A fit one passes.

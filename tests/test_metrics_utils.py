@@ -5,9 +5,11 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 from metrics import metric_main, metric_utils
 from metrics.detectors import INCEPTION_URL
+from training.networks import Generator
 
 # ----------------------------------------------------------------------------
 # FeatureStats.
@@ -232,3 +234,27 @@ def test_registered_default_detector_is_the_one_the_metric_loads(metric, monkeyp
     with pytest.raises(_DetectorRequested) as seen:
         metric_main._metric_dict[metric](opts)
     assert str(seen.value) == metric_main.default_detector(metric)
+
+
+@pytest.mark.parametrize("metric", metric_main.list_valid_metrics())
+def test_registered_detector_call_is_the_one_the_metric_makes(metric, monkeypatch):
+    """The registry's call keywords (what the start-of-run check tries on a user's detector) are the metric's own."""
+
+    def stats(opts, detector_url, detector_kwargs, *args, **kwargs):
+        raise _DetectorRequested(dict(detector_kwargs))
+
+    class Recorder(torch.nn.Module):
+        def forward(self, images, **kwargs):
+            raise _DetectorRequested(kwargs)
+
+    monkeypatch.setattr(metric_utils, "compute_feature_stats_for_dataset", stats)
+    monkeypatch.setattr(metric_utils, "compute_feature_stats_for_generator", stats)
+    monkeypatch.setattr(metric_utils, "get_feature_detector", lambda opts, url: Recorder())
+    G = Generator(
+        8, 0, 8, 8, 3, mapping_kwargs=dict(num_layers=1), synthesis_kwargs=dict(channel_base=64, channel_max=8)
+    )
+    opts = metric_utils.MetricOptions(G=G, device="cpu", dataset_kwargs=dict(class_name="x", path="unused"))
+    monkeypatch.setattr(metric_utils, "iterate_random_labels", lambda opts, n: iter(lambda: torch.zeros([n, 0]), None))
+    with pytest.raises(_DetectorRequested) as seen:
+        metric_main._metric_dict[metric](opts)
+    assert seen.value.args[0] == metric_main.detector_call(metric)

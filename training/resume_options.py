@@ -33,7 +33,7 @@ RESUME_OVERRIDES = (
     "workers",
 )
 # Options that are not part of a run's saved options at all.
-SESSION_OPTIONS = ("outdir", "resume", "dry_run", "device", "trust_module")
+SESSION_OPTIONS = ("outdir", "resume", "dry_run", "device", "trust_module", "trust_detector")
 
 
 def _saved(args: dict, key: str) -> Any:
