@@ -19,7 +19,7 @@ import click
 import torch
 
 import dnnlib
-from dnnlib import trust
+from dnnlib import atomic, trust
 from metrics import detectors, metric_main, metric_utils
 from torch_utils import misc
 from training import distributed, run_checks
@@ -272,6 +272,8 @@ def calc_metrics(
     run_checks.check_detectors(  # One line now, not a traceback from inside the metric's process.
         metrics, dict(detector=detector, detector_dir=detector_dir), resize, G.img_resolution, "--detector"
     )
+    # The statistics cache may hold what a killed calc_metrics.py or train.py left half-written.
+    atomic.remove_temp_files(dnnlib.make_cache_dir_path("gan-metrics"), dead_writers_only=True)
     if verbose:
         print("Launching processes...")
     try:

@@ -104,7 +104,9 @@ def class_label(G: torch.nn.Module, class_idx: int | None, device: torch.device)
     label = torch.zeros([1, G.c_dim], device=device)
     if G.c_dim == 0:
         if class_idx is not None:
-            print(f"warn: --class={class_idx} ignored when running on an unconditional network")
+            raise click.UsageError(
+                f"--class={class_idx}: the network is unconditional (it has no classes); omit --class"
+            )
         return label
     if class_idx is None:
         raise click.UsageError("Must specify class label with --class when using a conditional network")
@@ -186,10 +188,12 @@ def generate_images(
         raise click.UsageError(f"--outdir={outdir} is a file, not a folder; choose another name")
     device = resolve_device(device_name)
     G = load_generator(network_pkl, device)
+    label = class_label(G, class_idx, device) if projected_w is None else None
     try:
         os.makedirs(outdir, exist_ok=True)
     except OSError as err:
         raise click.ClickException(atomic.describe_write_error(outdir, err)) from None
+    atomic.remove_temp_files(outdir, dead_writers_only=True)  # What a killed generate.py left half-written.
 
     if projected_w is not None:
         if seeds:
@@ -217,7 +221,6 @@ def generate_images(
                 save_image(to_uint8_images(img)[0], os.path.join(outdir, f"proj{idx:02d}.png"))
         return
 
-    label = class_label(G, class_idx, device)
     for idx, seed in enumerate(seeds):
         print(f"Generating image for seed {seed} ({idx}/{len(seeds)}) ...")
         z = torch.from_numpy(np.random.RandomState(seed).randn(1, G.z_dim)).to(device)

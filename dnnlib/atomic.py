@@ -4,8 +4,9 @@ A write goes to a hidden temp name in the destination's folder, `.<name>.tmp-<pi
 and fsynced, renamed over the destination (atomic on POSIX), and the folder is fsynced so that the rename
 itself survives a power cut. A crash at any moment leaves either the old file or the new one under the final
 name, never a partial one; on any error inside the block the temp file is removed. A process killed with
-SIGKILL cannot clean up after itself: `remove_temp_files(folder)` removes what such a process left behind,
-and `is_temp_name` is the one test for "is this a temp file of ours".
+SIGKILL cannot clean up after itself: `remove_temp_files(folder)` removes what such a process left behind
+(train.py on resume, generate.py in its --outdir, calc_metrics.py in the statistics cache), and `is_temp_name`
+is the one test for "is this a temp file of ours".
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import uuid
 from collections.abc import Iterator
 from typing import IO
 
-_TEMP_NAME = re.compile(r"^\..+\.tmp-\d+-[0-9a-f]{8}")
+_TEMP_NAME = re.compile(r"^\..+\.tmp-(\d+)-[0-9a-f]{8}")
 
 
 def temp_path_for(path: str | os.PathLike, suffix: str = "") -> str:
@@ -167,14 +168,30 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         f.write(text)
 
 
-def remove_temp_files(folder: str | os.PathLike) -> list[str]:
-    """Remove the temp files and folders of atomic writes left in `folder` (not recursive); returns their paths."""
+def _writer_alive(name: str) -> bool:
+    """Is the process whose pid a temp name carries still running (so its write may be in progress)?"""
+    pid = int(_TEMP_NAME.match(name).group(1))
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # Another user's live process.
+    return True
+
+
+def remove_temp_files(folder: str | os.PathLike, dead_writers_only: bool = False) -> list[str]:
+    """Remove the temp files and folders of atomic writes left in `folder` (not recursive); returns their paths.
+
+    `dead_writers_only`: keep temp files whose writing process (the pid in the name) still runs, for folders
+    that other processes may be writing to at the same time (generate.py's --outdir, the statistics cache).
+    """
     folder = os.fspath(folder)
     removed = []
     if not os.path.isdir(folder):
         return removed
     for name in sorted(os.listdir(folder)):
-        if is_temp_name(name):
+        if is_temp_name(name) and not (dead_writers_only and _writer_alive(name)):
             path = os.path.join(folder, name)
             _remove(path)
             removed.append(path)

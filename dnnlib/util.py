@@ -109,6 +109,20 @@ def format_time(seconds: float) -> str:
     return f"{s // 86400}d {(s // 3600) % 24:02d}h {(s // 60) % 60:02d}m"
 
 
+def load_error_reason(err: BaseException) -> str:
+    """One short line for why `torch.load` (or another reader) refused a file, for one-line error messages.
+
+    torch's weights-only refusal starts with a paragraph about its defaults that ends in advice to load the file
+    with `weights_only=False`, which would run the code a hostile file names; the reason is a later line (e.g.
+    "Trying to load unsupported GLOBAL posix.system ..."). Other errors give their first line.
+    """
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    if lines and lines[0].startswith("Weights only load failed"):
+        detail = next((line for line in lines[1:] if not line.startswith("Check the documentation")), None)
+        return f"it names something other than tensors and plain values: {detail or 'refused by weights_only'}"[:240]
+    return (lines[0] if lines else type(err).__name__)[:240]
+
+
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """Within the block, SIGTERM raises KeyboardInterrupt in the main thread, as Ctrl-C does.

@@ -23,6 +23,7 @@ import click
 import torch
 
 from dnnlib import atomic
+from dnnlib.util import load_error_reason
 from training import run_state
 
 
@@ -50,7 +51,7 @@ class LabSnapshot:
         except KeyError as err:
             raise ValueError(f"the snapshot lacks {err} of this run ({type(self).__name__}); {_HINT}") from None
         except (RuntimeError, TypeError, ValueError, AttributeError, IndexError) as err:
-            raise ValueError(f"the snapshot does not fit this run ({_first_line(err)}); {_HINT}") from None
+            raise ValueError(f"the snapshot does not fit this run ({load_error_reason(err)}); {_HINT}") from None
 
     def save(self, path: str) -> None:
         """Write the full training state atomically (a crash leaves the previous snapshot)."""
@@ -60,11 +61,6 @@ class LabSnapshot:
 
 _HINT = "resume from the snapshot.pt this lab wrote, or start a new run in another --outdir"
 _RNG_KEYS = ("torch_cpu", "torch_cuda", "numpy", "python")
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return (text[0][:200] if text else "") or type(err).__name__
 
 
 def _problem(state: Any, config_type: type | None) -> str | None:
@@ -93,7 +89,7 @@ def load_snapshot(path: str, config_type: type | None = None) -> dict:
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - whatever torch raises for a bad file, the user gets one line.
-        raise click.UsageError(f"--resume: {path} is not a lab snapshot ({_first_line(err)}); {_HINT}") from None
+        raise click.UsageError(f"--resume: {path} is not a lab snapshot ({load_error_reason(err)}); {_HINT}") from None
     problem = _problem(state, config_type)
     if problem is not None:
         raise click.UsageError(f"--resume: {path} is not a lab snapshot: {problem}; {_HINT}")

@@ -163,7 +163,7 @@ def load_detector_file(
     try:
         obj = torch.load(filename, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same one-line explanation.
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        reason = dnnlib.util.load_error_reason(err)
         raise ValueError(
             f'"{name}" is not a detector file (neither TorchScript nor a weights-only tensor dict: {reason})'
         ) from None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import PIL.Image
@@ -13,6 +15,7 @@ import torch
 from click.testing import CliRunner
 
 import generate
+from dnnlib import atomic
 from training.checkpoint import save_network_pkl
 from training.networks import Discriminator, Generator
 
@@ -83,9 +86,28 @@ def test_conditional_network_needs_a_valid_class(networks, tmp_path):
     assert np.array_equal(read_png(tmp_path / "seed0003.png"), expected_pixels(G, 3, label))
 
 
-def test_class_on_unconditional_network_warns(networks, tmp_path):
-    result = run("--network", networks["uncond"][0], "--seeds", "2", "--class", "1", "--outdir", str(tmp_path))
-    assert result.exit_code == 0 and "warn: --class=1 ignored" in result.output
+@pytest.mark.parametrize("class_idx", ["1", "99"])
+def test_class_on_unconditional_network_is_refused(networks, tmp_path, class_idx):
+    out = tmp_path / "out"
+    result = run("--network", networks["uncond"][0], "--seeds", "2", "--class", class_idx, "--outdir", str(out))
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert result.exit_code == 2 and len(errors) == 1, result.output
+    assert f"--class={class_idx}: the network is unconditional" in errors[0] and not out.exists()
+
+
+def test_leftovers_of_a_killed_generate_are_removed_and_live_writes_kept(networks, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    left = out / f".seed0000.png.tmp-{dead_pid}-0123abcd.png"  # A kill -9 during a PNG write.
+    live = out / f".seed0001.png.tmp-{os.getpid()}-4567cdef.png"  # Another generate.py writing now.
+    left.write_bytes(b"partial")
+    live.write_bytes(b"partial")
+    assert atomic.is_temp_name(left.name) and atomic.is_temp_name(live.name)
+    result = run("--network", networks["uncond"][0], "--seeds", "0", "--outdir", str(out))
+    assert result.exit_code == 0, result.output
+    assert not left.exists() and live.exists() and (out / "seed0000.png").is_file()
 
 
 def test_grayscale_network_writes_single_channel_pngs(networks, tmp_path):

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+import dnnlib
 from dnnlib import atomic
 
 STATE_PREFIX = "training-state-"
@@ -71,9 +72,10 @@ def load_training_state(path: str) -> dict[str, Any]:
     """Read a training-state file without executing code from it."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
+    except Exception as err:  # torch's message runs over many lines (a refused pickle explains weights_only).
+        reason = dnnlib.util.load_error_reason(err)
         raise ValueError(
-            f'Cannot read training state "{path}": {err}. Pass another state file or a run directory.'
+            f'Cannot read training state "{path}" ({reason}); pass another state file or a run directory'
         ) from None
     if not isinstance(state, dict) or state.get("format_version") != STATE_FORMAT_VERSION:
         raise ValueError(f'"{path}" is not a training-state file of this version; resume from a snapshot .pkl instead')

@@ -380,8 +380,9 @@ def training_loop(
         grid_z = torch.randn([labels.shape[0], G.z_dim], generator=grid_gen).to(device).split(batch_gpu)
         grid_c = torch.from_numpy(labels).to(device).split(batch_gpu)
         if state is None:
-            save_image_grid(images, os.path.join(run_dir, "reals.png"), drange=(0, 255), grid=grid_size)
-            export_fakes(G_ema, grid_z, grid_c, grid_size, os.path.join(run_dir, "fakes_init.png"))
+            reals_png, fakes_png = os.path.join(run_dir, "reals.png"), os.path.join(run_dir, "fakes_init.png")
+            write_or_stop(run_dir, save_image_grid, images, reals_png, drange=(0, 255), grid=grid_size)
+            write_or_stop(run_dir, export_fakes, G_ema, grid_z, grid_c, grid_size, fakes_png)
 
     log("Initializing logs...")
     stats_collector = training_stats.Collector(regex=".*")
@@ -457,7 +458,8 @@ def training_loop(
         log(status_line(stats_collector, total_kimg))
 
         if rank == 0 and image_snapshot_ticks is not None and (done or cur_tick % image_snapshot_ticks == 0):
-            export_fakes(G_ema, grid_z, grid_c, grid_size, os.path.join(run_dir, f"fakes{cur_nimg // 1000:06d}.png"))
+            fakes_png = os.path.join(run_dir, f"fakes{cur_nimg // 1000:06d}.png")
+            write_or_stop(run_dir, export_fakes, G_ema, grid_z, grid_c, grid_size, fakes_png)
 
         if network_snapshot_ticks is not None and (done or cur_tick % network_snapshot_ticks == 0):
             snapshot_pkl = save_snapshot_or_stop(
@@ -528,13 +530,18 @@ def training_loop(
         log(f"Stopped at {cur_nimg / 1000:g} kimg on request; {run_state.resume_hint(run_dir)}.")
 
 
-def save_snapshot_or_stop(run_dir, *args) -> str:
-    """`save_snapshot`, with a failed write (full disk, read-only folder) raised as one-line RunError naming what
-    was kept (the temp files are already removed)."""
+def write_or_stop(run_dir: str, write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """`write(*args, **kwargs)`, with a failed write (full disk, read-only folder) raised as a one-line RunError
+    naming what a resume continues from (the atomic writer has already removed its temp file)."""
     try:
-        return save_snapshot(run_dir, *args)
+        return write(*args, **kwargs)
     except atomic.WriteError as err:
         raise run_control.RunError(f"{err}; {run_state.resume_hint(run_dir)}") from None
+
+
+def save_snapshot_or_stop(run_dir, *args) -> str:
+    """`save_snapshot` through `write_or_stop`."""
+    return write_or_stop(run_dir, save_snapshot, run_dir, *args)
 
 
 def save_snapshot(
