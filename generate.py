@@ -203,8 +203,9 @@ def generate_images(
             with np.load(projected_w) as data:
                 ws = data["w"]
                 noise = {k.removeprefix("noise."): data[k] for k in data.files if k.startswith("noise.")}
-        except (OSError, KeyError, ValueError) as error:
-            raise click.UsageError(f"--projected-w must be an .npz file holding 'w': {error}") from None
+        except (OSError, KeyError, ValueError, EOFError) as error:  # EOFError: an empty file.
+            reason = dnnlib.util.load_error_reason(error)
+            raise click.UsageError(f"--projected-w must be an .npz file holding 'w' ({reason})") from None
         if ws.ndim != 3 or ws.shape[1:] != (G.num_ws, G.w_dim):
             raise click.UsageError(f"--projected-w holds w of shape {ws.shape}; expected [n, {G.num_ws}, {G.w_dim}]")
         buffers = dict(G.synthesis.named_buffers())

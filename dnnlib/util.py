@@ -109,6 +109,18 @@ def format_time(seconds: float) -> str:
     return f"{s // 86400}d {(s // 3600) % 24:02d}h {(s // 60) % 60:02d}m"
 
 
+def load_weights_only(path: str) -> Any:
+    """`torch.load(path, map_location="cpu", weights_only=True)`: tensors and plain values only, no code from the
+    file runs. torch's warning about a foreign pickle protocol (it comes just before a refusal) is silenced."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def load_error_reason(err: BaseException) -> str:
     """One short line for why `torch.load` (or another reader) refused a file, for one-line error messages.
 

@@ -16,14 +16,13 @@ line naming the file and what is wrong: `load_snapshot` raises click.UsageError,
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from typing import Any, ClassVar
 
 import click
 import torch
 
 from dnnlib import atomic
-from dnnlib.util import load_error_reason
+from dnnlib.util import load_error_reason, load_weights_only
 from training import run_state
 
 
@@ -85,9 +84,7 @@ def load_snapshot(path: str, config_type: type | None = None) -> dict:
     refused. Raises click.UsageError, one line naming the file and what is wrong.
     """
     try:
-        with warnings.catch_warnings():  # torch warns about a foreign pickle protocol before refusing the file.
-            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_weights_only(path)
     except Exception as err:  # noqa: BLE001 - whatever torch raises for a bad file, the user gets one line.
         raise click.UsageError(f"--resume: {path} is not a lab snapshot ({load_error_reason(err)}); {_HINT}") from None
     problem = _problem(state, config_type)

@@ -161,7 +161,7 @@ def load_detector_file(
             warnings.filterwarnings("ignore", message=".*torch.jit.load.* is deprecated", category=DeprecationWarning)
             return torch.jit.load(filename, map_location="cpu").eval().to(device)
     try:
-        obj = torch.load(filename, map_location="cpu", weights_only=True)
+        obj = dnnlib.util.load_weights_only(filename)
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same one-line explanation.
         reason = dnnlib.util.load_error_reason(err)
         raise ValueError(

@@ -71,7 +71,7 @@ def save_training_state(path: str, state: dict[str, Any]) -> None:
 def load_training_state(path: str) -> dict[str, Any]:
     """Read a training-state file without executing code from it."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = dnnlib.util.load_weights_only(path)
     except Exception as err:  # torch's message runs over many lines (a refused pickle explains weights_only).
         reason = dnnlib.util.load_error_reason(err)
         raise ValueError(
