@@ -41,8 +41,10 @@ def _column_order(key: str) -> tuple:
 
 
 def _group(config: dict, by: tuple[str, ...]) -> str:
-    """'method' or 'method, key=value, ...' for the settings in `by` (a missing one reads as '-')."""
-    return ", ".join([config["method"], *(f"{key}={config.get(key, '-')}" for key in by)])
+    """'method' or 'method, key=value, ...' for the settings in `by` (a missing one reads as '-'; the
+    orthogonal head's settings only for the methods that have that head)."""
+    keys = [k for k in by if config["method"].startswith("orth") or not k.startswith("orth_")]
+    return ", ".join([config["method"], *(f"{key}={config.get(key, '-')}" for key in keys)])
 
 
 def collect(runs_dir: str, by: tuple[str, ...] = ()) -> dict[str, list[dict[str, float]]]:
@@ -90,7 +92,8 @@ def render(table: dict[str, list[dict[str, float]]]) -> str:
         lines.append(f"| {m} | {len(rows)} | " + " | ".join(cells) + " |")
     ood_keys = [k.split("|") for k in keys if "|" in k]
     sets = sorted({s for _, s, _ in ood_keys}, key=lambda s: (s == "mean", s))
-    for metric, label in (("auroc", "AUROC"), ("fpr95", "FPR95 (lower is better)"), ("f1", "best F1")):
+    metrics = (("auroc", "AUROC"), ("fpr95", "FPR95 (lower is better)"), ("f1", "best F1")) if sets else ()
+    for metric, label in metrics:
         lines += [
             "",
             f"OOD {label}:",

@@ -9,7 +9,7 @@ import torch
 
 from adaptivemix.classifier import OrthogonalClassifier
 from labs.classify_attacks import carlini_wagner_l2
-from labs.classify_report import render_paired
+from labs.classify_report import _group, render_paired
 
 
 @pytest.mark.parametrize("absolute", [False, True])
@@ -91,3 +91,10 @@ def test_paired_differences_are_per_seed_differences_over_common_seeds():
     assert f"| paired | 0, 1 | {np.mean(diffs):.2f} ± {np.std(diffs, ddof=1):.2f} |" in text
     with pytest.raises(ValueError, match="no runs in group 'c'"):
         render_paired(table, [("a", "c")])
+
+
+def test_report_groups_name_the_orthogonal_head_settings_only_for_orthogonal_methods():
+    config = {"method": "ce", "orth_scale": 8.0, "noise_std": 0.05}
+    assert _group(config, ("orth_scale", "noise_std")) == "ce, noise_std=0.05"
+    assert _group({**config, "method": "orth-mixup"}, ("orth_scale",)) == "orth-mixup, orth_scale=8.0"
+    assert _group({"method": "orth"}, ("orth_scale",)) == "orth, orth_scale=-"
