@@ -156,6 +156,18 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def ignore_stop_signals(worker_id: int = 0) -> None:
+    """DataLoader `worker_init_fn`: the worker ignores SIGINT and SIGTERM.
+
+    Ctrl-C, `kill -TERM -PGID` and `timeout` signal the whole process group. A worker killed by SIGTERM makes
+    its loader raise "DataLoader worker ... is killed by signal: Terminated" in the middle of the clean stop;
+    ignoring the signal leaves the stop to the main process, which then shuts its workers down.
+    """
+    del worker_id
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 # ----------------------------------------------------------------------------
 # Construction of objects by dotted name (used by configuration dicts).
 

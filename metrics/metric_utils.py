@@ -367,7 +367,10 @@ def compute_feature_stats_for_dataset(
     opts.provenance.real_data = os.path.basename(os.path.normpath(str(dataset_kwargs.get("path", dataset.name))))
     if data_loader_kwargs is None:
         data_loader_kwargs = dict(
-            pin_memory=opts.device.type == "cuda", num_workers=min(3, os.cpu_count() or 1), prefetch_factor=2
+            pin_memory=opts.device.type == "cuda",
+            num_workers=min(3, os.cpu_count() or 1),
+            prefetch_factor=2,
+            worker_init_fn=dnnlib.util.ignore_stop_signals,  # The main process handles Ctrl-C and SIGTERM.
         )
     num_items = len(dataset) if max_items is None else min(len(dataset), max_items)
     if num_items == 0:

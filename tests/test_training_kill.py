@@ -98,7 +98,9 @@ def test_sigkill_mid_tick_then_resume_latest(tiny_zip, tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_stops_cleanly_with_a_final_snapshot(tiny_zip, tmp_path):
+@pytest.mark.parametrize("target", ["main process", "process group"])
+def test_sigterm_stops_cleanly_with_a_final_snapshot(tiny_zip, tmp_path, target):
+    """`kill PID`, and `kill -TERM -PGID` / `timeout` / Ctrl-C, which also reach the DataLoader's worker."""
     outdir = tmp_path / "runs"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     args = [
@@ -127,7 +129,10 @@ def test_sigterm_stops_cleanly_with_a_final_snapshot(tiny_zip, tmp_path):
                 break
             time.sleep(0.05)
         assert proc.poll() is None, "training ended before it could be stopped"
-        proc.send_signal(signal.SIGTERM)  # To the main process only, as `kill PID` does.
+        if target == "main process":
+            proc.send_signal(signal.SIGTERM)  # As `kill PID` does.
+        else:
+            os.killpg(proc.pid, signal.SIGTERM)  # The worker ignores it; the main process stops the run.
         output = proc.communicate(timeout=240)[0]
     finally:
         if proc.poll() is None:

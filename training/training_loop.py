@@ -77,6 +77,8 @@ def make_data_loader(
     kwargs = dict(data_loader_kwargs)
     if kwargs.get("num_workers", 0) == 0:
         kwargs.pop("prefetch_factor", None)
+    else:
+        kwargs["worker_init_fn"] = dnnlib.util.ignore_stop_signals  # The main process handles a stop signal.
     loader = torch.utils.data.DataLoader(
         training_set,
         sampler=sampler,
