@@ -77,7 +77,7 @@ def describe_techniques(args: Any) -> str:
     if loss.get("bures_weight"):
         parts.append(f"Bures x{loss['bures_weight']:g}")
     if loss.get("bures_alt"):
-        parts.append("Alt-Bures")
+        parts.append("Alt-Bures (by parity: odd G updates on the Bures term alone)")
     if loss.get("hist_avg_weight"):
         parts.append(f"historical averaging x{loss['hist_avg_weight']:g}")
     kernels = args.get("D_kwargs", {}).get("epilogue_kwargs", {}).get("mbdisc_kernels", 0)
