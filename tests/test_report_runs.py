@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from training import run_state
 from training.report_runs import read_lab_folder, read_runs, read_train_run
 
 BASE_OPTIONS = {
@@ -140,7 +141,7 @@ def test_options_drop_seed_and_bookkeeping(tmp_path):
 
 
 def save_lab_snapshot(folder, config):
-    torch.save({"config": config, "rng": {}}, os.path.join(folder, "snapshot.pt"))
+    torch.save({"config": config, "rng": run_state.capture_rng_state()}, os.path.join(folder, "snapshot.pt"))
 
 
 def test_lab_folders(tmp_path):
@@ -160,6 +161,9 @@ def test_lab_folders(tmp_path):
     (run,) = read_lab_folder(str(ssl))  # No snapshot: options unknown, noted.
     assert run.kind == "ssl" and set(run.metrics) == {"test_error"} and set(run.stats) == {"loss_sup"}
     assert run.status == "unknown" and any("no snapshot.pt" in n for n in run.notes)
+    (ssl / "snapshot.pt").write_bytes(b"<html>not a snapshot</html>")  # Damaged: compared without options.
+    (run,) = read_lab_folder(str(ssl))
+    assert run.options == {} and any("could not read its config" in n for n in run.notes)
     toy = tmp_path / "toy"
     toy.mkdir()
     lines = [
