@@ -159,8 +159,11 @@ def compare_pair(first: Group, second: Group, metric: str, time_h: float) -> Pai
     return PairComparison(first, second, metric, seeds, differences, stats, notes)
 
 
-def group_pairs(groups: list[Group]) -> list[tuple[Group, Group]]:
-    """All pairs of groups, or with more than MAX_ALL_PAIRS_GROUPS groups those that differ in one option."""
+def group_pairs(groups: list[Group], metric: str | None = None) -> list[tuple[Group, Group]]:
+    """All pairs of groups (of those with `metric` in some run, when given), or with more than
+    MAX_ALL_PAIRS_GROUPS such groups the pairs that differ in one option."""
+    if metric is not None:
+        groups = [g for g in groups if any(metric in r.metrics for r in g.runs)]
     pairs = list(itertools.combinations(groups, 2))
     if len(groups) <= MAX_ALL_PAIRS_GROUPS:
         return pairs
@@ -259,7 +262,7 @@ def format_text(runs: list[Run]) -> str:
                 run_table_rows(groups, metric, time_h),
             )
         )
-        for first, second in group_pairs(groups):
+        for first, second in group_pairs(groups, metric):
             out += pair_lines(compare_pair(first, second, metric, time_h))
     out += [f"note: {n}" for n in dict.fromkeys(n for run in runs for n in run.notes)]
     return "\n".join(out)

@@ -119,8 +119,8 @@ def build_report(runs: list[Run]) -> str:
                 rc.run_table_rows(groups, metric, time_h),
             ),
         ]
-        pairs = rc.group_pairs(groups)
-        if len(pairs) < len(groups) * (len(groups) - 1) // 2:
+        pairs = rc.group_pairs(groups, metric)
+        if sum(any(metric in r.metrics for r in g.runs) for g in groups) > rc.MAX_ALL_PAIRS_GROUPS:
             parts.append("<p>Many groups: only pairs of groups that differ in one option are compared.</p>")
         parts += [pair_table(rc.compare_pair(a, b, metric, time_h)) for a, b in pairs]
     stats_png = report_plots.stats_comparison_figure(groups, names)
