@@ -58,6 +58,14 @@ def test_progress_png_of_a_run_and_of_a_run_without_metrics(tmp_path):
         assert_drawn(decode(f.read()))
 
 
+def test_progress_png_of_a_dcgan_lab_folder(tmp_path):
+    lines = [{"kimg": k, "fid": 100.0 / k, "kid": 0.1 / k, "seconds": 60.0 * k} for k in (1, 2, 3)]
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    add_grid(str(tmp_path), "fakes0003000.png")
+    with open(report.write_progress(str(tmp_path)), "rb") as f:
+        assert_drawn(decode(f.read()), (900, 300))
+
+
 def test_html_report_is_one_file_whose_images_decode(tmp_path):
     for seed in (0, 1):
         add_grid(fid_run(tmp_path / f"plain-s{seed}", seed, {2: 100.0 + seed, 4: 90.0}))
