@@ -112,7 +112,8 @@ def _shrinkage(run, x, seed):
     run.D.eval()  # No Gaussian noise in D, so the only randomness is the mix draw and the target noise.
     torch.manual_seed(seed)
     np.random.seed(seed)
-    return float(run.shrinkage(x, run.D.features(x)))
+    with torch.no_grad():
+        return float(run.shrinkage(x, run.D.features(x)))
 
 
 def test_mse_distance_is_the_squared_distance_of_unit_features():
