@@ -7,11 +7,11 @@ The authors' release uses |cos| with W frozen after its orthogonal initialisatio
 frozen=True`).
 
 Scale. Eq. 8 feeds the cosines themselves to the softmax, so the logits span at most 2 (signed) or 1 (|cos|):
-with K classes the best attainable probability is e / (e + (K - 1) / e) (0.60 for K = 6; 0.35 with |cos|),
-the cross-entropy can never fall below -log of that, and a correctly classified sample pulls almost as hard
-as a wrong one (its 1 - p stays >= 0.4). Cosine classifiers (NormFace, Wang et al. 2017; CosFace) multiply
-the cosine by a scale s so that the softmax can become confident: logits s * cos. `scale=1` is the literal
-Eq. 7-8.
+with K classes the true class's probability is at most e / (e + (K - 1) / e) (0.60 for K = 6), and only
+e / (e + K - 1) (0.35 for K = 6; cross-entropy >= 1.04) while the class vectors stay orthogonal. A correctly
+classified sample then pulls almost as hard as a wrong one (its 1 - p stays >= 0.4), so training is slow.
+Cosine classifiers (NormFace, Wang et al. 2017; CosFace) multiply the cosine by a scale s so that the softmax
+can become confident: logits s * cos. `scale=1` is the literal Eq. 7-8.
 
 Mixed loss (the release's classification step, one batch x [N, ...] with labels y [N]):
     pi, lam = draw_mix(N, alpha);  x_hat = lam x + (1 - lam) x[pi]
