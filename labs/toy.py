@@ -89,6 +89,7 @@ def run_grid(configs: list[ToyConfig], outdir: str, log=print) -> list[dict]:
 
 def _run_all(configs: list[ToyConfig], outdir: str, log) -> list[dict]:
     results, panels = [], {}
+    figures = figures_available(log)
     for i, cfg in enumerate(configs):
         start = time.time()
         result, samples, confidence = run_toy(cfg)
@@ -97,9 +98,9 @@ def _run_all(configs: list[ToyConfig], outdir: str, log) -> list[dict]:
             np.save(tmp, samples)
         data = make_dataset(cfg.dataset)
         title = f"{cfg.name}: {result['modes']}/{result['num_modes']} modes, {result['hq_pct']:.1f}% HQ"
-        save_run_figure(
-            os.path.join(outdir, f"fig-{cfg.name}.png"), confidence, data.extent, data_points(data), samples, title
-        )
+        if figures:
+            path = os.path.join(outdir, f"fig-{cfg.name}.png")
+            save_run_figure(path, confidence, data.extent, data_points(data), samples, title)
         append_jsonl(os.path.join(outdir, "results.jsonl"), result)
         panels[(cfg.dataset, cfg.objective, cfg.variant, cfg.seed)] = (confidence, samples)
         results.append(result)
@@ -107,8 +108,19 @@ def _run_all(configs: list[ToyConfig], outdir: str, log) -> list[dict]:
             f"[{i + 1}/{len(configs)}] {cfg.name}: modes {result['modes']}/{result['num_modes']}, "
             f"HQ {result['hq_pct']:.1f}%, KL {result['kl']:.3f}, MMD {result['mmd']:.4f} ({result['seconds']:.1f}s)"
         )
-    write_figures(configs, panels, outdir)
+    if figures:
+        write_figures(configs, panels, outdir)
     return results
+
+
+def figures_available(log) -> bool:
+    """Whether matplotlib can be imported; says once how to turn the figures on when it cannot."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        log("figures are off: matplotlib is not installed (pip install matplotlib, or the [plots] extra)")
+        return False
+    return True
 
 
 def data_points(data) -> np.ndarray:

@@ -316,3 +316,21 @@ def test_learning_curve_points_and_pack_option(tmp_path):
     line = json.loads((tmp_path / "results.jsonl").read_text())
     assert line["variant"] == "pack2" and line["pack"] == 2 and line["arch"] == "pacgan" and "kl" in line
     assert np.load(tmp_path / "samples-pacgan-grid-std-pack2-s1.npy").shape == (2500, 2)
+
+
+def test_runs_without_matplotlib_say_once_that_figures_are_off(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_matplotlib(name, *args, **kwargs):
+        if name.startswith("matplotlib"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_matplotlib)
+    lines = []
+    configs = toy.build_configs(["grid9"], ["std"], ["plain"], [0, 1], steps=2, batch=8)
+    results = toy.run_grid(configs, str(tmp_path), log=lines.append)
+    assert len(results) == 2 and sum("figures are off" in line for line in lines) == 1
+    assert not list(tmp_path.glob("*.png")) and (tmp_path / "samples-grid9-std-plain-s1.npy").exists()
