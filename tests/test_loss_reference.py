@@ -69,8 +69,13 @@ def test_adaptivemix_loss_matches_release_gradients_with_fewer_feature_passes(re
     amix = AdaptiveMixDiscriminatorCall(noise_std=ref["noise_std"])
     loss = StyleGAN2Loss(torch.device("cpu"), G, D, r1_gamma=ref["r1_gamma"], adaptivemix=amix)
     worst = run_reference_phases(ref, loss, G, D, ["Gmain", "Dmain", "Dreg"])
-    # The release recomputes F(x[perm]); gathering it from F(x) changes rounding only (spec: ~9e-7 of the scale).
-    assert all(err < 1e-5 for err in worst.values()), worst
+    # The release recomputes F(x[perm]); gathering it from F(x) changes rounding only (~1e-6 of the scale).
+    assert worst["Gmain"] < 1e-5 and worst["Dmain"] < 1e-5, worst
+    # Dreg (R1 through the mixed call: a second-order gradient through two F passes and the mix) amplifies the
+    # convolutions' rounding: on an AMD EPYC with torch 2.13 it is 4.2e-5 with oneDNN's kernels and 2.0e-5 with
+    # them disabled (the same code, only the kernels' summation order differs), so rounding alone moves it by
+    # more than 1e-5. A wrong term (a missing mix, a wrong permutation or penalty) errs by O(1e-2) or more.
+    assert worst["Dreg"] < 1e-4, worst
     torch.testing.assert_close(G.mapping.w_avg, ref["w_avg_after"], rtol=0, atol=1e-6)
     # Gmain, Dgen, Dreal, Dreg: 4 mixed calls x 2 F passes (the release makes 3 per call).
     assert len(calls) == 8
