@@ -295,7 +295,7 @@ def main(**o):
         images, _ = load_images(o["data"], max_images=o["max_images"])
     except (OSError, ValueError) as err:
         raise click.UsageError(f"--data: {err}") from None
-    state = load_snapshot(snapshot) if o["resume"] else None
+    state = load_snapshot(snapshot, RunConfig) if o["resume"] else None
     stack = state["config"].get("stack", 1) if state is not None else o["stack"]
     if stack > 1:
         if o["metric_detector"] is not None:

@@ -143,7 +143,7 @@ def main(
         raise click.UsageError(f"--resume: no {SNAPSHOT} in --outdir={outdir}")
     if no_gan and adaptivemix:
         raise click.UsageError("--adaptivemix acts on the GAN's unlabelled batches: drop --no-gan to use it")
-    state = load_snapshot(snapshot) if resume else None
+    state = load_snapshot(snapshot, SSLConfig) if resume else None
     if state is not None:
         cfg = SSLConfig(**dict(state["config"], epochs=epochs or state["config"]["epochs"]))
     else:

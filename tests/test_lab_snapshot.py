@@ -104,3 +104,24 @@ def test_dcgan_lab_resume_on_a_corrupt_snapshot_is_one_line(tmp_path):
     errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
     assert result.exit_code == 2 and len(errors) == 1 and "is not a lab snapshot" in errors[0], result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("lab", ["dcgan", "ssl"])
+def test_a_lab_refuses_another_labs_snapshot_in_one_line(tmp_path, lab):
+    """Each lab's --resume checks the snapshot's configuration against its own config dataclass."""
+    from labs import ssl
+    from labs.dcgan_train import RunConfig
+    from labs.ssl_train import SSLConfig
+
+    other = SSLConfig if lab == "dcgan" else RunConfig
+    state = Run().state_dict()
+    state["config"] = {field.name: 0 for field in dataclasses.fields(other)}
+    (tmp_path / "run").mkdir()
+    torch.save(state, tmp_path / "run" / "snapshot.pt")
+    data = make_image_zip(tmp_path / "d.zip", num_images=8, resolution=32)
+    args = ["--data", str(data), "--outdir", str(tmp_path / "run"), "--resume"]
+    main = dcgan.main if lab == "dcgan" else ssl.main
+    result = CliRunner().invoke(main, args + (["--test-data", str(data)] if lab == "ssl" else []))
+    errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
+    assert result.exit_code == 2 and len(errors) == 1, result.output
+    assert "configuration has fields this lab does not know" in errors[0] and "Traceback" not in result.output
