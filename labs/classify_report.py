@@ -4,7 +4,7 @@
 
 Every folder under RUNS_DIR with a classifier.pt and results.jsonl is one run; runs are grouped by method
 (and by the values of the `--by` training settings, e.g. `--by=noise_std` for a sigma sweep).
-`--paired="A:B;C:D"` adds, for each pair of groups, the mean ± SD over their common seeds of the per-seed
+`--paired="A:B;C:D"` adds, for each pair of groups, the mean ± SD, paired-t 95 % CI and p over their common seeds of the per-seed
 accuracy differences A - B (the groups as the tables name them).
 Each run contributes its latest result per evaluation (attack and its settings; OOD score and set). SD is the
 sample standard deviation over the runs of a method (n - 1 in the denominator).
@@ -19,6 +19,7 @@ import click
 import numpy as np
 
 from dnnlib.atomic import write_text
+from training.paired_stats import PairedDifference, paired_difference
 
 from .classify_methods import METHODS
 from .classify_train import CHECKPOINT_NAME, RESULTS_NAME, load_checkpoint
@@ -111,8 +112,18 @@ def render(table: dict[str, list[dict[str, float]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _paired_cell(d: PairedDifference) -> str:
+    """'mean ± SD [95 % CI low, high] p=P' of the per-seed differences (SD, CI and p need two seeds)."""
+    if d.n == 0:
+        return "–"
+    if d.n == 1:
+        return f"{d.mean:.2f}"
+    return f"{d.mean:.2f} ± {d.sd:.2f} [{d.ci_low:.2f}, {d.ci_high:.2f}] p={d.p:.2g}"
+
+
 def render_paired(table: dict[str, list[dict[str, float]]], pairs: list[tuple[str, str]]) -> str:
-    """Per-seed differences A - B of every accuracy column, mean ± SD over the seeds both groups ran."""
+    """Per-seed differences A - B of every accuracy column over the seeds both groups ran: mean ± SD, the paired-t
+    95 % CI and p (`training.paired_stats.paired_difference`)."""
     lines = []
     for a, b in pairs:
         missing = [g for g in (a, b) if g not in table]
@@ -129,12 +140,15 @@ def render_paired(table: dict[str, list[dict[str, float]]], pairs: list[tuple[st
             },
             key=_column_order,
         )
-        diffs = {c: [rows_a[s][c] - rows_b[s][c] for s in seeds if c in rows_a[s] and c in rows_b[s]] for c in cols}
+        common = {c: [s for s in seeds if c in rows_a[s] and c in rows_b[s]] for c in cols}
+        stats = {
+            c: paired_difference([rows_a[s][c] for s in common[c]], [rows_b[s][c] for s in common[c]]) for c in cols
+        }
         lines += [
             f"| {a} − {b} | seeds | " + " | ".join(f"{c} Δ points" for c in cols) + " |",
             "|---" * (2 + len(cols)) + "|",
             f"| paired | {', '.join(str(int(s)) for s in seeds)} | "
-            + " | ".join(_cell(diffs[c], 2) for c in cols)
+            + " | ".join(_paired_cell(stats[c]) for c in cols)
             + " |",
             "",
         ]

@@ -5,6 +5,7 @@ import math
 
 import numpy as np
 import pytest
+import scipy.stats
 import torch
 
 from adaptivemix.classifier import OrthogonalClassifier
@@ -88,7 +89,10 @@ def test_paired_differences_are_per_seed_differences_over_common_seeds():
     }
     text = render_paired(table, [("a", "b")])
     diffs = [1.0, 3.0]  # Seeds 0 and 1 only.
-    assert f"| paired | 0, 1 | {np.mean(diffs):.2f} ± {np.std(diffs, ddof=1):.2f} |" in text
+    mean, sd = np.mean(diffs), np.std(diffs, ddof=1)
+    half = scipy.stats.t.ppf(0.975, 1) * sd / np.sqrt(2)  # Paired-t 95 % CI with one degree of freedom.
+    p = scipy.stats.ttest_rel([90.0, 88.0], [89.0, 85.0]).pvalue
+    assert f"| paired | 0, 1 | {mean:.2f} ± {sd:.2f} [{mean - half:.2f}, {mean + half:.2f}] p={p:.2g} |" in text
     with pytest.raises(ValueError, match="no runs in group 'c'"):
         render_paired(table, [("a", "c")])
 
