@@ -82,7 +82,8 @@ def main(network_pkl, data, detector_list, counts, seeds, generated, out):
 
     results = []
     for url in detector_list.split(","):
-        detector = detectors.get_detector(url)  # Downloads a URL, finds local copies, loads TorchScript only if trusted.
+        # get_detector downloads a URL, finds local copies and loads TorchScript only when trusted.
+        detector = detectors.get_detector(url)
         for mode in ("legacy", "clean"):
             opts = metric_utils.MetricOptions(device="cpu", resize=mode)
             real_feat = features(opts, detector, url, reals)
