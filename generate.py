@@ -13,63 +13,21 @@ from __future__ import annotations
 
 import os
 import pickle
-import re
 
 import click
 import numpy as np
-import PIL.Image
 import torch
 
 import dnnlib
 from dnnlib import atomic, trust
+from dnnlib.images import save_png
+from dnnlib.seeds import SeedList
 from training import distributed
 from training.checkpoint import load_network_pkl_from_url
 from training.networks import Generator
 from training.options import FINITE_FLOAT
 
-IMAGE_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
 GENERATOR_INTERFACE = ("z_dim", "c_dim")  # What generating from seeds uses, besides forward(z, c, ...).
-
-
-MAX_SEEDS = 1_000_000  # Seeds per call: one PNG each; a typo such as 0-9999999999 must not fill the disk.
-
-
-def parse_range(text: str) -> list[int]:
-    """Parse a seed list like '0-3,7' into [0, 1, 2, 3, 7] (ranges are inclusive).
-
-    Seeds must be below 2**32 and number at most MAX_SEEDS; both are checked before any range is expanded.
-    """
-    ranges = []
-    for part in text.split(","):
-        part = part.strip()
-        match = re.fullmatch(r"(\d+)-(\d+)", part) or re.fullmatch(r"(\d+)()", part)
-        if match is None:
-            raise ValueError(f"{part!r} is not a seed or a range; use e.g. '0-3,7'")
-        lo = int(match.group(1))
-        hi = int(match.group(2)) if match.group(2) else lo
-        if lo > hi:
-            raise ValueError(f"empty range {part!r}: write it low-high")
-        if hi >= 2**32:
-            raise ValueError(f"seeds must be below 2**32, got {hi} in {part!r}")
-        ranges.append((lo, hi))
-    count = sum(hi - lo + 1 for lo, hi in ranges)
-    if count > MAX_SEEDS:
-        raise ValueError(f"{count} seeds requested; at most {MAX_SEEDS} per call (one image each): split the range")
-    return [seed for lo, hi in ranges for seed in range(lo, hi + 1)]
-
-
-class SeedList(click.ParamType):
-    """click parameter type for `parse_range` lists."""
-
-    name = "seeds"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, list):
-            return value
-        try:
-            return parse_range(value)
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -87,15 +45,10 @@ def to_uint8_images(img: torch.Tensor) -> np.ndarray:
 
 
 def save_image(pixels: np.ndarray, path: str) -> None:
-    """Save a [H, W, C] uint8 image as PNG atomically (`dnnlib.atomic`); a failed write is one error line."""
-    channels = pixels.shape[2]
-    if channels not in IMAGE_MODES:
-        raise click.ClickException(f"cannot save images with {channels} channels as PNG (supported: 1, 3, 4)")
-    image = PIL.Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels, IMAGE_MODES[channels])
+    """Save a [H, W, C] uint8 image as PNG atomically; a bad shape or a failed write is one error line."""
     try:
-        with atomic.atomic_path(path, suffix=".png") as tmp_path:
-            image.save(tmp_path, format="PNG")
-    except atomic.WriteError as error:
+        save_png(pixels, path)
+    except (ValueError, atomic.WriteError) as error:
         raise click.ClickException(str(error)) from None
 
 

@@ -38,10 +38,10 @@ import torch
 import torch.nn.functional as F
 
 from dnnlib.atomic import atomic_path
+from dnnlib.images import save_png
 from dnnlib.progress import ProgressBar
 from generate import class_label, load_generator, resolve_device, to_uint8_images
 from metrics import detectors
-from style_mixing import save_png
 
 NOISE_PREFIX = "noise."
 

@@ -14,11 +14,11 @@ import os
 
 import click
 import numpy as np
-import PIL.Image
 import torch
 
-from dnnlib.atomic import atomic_path
-from generate import IMAGE_MODES, SeedList, class_label, load_generator, resolve_device, to_uint8_images
+from dnnlib.images import save_png
+from dnnlib.seeds import SeedList
+from generate import class_label, load_generator, resolve_device, to_uint8_images
 
 
 def mapped_ws(G: torch.nn.Module, seeds: list[int], label: torch.Tensor, truncation_psi: float) -> torch.Tensor:
@@ -45,13 +45,6 @@ def grid_image(cells: np.ndarray, row_images: np.ndarray, col_images: np.ndarray
         for c in range(num_cols):
             canvas[(r + 1) * h : (r + 2) * h, (c + 1) * w : (c + 2) * w] = cells[r, c]
     return canvas
-
-
-def save_png(pixels: np.ndarray, path: str) -> None:
-    """Write a [H, W, ch] uint8 image as PNG through dnnlib.atomic."""
-    image = PIL.Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels, IMAGE_MODES[pixels.shape[2]])
-    with atomic_path(path, suffix=".png") as tmp:
-        image.save(tmp, format="PNG")
 
 
 @torch.no_grad()

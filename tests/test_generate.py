@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 import generate
 from dnnlib import atomic
+from dnnlib.seeds import parse_range
 from training.checkpoint import save_network_pkl
 from training.networks import Discriminator, Generator
 
@@ -168,10 +169,10 @@ def test_cuda_without_a_gpu_is_a_usage_error(networks, tmp_path):
 
 
 def test_parse_range():
-    assert generate.parse_range("0-3,7") == [0, 1, 2, 3, 7]
-    assert generate.parse_range("12") == [12]
+    assert parse_range("0-3,7") == [0, 1, 2, 3, 7]
+    assert parse_range("12") == [12]
     with pytest.raises(ValueError, match="2\\*\\*32"):
-        generate.parse_range("4294967296")
+        parse_range("4294967296")
 
 
 def test_outdir_that_is_a_file_and_huge_seed_ranges_are_one_line(networks, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import PIL.Image
 
-from dnnlib import atomic
+from dnnlib.images import save_png, tile_images
 
 
 def grid_size(width: int, height: int) -> tuple[int, int]:
@@ -50,10 +50,7 @@ def save_image_grid(images: np.ndarray, path: str, drange: tuple[float, float], 
     _, C, H, W = img.shape
     if img.shape[0] != gw * gh or C not in (1, 3):
         raise ValueError(f"save_image_grid: expected [{gw * gh}, 1|3, H, W] images, got {list(img.shape)}")
-    img = img.reshape(gh, gw, C, H, W).transpose(0, 3, 1, 4, 2).reshape(gh * H, gw * W, C)
-    pil = PIL.Image.fromarray(img[:, :, 0], "L") if C == 1 else PIL.Image.fromarray(img, "RGB")
-    with atomic.atomic_path(path, suffix=".png") as tmp_path:
-        pil.save(tmp_path)
+    save_png(tile_images(img, grid), path)
 
 
 def load_thumbnail(path: str, max_side: int) -> PIL.Image.Image:
