@@ -27,12 +27,12 @@ import click
 import numpy as np
 import torch
 
-from labs.dcgan import STACK_SEED
-from labs.dcgan_data import load_images, stack_images
-from labs.dcgan_networks import Generator
-from labs.dcgan_train import SNAPSHOT, config_from_snapshot
-from labs.lab_snapshot import load_snapshot
-from labs.toy_data import mode_kl
+from labs.common.data import load_images, stack_images
+from labs.common.snapshot import load_snapshot
+from labs.dcgan.cli import STACK_SEED
+from labs.dcgan.networks import Generator
+from labs.dcgan.train import SNAPSHOT, config_from_snapshot
+from labs.toy.data import mode_kl
 from metrics import domain_classifier
 
 

@@ -9,8 +9,8 @@ import scipy.stats
 import torch
 
 from adaptivemix.classifier import OrthogonalClassifier
-from labs.classify_attacks import carlini_wagner_l2
-from labs.classify_report import _group, render_paired
+from labs.classify.attacks import carlini_wagner_l2
+from labs.classify.report import _group, render_paired
 
 
 @pytest.mark.parametrize("absolute", [False, True])

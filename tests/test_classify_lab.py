@@ -10,13 +10,13 @@ from click.testing import CliRunner
 
 from adaptivemix.classifier import OrthogonalClassifier
 from adaptivemix.mixing import MixDraw
-from labs.classify import cli
-from labs.classify_attacks import fgsm, pgd
-from labs.classify_backbones import make_backbone
-from labs.classify_data import random_crop_flip
-from labs.classify_methods import ORTH_SCALE, ImageClassifier, MethodOptions, training_loss
-from labs.classify_report import collect, render
-from labs.classify_train import load_checkpoint
+from labs.classify.attacks import fgsm, pgd
+from labs.classify.backbones import make_backbone
+from labs.classify.cli import cli
+from labs.classify.data import random_crop_flip
+from labs.classify.methods import ORTH_SCALE, ImageClassifier, MethodOptions, training_loss
+from labs.classify.report import collect, render
+from labs.classify.train import load_checkpoint
 from tests.conftest import make_image_zip
 
 

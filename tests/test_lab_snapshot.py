@@ -1,4 +1,4 @@
-"""labs/lab_snapshot.py: a lab run's state round-trips, and every bad snapshot file ends in one line, running nothing."""
+"""labs/common/snapshot.py: a lab run's state round-trips, and every bad snapshot file ends in one line, running nothing."""
 
 import dataclasses
 import os
@@ -10,8 +10,8 @@ import torch
 from click.testing import CliRunner
 from conftest import make_image_zip
 
-from labs import dcgan
-from labs.lab_snapshot import LabSnapshot, load_snapshot
+from labs.common.snapshot import LabSnapshot, load_snapshot
+from labs.dcgan import cli as dcgan
 
 
 @dataclasses.dataclass
@@ -109,9 +109,9 @@ def test_dcgan_lab_resume_on_a_corrupt_snapshot_is_one_line(tmp_path):
 @pytest.mark.parametrize("lab", ["dcgan", "ssl"])
 def test_a_lab_refuses_another_labs_snapshot_in_one_line(tmp_path, lab):
     """Each lab's --resume checks the snapshot's configuration against its own config dataclass."""
-    from labs import ssl
-    from labs.dcgan_train import RunConfig
-    from labs.ssl_train import SSLConfig
+    from labs.dcgan.train import RunConfig
+    from labs.ssl import cli as ssl
+    from labs.ssl.train import SSLConfig
 
     other = SSLConfig if lab == "dcgan" else RunConfig
     state = Run().state_dict()

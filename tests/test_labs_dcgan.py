@@ -11,11 +11,11 @@ from click.testing import CliRunner
 from conftest import make_image_zip
 
 from adaptivemix.mixing import shrinkage_loss
-from labs import dcgan
-from labs.dcgan_data import BatchStream, stack_images, to_float
-from labs.dcgan_losses import DCGANLosses, LossSettings
-from labs.dcgan_networks import Discriminator, Generator
-from labs.dcgan_train import DCGANRun, RunConfig
+from labs.common.data import BatchStream, stack_images, to_float
+from labs.common.losses import DCGANLosses, LossSettings
+from labs.dcgan import cli as dcgan
+from labs.dcgan.networks import Discriminator, Generator
+from labs.dcgan.train import DCGANRun, RunConfig
 
 
 @pytest.mark.parametrize("channels", [1, 3])

@@ -1,4 +1,4 @@
-"""labs.objectives: each D and G loss against a direct NumPy computation, the gradient penalty against a
+"""labs.common.objectives: each D and G loss against a direct NumPy computation, the gradient penalty against a
 hand-differentiated critic, and weight clipping."""
 
 import math
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from labs import objectives
+from labs.common import objectives
 
 REAL = np.array([2.0, -0.5, 0.3, 1.7])
 FAKE = np.array([-1.2, 0.4, 0.9, -3.0])

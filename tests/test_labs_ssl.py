@@ -9,15 +9,15 @@ import torch
 from click.testing import CliRunner
 from conftest import make_image_zip
 
-from labs import ssl
-from labs.ssl_losses import (
+from labs.ssl import cli as ssl
+from labs.ssl.losses import (
     select_labelled,
     supervised_loss,
     unsupervised_fake_loss,
     unsupervised_real_loss,
 )
-from labs.ssl_networks import SSLDiscriminator, SSLGenerator
-from labs.ssl_train import SSLConfig, SSLRun
+from labs.ssl.networks import SSLDiscriminator, SSLGenerator
+from labs.ssl.train import SSLConfig, SSLRun
 
 LOGITS = np.array([[2.0, -1.0, 0.5], [-3.0, -2.5, -4.0], [0.0, 0.0, 0.0], [5.0, 1.0, -2.0]])
 LABELS = np.array([0, 1, 2, 0])

@@ -9,10 +9,11 @@ import torch
 from click.testing import CliRunner
 from conftest import make_image_zip
 
-from labs import dcgan, modes
-from labs.dcgan import STACK_SEED
-from labs.dcgan_data import load_images, stack_images
-from labs.lab_snapshot import load_snapshot
+from labs import modes
+from labs.common.data import load_images, stack_images
+from labs.common.snapshot import load_snapshot
+from labs.dcgan import cli as dcgan
+from labs.dcgan.cli import STACK_SEED
 from metrics import domain_classifier
 
 

@@ -7,11 +7,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from labs import toy
-from labs.toy_data import make_dataset, mmd2, mode_kl, toy_metrics
-from labs.toy_networks import Maxout
-from labs.toy_run import PRESETS, ToyConfig, ToyRun, check_variant, technique_set
-from labs.toy_tables import format_tables
+from labs.toy import cli as toy
+from labs.toy.data import make_dataset, mmd2, mode_kl, toy_metrics
+from labs.toy.networks import Maxout
+from labs.toy.run import PRESETS, ToyConfig, ToyRun, check_variant, technique_set
+from labs.toy.tables import format_tables
 
 
 def _around_modes(dataset, modes, per_mode, spread, rng):

@@ -227,7 +227,7 @@ def _lab_config(folder: str, notes: list[str]) -> dict:
     if not os.path.isfile(path):
         notes.append(f"{folder}: no snapshot.pt (options unknown)")
         return {}
-    from labs.lab_snapshot import load_snapshot
+    from labs.common.snapshot import load_snapshot
 
     try:
         return dict(load_snapshot(path).get("config", {}))

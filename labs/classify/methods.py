@@ -32,8 +32,7 @@ from adaptivemix.classifier import (
     mixup_cross_entropy,
 )
 from adaptivemix.mixing import MixDraw, draw_mix, unit_features
-
-from .classify_backbones import make_backbone
+from labs.classify.backbones import make_backbone
 
 METHODS = ("ce", "mixup", "manifold-mixup", "orth", "orth-mixup", "orth-manifold-mixup", "orth-adaptivemix")
 ORTH_HEADS = ("paper", "release")  # paper: trainable signed cosine (Eq. 7); release: frozen |cosine|.

@@ -3,9 +3,9 @@
 `load_images` reads a dataset zip/folder (the layout `dataset_tool.py` writes) into uint8 [N, C, H, W] and,
 when asked, int64 class labels [N] from its dataset.json. The makers write zips in the same layout:
 
-    python -m labs.classify_data classes --source=fm-train.zip --dest=fm-train-0to5.zip --classes=0-5
-    python -m labs.classify_data noise   --like=fm-test.zip --dest=gauss.zip --kind=gaussian --count=2000
-    python -m labs.classify_data digits  --like=fm-test.zip --dest=digits.zip   # needs scikit-learn (optional)
+    python -m labs.classify.data classes --source=fm-train.zip --dest=fm-train-0to5.zip --classes=0-5
+    python -m labs.classify.data noise   --like=fm-test.zip --dest=gauss.zip --kind=gaussian --count=2000
+    python -m labs.classify.data digits  --like=fm-test.zip --dest=digits.zip   # needs scikit-learn (optional)
 
 Gaussian noise images are N(128, 64^2) per pixel, clipped to [0, 255]; uniform noise images are U{0..255}.
 The 8x8 scikit-learn digits (values 0-16) are scaled to 0-255 and upscaled (bilinear) to the reference size.

@@ -15,9 +15,9 @@ import os
 
 import click
 
-from labs.dcgan_data import load_images
-from labs.lab_snapshot import load_snapshot
-from labs.ssl_train import RECIPES, SNAPSHOT, SSL_DISTANCES, SSLConfig, SSLRun
+from labs.common.data import load_images
+from labs.common.snapshot import load_snapshot
+from labs.ssl.train import RECIPES, SNAPSHOT, SSL_DISTANCES, SSLConfig, SSLRun
 
 
 def _load(option: str, path: str):
@@ -175,7 +175,3 @@ def main(
     )
     run.train(outdir)
     print(f"test error {run.results[-1]['test_error']:.2f}%")
-
-
-if __name__ == "__main__":
-    main()

@@ -8,11 +8,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from labs import objectives as objective_losses
-from labs.dcgan_losses import DCGANLosses, LossSettings, default_amix_form
-from labs.toy_data import make_dataset, toy_metrics
-from labs.toy_networks import build_toy_networks
-from labs.toy_render import grid_points
+from labs.common import objectives as objective_losses
+from labs.common.losses import DCGANLosses, LossSettings, default_amix_form
+from labs.toy.data import make_dataset, toy_metrics
+from labs.toy.networks import build_toy_networks
+from labs.toy.render import grid_points
 from training.techniques.bures import bures_distance_squared
 from training.techniques.packing import pack
 
@@ -136,7 +136,7 @@ class ToyConfig:
 
 
 def objective_losses_name(objective: str) -> str:
-    """The labs.objectives name of a toy objective (`std` is the non-saturating `ns`)."""
+    """The labs.common.objectives name of a toy objective (`std` is the non-saturating `ns`)."""
     return "ns" if objective == "std" else objective
 
 

@@ -23,7 +23,7 @@ import torch
 
 from dnnlib import atomic
 from dnnlib.util import load_error_reason, load_weights_only
-from training import run_state
+from training.resume.rng import capture_rng_state, restore_rng_state
 
 
 class LabSnapshot:
@@ -35,7 +35,7 @@ class LabSnapshot:
     def state_dict(self) -> dict:
         state = {"config": dataclasses.asdict(self.cfg)}
         state.update({name: getattr(self, name).state_dict() for name in self.STATEFUL})
-        state["rng"] = run_state.capture_rng_state()
+        state["rng"] = capture_rng_state()
         state.update({name: getattr(self, name) for name in self.VALUES})
         return state
 
@@ -44,7 +44,7 @@ class LabSnapshot:
         try:
             for name in self.STATEFUL:
                 getattr(self, name).load_state_dict(state[name])
-            run_state.restore_rng_state(state["rng"])
+            restore_rng_state(state["rng"])
             for name, kind in self.VALUES.items():
                 setattr(self, name, kind(state[name]))
         except KeyError as err:

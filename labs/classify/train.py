@@ -26,10 +26,9 @@ import torch
 
 from dnnlib.atomic import atomic_path, write_text
 from dnnlib.progress import ProgressBar
+from labs.classify.data import load_images, random_crop_flip
+from labs.classify.methods import ImageClassifier, MethodOptions, training_loss
 from training.distributed import resolve_device
-
-from .classify_data import load_images, random_crop_flip
-from .classify_methods import ImageClassifier, MethodOptions, training_loss
 
 CHECKPOINT_KIND = "adaptivemix-lab-classifier"
 CHECKPOINT_NAME = "classifier.pt"

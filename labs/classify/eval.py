@@ -19,9 +19,8 @@ from adaptivemix.ood import (
     msp_score,
 )
 from dnnlib.progress import ProgressBar
-
-from .classify_attacks import carlini_wagner_l2, fgsm, pgd
-from .classify_methods import ImageClassifier
+from labs.classify.attacks import carlini_wagner_l2, fgsm, pgd
+from labs.classify.methods import ImageClassifier
 
 ATTACKS = ("none", "fgsm", "pgd", "cw")
 SCORES = ("adaptivemix", "msp")

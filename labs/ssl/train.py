@@ -45,15 +45,15 @@ from adaptivemix import AdaptiveMixDiscriminatorCall
 from adaptivemix.mixing import unit_features
 from dnnlib import atomic
 from dnnlib.progress import ProgressBar
-from labs.dcgan_data import BatchStream
-from labs.lab_snapshot import LabSnapshot
-from labs.ssl_losses import (
+from labs.common.data import BatchStream
+from labs.common.snapshot import LabSnapshot
+from labs.ssl.losses import (
     select_labelled,
     supervised_loss,
     unsupervised_fake_loss,
     unsupervised_real_loss,
 )
-from labs.ssl_networks import SSLDiscriminator, SSLGenerator
+from labs.ssl.networks import SSLDiscriminator, SSLGenerator
 from training.techniques.feature_matching import feature_matching_loss
 
 SNAPSHOT = "snapshot.pt"

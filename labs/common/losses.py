@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from adaptivemix import NOISE_SCALES, AdaptiveMixDiscriminatorCall, CrossMixShrinkage
-from labs import objectives
+from labs.common import objectives
 from training.techniques.bures import bures_distance_squared
 from training.techniques.feature_matching import feature_matching_loss
 from training.techniques.historical_averaging import HistoricalAverage

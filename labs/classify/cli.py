@@ -18,13 +18,12 @@ from fractions import Fraction
 
 import click
 
+from labs.classify.backbones import BACKBONES
+from labs.classify.data import load_images
+from labs.classify.eval import ATTACKS, SCORES, accuracy, ood_report, ood_scores
+from labs.classify.methods import METHODS, ORTH_HEADS, ORTH_SCALE
+from labs.classify.train import append_result, check_images, load_checkpoint, train
 from training.distributed import DEVICE_CHOICES, resolve_device
-
-from .classify_backbones import BACKBONES
-from .classify_data import load_images
-from .classify_eval import ATTACKS, SCORES, accuracy, ood_report, ood_scores
-from .classify_methods import METHODS, ORTH_HEADS, ORTH_SCALE
-from .classify_train import append_result, check_images, load_checkpoint, train
 
 
 class FractionType(click.ParamType):
@@ -213,7 +212,3 @@ def ood_cmd(network, train_data, in_data, out_data, score, max_images, batch, se
             print(f"{name}: AUROC {m['auroc']:.4f} FPR95 {m['fpr95']:.4f} F1 {m['f1']:.4f}")
     m = report["mean"]
     print(f"AUROC {m['auroc']:.4f} FPR95 {m['fpr95']:.4f} F1 {m['f1']:.4f}")
-
-
-if __name__ == "__main__":
-    cli()

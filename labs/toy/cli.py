@@ -23,7 +23,7 @@ L2 shrinkage; the release form for std/hinge: partners from the same batch, nega
 `ls` (one-sided label smoothing, std only), `ha` (historical averaging), `vbn` (virtual batch norm in G),
 `bures` (Bures diversity matching), `alt-bures` (G alternates GAN loss and Bures term), `packM` (PacGAN
 packing: D judges M points at once; `--pack=M` joins it to every variant).
-Losses, AdaptiveMix and the technique terms are those of the DCGAN lab (`labs.dcgan_losses`).
+Losses, AdaptiveMix and the technique terms are those of the DCGAN lab (`labs.common.losses`).
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ import numpy as np
 import torch
 
 from dnnlib.atomic import atomic_path
-from labs.toy_data import DATASETS, make_dataset
-from labs.toy_render import save_grid_figure, save_run_figure
-from labs.toy_run import OBJECTIVES, PRESETS, VARIANTS, ToyConfig, check_variant, run_toy
-from labs.toy_tables import format_tables
+from labs.toy.data import DATASETS, make_dataset
+from labs.toy.render import save_grid_figure, save_run_figure
+from labs.toy.run import OBJECTIVES, PRESETS, VARIANTS, ToyConfig, check_variant, run_toy
+from labs.toy.tables import format_tables
 
 
 def parse_list(text: str, choices: tuple[str, ...], what: str) -> list[str]:
@@ -250,7 +250,3 @@ def main(dataset, objective, variant, seeds, adaptivemix, pack, runs, outdir, **
         raise click.UsageError(str(error)) from None
     results = run_grid(configs, outdir)
     print(format_tables(results))
-
-
-if __name__ == "__main__":
-    main()

@@ -16,19 +16,19 @@ import os
 import click
 
 from adaptivemix import NOISE_SCALES
-from labs import objectives
-from labs.dcgan_data import load_images, stack_images
-from labs.dcgan_eval import Evaluator, summarize_fids
-from labs.dcgan_losses import AMIX_FORMS, default_amix_form
-from labs.dcgan_networks import HEADS
-from labs.dcgan_train import (
+from labs.common import objectives
+from labs.common.data import load_images, stack_images
+from labs.common.losses import AMIX_FORMS, default_amix_form
+from labs.common.snapshot import load_snapshot
+from labs.dcgan.eval import Evaluator, summarize_fids
+from labs.dcgan.networks import HEADS
+from labs.dcgan.train import (
     OBJECTIVE_DEFAULTS,
     SNAPSHOT,
     DCGANRun,
     RunConfig,
     config_from_snapshot,
 )
-from labs.lab_snapshot import load_snapshot
 
 STACK_SEED = 0  # The stacked data set is one fixed draw, the same for every run and seed.
 
@@ -337,7 +337,3 @@ def main(**o):
     summary = summarize_fids(run.results)
     if summary:
         print(summary)
-
-
-if __name__ == "__main__":
-    main()

@@ -25,11 +25,11 @@ import torch
 
 from dnnlib import atomic
 from dnnlib.progress import ProgressBar
-from labs import objectives
-from labs.dcgan_data import BatchStream, to_float
-from labs.dcgan_losses import DCGANLosses, LossSettings
-from labs.dcgan_networks import Discriminator, Generator
-from labs.lab_snapshot import LabSnapshot
+from labs.common import objectives
+from labs.common.data import BatchStream, to_float
+from labs.common.losses import DCGANLosses, LossSettings
+from labs.common.snapshot import LabSnapshot
+from labs.dcgan.networks import Discriminator, Generator
 from training.techniques.packing import check_pack, pack
 
 SNAPSHOT = "snapshot.pt"

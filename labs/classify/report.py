@@ -1,6 +1,6 @@
 """Mean ± SD tables (Markdown) over the runs of the classification lab.
 
-    python -m labs.classify_report RUNS_DIR [--by=orth_scale,noise_std,...] [--out=TABLES.md]
+    python -m labs.classify.report RUNS_DIR [--by=orth_scale,noise_std,...] [--out=TABLES.md]
 
 Every folder under RUNS_DIR with a classifier.pt and results.jsonl is one run; runs are grouped by method
 (and by the values of the `--by` training settings, e.g. `--by=noise_std` for a sigma sweep).
@@ -19,10 +19,9 @@ import click
 import numpy as np
 
 from dnnlib.atomic import write_text
+from labs.classify.methods import METHODS
+from labs.classify.train import CHECKPOINT_NAME, RESULTS_NAME, load_checkpoint
 from training.paired_stats import PairedDifference, paired_difference
-
-from .classify_methods import METHODS
-from .classify_train import CHECKPOINT_NAME, RESULTS_NAME, load_checkpoint
 
 
 def _eval_key(record: dict) -> str:

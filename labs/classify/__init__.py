@@ -1,0 +1,1 @@
+"""AdaptiveMix for classification: training, robustness (attacks) and OOD detection."""

@@ -1,0 +1,1 @@
+"""The DCGAN lab: small convolutional GANs on image zips, with AdaptiveMix and the Salimans techniques."""
