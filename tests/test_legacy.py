@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import pickletools
 import struct
 
 import numpy as np
@@ -210,15 +211,15 @@ def test_corrupt_and_truncated_pickles_raise_unpickling_errors(snapshot_path):
     blob = snapshot_path.read_bytes()
     rng = np.random.RandomState(0)
     cases = [blob[: len(blob) // 2], blob[:100], b"", rng.bytes(200), b"\x80\x04" + rng.bytes(300)]
-    for start in (50, 1000, 5000):  # Flipped bytes inside the file.
+    # Flipped bytes inside the opcode stream (not inside a tensor's raw bytes, which no pickle can check).
+    opcode_starts = [pos for op, _arg, pos in pickletools.genops(blob) if pos > 40]
+    for start in opcode_starts[:: max(1, len(opcode_starts) // 3)][:3]:
         damaged = bytearray(blob)
         damaged[start : start + 40] = rng.bytes(40)
         cases.append(bytes(damaged))
     for data in cases:
-        try:
+        with pytest.raises(pickle.UnpicklingError):
             legacy.load_network_pkl(io.BytesIO(data))
-        except (pickle.UnpicklingError, ValueError):
-            pass
 
 
 @pytest.mark.parametrize("protocol", [2, 3, 4, 5])

@@ -316,6 +316,10 @@ def safe_load(f: BinaryIO, extra_globals: dict[tuple[str, str], Callable] | None
         raise pickle.UnpicklingError("the network pickle is truncated (unexpected end of file)") from None
     except DECODE_ERRORS as error:
         raise pickle.UnpicklingError(f"corrupt network pickle ({type(error).__name__}: {error})") from None
+    except MemoryError:  # A damaged length field asks for gigabytes; a real network fits in memory many times.
+        raise pickle.UnpicklingError(
+            "corrupt network pickle (a length field asks for more memory than exists)"
+        ) from None
 
 
 # ----------------------------------------------------------------------------
