@@ -23,7 +23,7 @@ def take(sampler, n):
 
 
 def test_infinite_sampler_spec_vectors():
-    # Test vectors of the specification (dataset length 10, seed 0, window 0.5).
+    # What the original StyleGAN2-ADA InfiniteSampler yields for dataset length 10, seed 0, window 0.5.
     assert take(misc.InfiniteSampler(range(10)), 25) == [
         2, 8, 4, 9, 1, 6, 2, 3, 0, 9, 7, 8, 1, 5, 6, 4, 3, 8, 2, 1, 9, 6, 7, 5, 8]  # fmt: skip
     assert take(misc.InfiniteSampler(range(10), rank=1, num_replicas=2), 10) == [8, 9, 6, 3, 9, 8, 5, 4, 8, 1]

@@ -15,7 +15,7 @@ def run_train(*args):
 
 @pytest.mark.parametrize(
     "res, gpus, expected",
-    [  # Test vectors of the specification: mb, batch_gpu, mbstd, channel_base, lrate, gamma, ema.
+    [  # The original StyleGAN2-ADA's 'auto' config for these inputs: mb, batch_gpu, mbstd, channel_base, lrate, gamma, ema.
         (32, 1, (32, 32, 4, 16384, 0.0025, 0.0064, 10.0)),
         (64, 2, (64, 32, 4, 16384, 0.0025, 0.0128, 20.0)),
         (256, 1, (16, 16, 4, 16384, 0.0025, 0.8192, 5.0)),
