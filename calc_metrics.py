@@ -20,9 +20,10 @@ import torch
 
 import dnnlib
 from dnnlib import atomic, trust
-from metrics import detectors, metric_main, metric_utils
+from dnnlib.cli import click_errors
+from metrics import detector_check, detectors, metric_main, metric_utils
 from torch_utils import misc
-from training import distributed, run_checks
+from training import distributed
 from training.checkpoint import load_network_pkl
 
 # ----------------------------------------------------------------------------
@@ -269,9 +270,10 @@ def calc_metrics(
         resize=resize,
         device=distributed.resolve_device("auto"),
     )
-    run_checks.check_detectors(  # One line now, not a traceback from inside the metric's process.
-        metrics, dict(detector=detector, detector_dir=detector_dir), resize, G.img_resolution, "--detector"
-    )
+    with click_errors():  # One line now, not a traceback from inside the metric's process.
+        detector_check.check_detectors(
+            metrics, dict(detector=detector, detector_dir=detector_dir), resize, G.img_resolution, "--detector"
+        )
     # The statistics cache may hold what a killed calc_metrics.py or train.py left half-written.
     atomic.remove_temp_files(dnnlib.make_cache_dir_path("gan-metrics"), dead_writers_only=True)
     if verbose:

@@ -12,7 +12,6 @@ Writes `seed0000.png` ... (or `proj00.png` ... for projected ws). Latents: z = R
 from __future__ import annotations
 
 import os
-import pickle
 
 import click
 import numpy as np
@@ -20,69 +19,18 @@ import torch
 
 import dnnlib
 from dnnlib import atomic, trust
+from dnnlib.cli import click_errors
 from dnnlib.images import save_png
 from dnnlib.seeds import SeedList
 from training import distributed
-from training.checkpoint import load_network_pkl_from_url
-from training.networks import Generator
+from training.generator_io import GeneratorLoadError, class_label, load_generator_pkl, resolve_device, to_uint8_images
 from training.options import FINITE_FLOAT
-
-GENERATOR_INTERFACE = ("z_dim", "c_dim")  # What generating from seeds uses, besides forward(z, c, ...).
-
-
-def resolve_device(name: str) -> torch.device:
-    """The --device choice as a torch.device ('auto': CUDA when available); a UsageError for 'cuda' without a GPU."""
-    try:
-        return torch.device(distributed.resolve_device(name))
-    except ValueError as err:
-        raise click.UsageError(f"--device={name}: {err}") from None
-
-
-def to_uint8_images(img: torch.Tensor) -> np.ndarray:
-    """[N, C, H, W] images in [-1, 1] -> [N, H, W, C] uint8 (x * 127.5 + 128, clamped, truncated)."""
-    img = (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-    return img.cpu().numpy()
 
 
 def save_image(pixels: np.ndarray, path: str) -> None:
     """Save a [H, W, C] uint8 image as PNG atomically; a bad shape or a failed write is one error line."""
-    try:
+    with click_errors(ValueError, atomic.WriteError):
         save_png(pixels, path)
-    except (ValueError, atomic.WriteError) as error:
-        raise click.ClickException(str(error)) from None
-
-
-def class_label(G: torch.nn.Module, class_idx: int | None, device: torch.device) -> torch.Tensor:
-    """The [1, c_dim] label: one-hot at `class_idx` for a conditional G, zeros otherwise."""
-    label = torch.zeros([1, G.c_dim], device=device)
-    if G.c_dim == 0:
-        if class_idx is not None:
-            raise click.UsageError(
-                f"--class={class_idx}: the network is unconditional (it has no classes); omit --class"
-            )
-        return label
-    if class_idx is None:
-        raise click.UsageError("Must specify class label with --class when using a conditional network")
-    if not 0 <= class_idx < G.c_dim:
-        raise click.UsageError(f"--class={class_idx} is out of range: the network has classes 0-{G.c_dim - 1}")
-    label[:, class_idx] = 1
-    return label
-
-
-def load_generator(network_pkl: str, device: torch.device) -> torch.nn.Module:
-    """`G_ema` of a network pickle, in eval mode on `device`; a ClickException if it cannot be read."""
-    print(f'Loading networks from "{network_pkl}"...')
-    try:
-        G = load_network_pkl_from_url(network_pkl)["G_ema"]
-    except (OSError, ValueError, pickle.UnpicklingError) as error:
-        raise click.ClickException(f'cannot load network "{network_pkl}": {error}') from None
-    # This project's Generator, or a class of a module the user trusts that offers the same interface.
-    if not isinstance(G, Generator) and not all(hasattr(G, name) for name in GENERATOR_INTERFACE):
-        raise click.ClickException(
-            f'"{network_pkl}": G_ema is a {type(G).__name__}, not a generator '
-            f"(it lacks {', '.join(n for n in GENERATOR_INTERFACE if not hasattr(G, n))})"
-        )
-    return G.eval().requires_grad_(False).to(device)
 
 
 @click.command()
@@ -139,9 +87,10 @@ def generate_images(
         raise click.UsageError(f"--trust-module: {err}") from None
     if os.path.exists(outdir) and not os.path.isdir(outdir):
         raise click.UsageError(f"--outdir={outdir} is a file, not a folder; choose another name")
-    device = resolve_device(device_name)
-    G = load_generator(network_pkl, device)
-    label = class_label(G, class_idx, device) if projected_w is None else None
+    with click_errors(GeneratorLoadError):
+        device = resolve_device(device_name)
+        G = load_generator_pkl(network_pkl, device)
+        label = class_label(G, class_idx, device) if projected_w is None else None
     try:
         os.makedirs(outdir, exist_ok=True)
     except OSError as err:

@@ -38,10 +38,12 @@ import torch
 import torch.nn.functional as F
 
 from dnnlib.atomic import atomic_path
+from dnnlib.cli import click_errors
 from dnnlib.images import save_png
 from dnnlib.progress import ProgressBar
-from generate import class_label, load_generator, resolve_device, to_uint8_images
 from metrics import detectors
+from training.distributed import DEVICE_CHOICES
+from training.generator_io import GeneratorLoadError, class_label, load_generator_pkl, resolve_device, to_uint8_images
 
 NOISE_PREFIX = "noise."
 
@@ -215,7 +217,7 @@ def save_projected_w(path: str, w: torch.Tensor, noise: dict[str, torch.Tensor])
 @click.option(
     "--device",
     "device_name",
-    type=click.Choice(["auto", "cpu", "cuda"]),
+    type=click.Choice(DEVICE_CHOICES),
     default="auto",
     show_default=True,
     help="Where to run",
@@ -251,13 +253,12 @@ def main(
         raise click.UsageError(f'--target: no such file "{target_fname}"')
     np.random.seed(seed)
     torch.manual_seed(seed)
-    device = resolve_device(device_name)
-    G = load_generator(network_pkl, device)
-    label = class_label(G, class_idx, device)
-    try:
+    with click_errors(GeneratorLoadError):
+        device = resolve_device(device_name)
+        G = load_generator_pkl(network_pkl, device)
+        label = class_label(G, class_idx, device)
+    with click_errors(OSError, ValueError):
         distance_net = detectors.get_detector(vgg, device, detector_dir)
-    except (OSError, ValueError) as err:
-        raise click.ClickException(str(err)) from None
     target = load_target(target_fname, G.img_resolution, G.img_channels)
 
     start = time.time()

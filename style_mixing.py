@@ -16,9 +16,11 @@ import click
 import numpy as np
 import torch
 
+from dnnlib.cli import click_errors
 from dnnlib.images import save_png
 from dnnlib.seeds import SeedList
-from generate import class_label, load_generator, resolve_device, to_uint8_images
+from training.distributed import DEVICE_CHOICES
+from training.generator_io import GeneratorLoadError, class_label, load_generator_pkl, resolve_device, to_uint8_images
 
 
 def mapped_ws(G: torch.nn.Module, seeds: list[int], label: torch.Tensor, truncation_psi: float) -> torch.Tensor:
@@ -94,19 +96,21 @@ def style_mixing_grid(
 @click.option(
     "--device",
     "device_name",
-    type=click.Choice(["auto", "cpu", "cuda"]),
+    type=click.Choice(DEVICE_CHOICES),
     default="auto",
     show_default=True,
     help="Where to run the generator",
 )
 def main(network_pkl, row_seeds, col_seeds, col_styles, truncation_psi, class_idx, noise_mode, outdir, device_name):
     """Write a style-mixing grid of row seeds x column seeds."""
-    device = resolve_device(device_name)
-    G = load_generator(network_pkl, device)
+    with click_errors(GeneratorLoadError):
+        device = resolve_device(device_name)
+        G = load_generator_pkl(network_pkl, device)
     bad = [s for s in col_styles if s >= G.num_ws]
     if bad:
         raise click.UsageError(f"--styles: layer(s) {bad} out of range; this network has ws layers 0-{G.num_ws - 1}")
-    label = class_label(G, class_idx, device)
+    with click_errors():
+        label = class_label(G, class_idx, device)
     torch.manual_seed(0)  # Makes --noise-mode=random reproducible.
     grid = style_mixing_grid(G, row_seeds, col_seeds, col_styles, truncation_psi, noise_mode, label)
     os.makedirs(outdir, exist_ok=True)

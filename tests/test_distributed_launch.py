@@ -4,15 +4,14 @@ import json
 import os
 import socket
 
-import click
 import pytest
 import torch
 import torch.distributed
 from click.testing import CliRunner
 
-import generate
 import train
-from training import distributed
+from dnnlib.cli import OptionError
+from training import distributed, generator_io
 
 
 def test_resolve_device_auto_follows_cuda_availability():
@@ -32,7 +31,8 @@ def test_resolve_device_rejects_unknown_names():
 
 
 def test_the_clis_share_the_resolver(monkeypatch):
-    """generate.py, train.py and calc_metrics.py all go through distributed.resolve_device."""
+    """generate.py (projector.py, style_mixing.py: training.generator_io), train.py and calc_metrics.py all go
+    through distributed.resolve_device."""
     calls = []
 
     def fake(name):
@@ -40,8 +40,8 @@ def test_the_clis_share_the_resolver(monkeypatch):
         raise ValueError("stand-in failure")
 
     monkeypatch.setattr(distributed, "resolve_device", fake)
-    with pytest.raises(click.UsageError, match=r"--device=cpu: stand-in failure"):
-        generate.resolve_device("cpu")
+    with pytest.raises(OptionError, match=r"--device=cpu: stand-in failure"):
+        generator_io.resolve_device("cpu")
     result = CliRunner().invoke(train.main, ["--outdir=x", "--data=y", "--device=auto", "--dry-run"])
     assert result.exit_code == 2 and "--device=auto: stand-in failure" in result.output
     assert calls == ["cpu", "auto"]

@@ -46,7 +46,7 @@ def test_safetensors_round_trip_restores_every_tensor_and_output(tmp_path, c_dim
     G = _generator(c_dim)
     paths = export.save_safetensors(G, str(tmp_path))
     assert sorted(os.listdir(tmp_path)) == ["generator.json", "generator.safetensors"] and len(paths) == 2
-    H = export.load_generator(str(tmp_path))
+    H = export.load_exported_generator(str(tmp_path))
     assert type(H) is Generator and H.init_kwargs == G.init_kwargs
     for (name, a), (name_b, b) in zip(G.state_dict().items(), H.state_dict().items(), strict=True):
         assert name == name_b and torch.equal(a, b), name
@@ -66,9 +66,11 @@ def test_cli_exports_a_snapshot_and_bad_folders_say_so(tmp_path):
     )
     assert result.exit_code == 0, result.output + repr(result.exception)
     z = torch.randn([2, 8])
-    torch.testing.assert_close(export.load_generator(str(tmp_path / "out"))(z, None), G(z, None), rtol=0, atol=0)
+    torch.testing.assert_close(
+        export.load_exported_generator(str(tmp_path / "out"))(z, None), G(z, None), rtol=0, atol=0
+    )
     with pytest.raises(ValueError, match="not a readable export config"):
-        export.load_generator(str(tmp_path))
+        export.load_exported_generator(str(tmp_path))
 
 
 def test_missing_optional_package_gives_the_install_command(tmp_path, monkeypatch):

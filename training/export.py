@@ -5,7 +5,7 @@
 
 safetensors writes `<outdir>/generator.safetensors` (every parameter and buffer of `G_ema`, including
 `w_avg` and the constant noise) and `<outdir>/generator.json` (the class and its constructor arguments).
-`load_generator(outdir)` rebuilds the Generator from them; neither file can execute code when read.
+`load_exported_generator(outdir)` rebuilds the Generator from them; neither file can execute code when read.
 
 onnx writes `<outdir>/generator.onnx`: inputs `z` [N, z_dim] float32, `c` [N, c_dim] float32 (only for a
 conditional generator) and `psi` (scalar float32, truncation toward w_avg, all layers); output `img`
@@ -29,6 +29,8 @@ import numpy as np
 import torch
 
 from dnnlib.atomic import atomic_path, write_text
+from dnnlib.cli import click_errors
+from training.generator_io import GeneratorLoadError, load_generator_pkl
 from training.networks import Generator
 
 WEIGHTS_NAME = "generator.safetensors"
@@ -65,7 +67,7 @@ def save_safetensors(G: Generator, outdir: str) -> list[str]:
     return [weights_path, config_path]
 
 
-def load_generator(folder: str, device: torch.device | str = "cpu") -> Generator:
+def load_exported_generator(folder: str, device: torch.device | str = "cpu") -> Generator:
     """The Generator saved by save_safetensors in `folder`, in eval mode (strict weight match, no pickle)."""
     safetensors_torch = require("safetensors.torch", "loading an exported generator")
     config_path = os.path.join(folder, CONFIG_NAME)
@@ -154,13 +156,9 @@ def run_onnx(path: str, z: np.ndarray, psi: float, c: np.ndarray | None = None) 
 @click.option("--outdir", help="Folder to write to", required=True, metavar="DIR")
 def main(network_pkl: str, fmt: str, outdir: str) -> None:
     """Export a snapshot's G_ema as safetensors + JSON or as ONNX."""
-    from generate import load_generator as load_from_pickle
-
-    G = load_from_pickle(network_pkl, torch.device("cpu"))
-    try:
+    with click_errors(GeneratorLoadError, ImportError):
+        G = load_generator_pkl(network_pkl, torch.device("cpu"))
         paths = save_safetensors(G, outdir) if fmt == "safetensors" else save_onnx(G, outdir)
-    except ImportError as err:
-        raise click.ClickException(str(err)) from None
     for path in paths:
         print(f'Saved "{path}"')
 
