@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from adaptivemix.classifier import OrthogonalClassifier
 from adaptivemix.mixing import MixDraw
+from labs.classify import data as data_makers
 from labs.classify.attacks import fgsm, pgd
 from labs.classify.backbones import make_backbone
 from labs.classify.cli import cli
@@ -17,6 +18,7 @@ from labs.classify.data import random_crop_flip
 from labs.classify.methods import ORTH_SCALE, ImageClassifier, MethodOptions, training_loss
 from labs.classify.report import collect, render
 from labs.classify.train import load_checkpoint
+from labs.common.data import load_images
 from tests.conftest import make_image_zip
 
 
@@ -118,6 +120,28 @@ def test_random_crop_flip_matches_brute_force_crops():
     for i in range(6):
         crop = padded[i, :, top[i] : top[i] + 5, left[i] : left[i] + 7]
         torch.testing.assert_close(out[i], crop.flip(2) if flip[i] else crop)
+
+
+def test_classes_maker_keeps_the_listed_classes_in_order_and_relabels_them(tmp_path):
+    source = str(make_image_zip(tmp_path / "src.zip", num_images=20, resolution=8, channels=1, num_classes=5))
+    images, labels = load_images(source, use_labels=True)
+    keep = [1, 3, 4]  # '3-4,1' names them out of order and as a range: the same classes, sorted.
+    runner = CliRunner()
+    for relabel, expected in (("--relabel", {1: 0, 3: 1, 4: 2}), ("--keep-labels", {1: 1, 3: 3, 4: 4})):
+        dest = str(tmp_path / f"kept{relabel}.zip")
+        result = runner.invoke(
+            data_makers.cli, ["classes", f"--source={source}", f"--dest={dest}", "--classes=3-4,1", relabel]
+        )
+        assert result.exit_code == 0, result.output
+        kept, kept_labels = load_images(dest, use_labels=True)
+        chosen = [i for i in range(20) if int(labels[i]) in keep]
+        assert torch.equal(kept, images[chosen])
+        assert kept_labels.tolist() == [expected[int(labels[i])] for i in chosen]
+    for bad in ("a", "4-2", "1,,2"):
+        result = runner.invoke(
+            data_makers.cli, ["classes", f"--source={source}", f"--dest={tmp_path}/x.zip", f"--classes={bad}"]
+        )
+        assert result.exit_code == 2 and "give classes like 0-5 or 0,2,4" in result.output, (bad, result.output)
 
 
 def _run(args):

@@ -19,10 +19,10 @@ from fractions import Fraction
 import click
 
 from labs.classify.backbones import BACKBONES
-from labs.classify.data import load_images
 from labs.classify.eval import ATTACKS, SCORES, accuracy, ood_report, ood_scores
 from labs.classify.methods import METHODS, ORTH_HEADS, ORTH_SCALE
 from labs.classify.train import append_result, check_images, load_checkpoint, train
+from labs.common.data import load_images
 from training.distributed import DEVICE_CHOICES, resolve_device
 
 
@@ -142,7 +142,7 @@ def train_cmd(
 def _load(network: str, data: str, labels: bool, max_images: int | None, seed: int, device: str):
     config, model, _ = load_checkpoint(network)
     model.to(resolve_device(device))
-    images, y = load_images(data, need_labels=labels, max_images=max_images, seed=seed)
+    images, y = load_images(data, use_labels=labels, max_images=max_images, subset_seed=seed)
     check_images(images, config, data)
     return config, model, images, y
 
@@ -193,11 +193,11 @@ def ood_cmd(network, train_data, in_data, out_data, score, max_images, batch, se
         config, model, in_images, _ = _load(network, in_data, False, max_images, seed, device)
         train_images = None
         if score == "adaptivemix":
-            train_images, _ = load_images(train_data, need_labels=False, max_images=max_images, seed=seed)
+            train_images, _ = load_images(train_data, max_images=max_images, subset_seed=seed)
             check_images(train_images, config, train_data)
         out_sets = {}
         for path in out_paths:
-            images, _ = load_images(path, need_labels=False, max_images=max_images, seed=seed)
+            images, _ = load_images(path, max_images=max_images, subset_seed=seed)
             check_images(images, config, path)
             out_sets[os.path.splitext(os.path.basename(path))[0]] = images
         report = ood_report(ood_scores(model, train_images, score, batch), in_images, out_sets)

@@ -1,7 +1,7 @@
-"""Data for the classification lab: labelled zips into tensors, and the offline OOD sets.
+"""Data for the classification lab: its training augmentation and the makers of its extra dataset zips.
 
-`load_images` reads a dataset zip/folder (the layout `dataset_tool.py` writes) into uint8 [N, C, H, W] and,
-when asked, int64 class labels [N] from its dataset.json. The makers write zips in the same layout:
+The lab reads zips with the labs' loader (`labs.common.data.load_images`, a seeded subset per run `--seed`).
+The makers write zips in the layout `dataset_tool.py` writes:
 
     python -m labs.classify.data classes --source=fm-train.zip --dest=fm-train-0to5.zip --classes=0-5
     python -m labs.classify.data noise   --like=fm-test.zip --dest=gauss.zip --kind=gaussian --count=2000
@@ -23,33 +23,9 @@ import PIL.Image
 import torch
 
 from dnnlib.atomic import atomic_path
-from dnnlib.progress import ProgressBar
+from dnnlib.seeds import parse_range
+from labs.common.data import load_images
 from training.dataset import ImageFolderDataset
-
-
-def load_images(
-    path: str, need_labels: bool, max_images: int | None = None, seed: int = 0, desc: str = "loading"
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """(images uint8 [N, C, H, W], labels int64 [N] or None). `max_images` keeps a seeded random subset.
-
-    Raises OSError (unreadable data) or ValueError (`need_labels` and no integer class labels), one line each.
-    """
-    dataset = ImageFolderDataset(path, use_labels=need_labels, max_size=max_images, random_seed=seed)
-    if need_labels and not (dataset.has_labels and dataset.has_onehot_labels):
-        raise ValueError(
-            f"{path} has no integer class labels in its dataset.json; make the zip with dataset_tool.py "
-            "from a labelled source (e.g. the Fashion-MNIST idx files)"
-        )
-    images = np.empty([len(dataset), *dataset.image_shape], dtype=np.uint8)
-    labels = np.empty([len(dataset)], dtype=np.int64)
-    with ProgressBar(len(dataset), desc=desc, unit="img") as progress:
-        for idx in range(len(dataset)):
-            image, label = dataset[idx]
-            images[idx] = image
-            labels[idx] = int(np.argmax(label)) if need_labels else 0
-            progress.update(1)
-    dataset.close()
-    return torch.from_numpy(images), (torch.from_numpy(labels) if need_labels else None)
 
 
 def random_crop_flip(x: torch.Tensor, pad: int = 4) -> torch.Tensor:
@@ -81,14 +57,11 @@ def write_zip(dest: str, images: np.ndarray, labels: list[int] | None) -> None:
 
 
 def _parse_classes(text: str) -> list[int]:
-    """'0-5' or '0,2,4' (or a mix) -> sorted class indices."""
-    classes = set()
-    for part in text.split(","):
-        low, _, high = part.strip().partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
-            raise click.BadParameter(f"{text!r}: give classes like 0-5 or 0,2,4")
-        classes.update(range(int(low), int(high or low) + 1))
-    return sorted(classes)
+    """'0-5' or '0,2,4' (or a mix; the seed-list grammar of `dnnlib.seeds`) -> sorted class indices."""
+    try:
+        return sorted(set(parse_range(text)))
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: give classes like 0-5 or 0,2,4") from None
 
 
 def _reference_shape(like: str) -> tuple[int, int]:
@@ -118,7 +91,7 @@ def classes(source: str, dest: str, classes: str, relabel: bool) -> None:
     """Keep only some classes of a labelled zip."""
     keep = _parse_classes(classes)
     try:
-        images, labels = load_images(source, need_labels=True)
+        images, labels = load_images(source, use_labels=True)
     except (OSError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     mask = np.isin(labels.numpy(), keep)

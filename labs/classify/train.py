@@ -26,8 +26,9 @@ import torch
 
 from dnnlib.atomic import atomic_path, write_text
 from dnnlib.progress import ProgressBar
-from labs.classify.data import load_images, random_crop_flip
+from labs.classify.data import random_crop_flip
 from labs.classify.methods import ImageClassifier, MethodOptions, training_loss
+from labs.common.data import load_images
 from training.distributed import resolve_device
 
 CHECKPOINT_KIND = "adaptivemix-lab-classifier"
@@ -126,7 +127,9 @@ def train(
         raise ValueError(f"{ckpt_path} exists; pass --resume to continue that run or choose another --outdir")
     if resume and not os.path.exists(ckpt_path):
         raise ValueError(f"--resume: {outdir} has no {CHECKPOINT_NAME} yet; drop --resume to start a new run")
-    images, labels = load_images(config["data"], need_labels=True, max_images=config["max_images"], seed=config["seed"])
+    images, labels = load_images(
+        config["data"], use_labels=True, max_images=config["max_images"], subset_seed=config["seed"]
+    )
     pixels = images.double().div(255)
     config = dict(
         config,

@@ -1,8 +1,9 @@
-"""In-memory image datasets for the labs: a whole dataset zip (or folder) as one uint8 tensor, and a seeded,
-resumable stream of shuffled batches over it."""
+"""In-memory image datasets for the labs: the labs' one loader of a dataset zip (or folder) into one uint8
+tensor, stacked images, and a seeded, resumable stream of shuffled batches."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from dnnlib.progress import ProgressBar
@@ -13,24 +14,38 @@ def load_images(
     path: str,
     use_labels: bool = False,
     max_images: int | None = None,
+    subset_seed: int = 0,
     desc: str = "loading",
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """All images of a dataset made by dataset_tool.py as uint8 [N, C, H, W], and its class indices int64 [N]
-    when `use_labels` (None otherwise). Raises OSError/ValueError with a one-line reason for unusable data."""
-    dataset = ImageFolderDataset(path=path, use_labels=use_labels, max_size=max_images)
-    if use_labels and not dataset.has_onehot_labels:
-        raise ValueError(
-            f'"{path}" has no integer class labels (dataset.json); convert labelled data with dataset_tool.py'
-        )
-    loader = torch.utils.data.DataLoader(dataset, batch_size=500, num_workers=0)
-    images, labels = [], []
-    with ProgressBar(len(dataset), desc=desc, unit="img") as progress:
-        for x, c in loader:
-            images.append(x)
-            if use_labels:
-                labels.append(c.argmax(dim=1))
-            progress.update(len(x))
-    return torch.cat(images), (torch.cat(labels) if use_labels else None)
+    """A dataset zip or folder (the layout dataset_tool.py writes) as uint8 images [N, C, H, W] and, when
+    `use_labels`, its int64 class indices [N] from dataset.json (None otherwise); every lab loads data here.
+
+    Which images, in what order: the dataset's images in archive order (sorted by file name); when `max_images`
+    is below their number, a seeded random subset by the rule of train.py's `--subset` (`training.dataset`): the
+    indices 0..N-1 shuffled by `np.random.RandomState(subset_seed)`, the first `max_images` kept, in ascending
+    index order.
+    Labels follow their images. Each lab passes the `subset_seed` its published tables used: `labs.dcgan` a
+    fixed 0 (every `--seed` trains on the same subset), `labs.classify` its run's `--seed` (each seed draws its
+    own subset). Raises OSError (unusable data) or ValueError (`use_labels` and no integer class labels), one
+    line each.
+    """
+    dataset = ImageFolderDataset(path=path, use_labels=use_labels, max_size=max_images, random_seed=subset_seed)
+    try:
+        if use_labels and not dataset.has_onehot_labels:
+            raise ValueError(
+                f"{path} has no integer class labels in its dataset.json; make the zip with dataset_tool.py "
+                "from a labelled source (e.g. the Fashion-MNIST idx files)"
+            )
+        images = np.empty([len(dataset), *dataset.image_shape], dtype=np.uint8)
+        labels = np.empty([len(dataset)], dtype=np.int64)
+        with ProgressBar(len(dataset), desc=desc, unit="img") as progress:
+            for idx in range(len(dataset)):
+                images[idx], onehot = dataset[idx]
+                labels[idx] = int(np.argmax(onehot)) if use_labels else 0
+                progress.update(1)
+    finally:
+        dataset.close()
+    return torch.from_numpy(images), (torch.from_numpy(labels) if use_labels else None)
 
 
 def stack_images(images: torch.Tensor, k: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

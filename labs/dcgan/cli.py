@@ -154,7 +154,7 @@ def build_config(o: dict, num_images: int) -> RunConfig:
 )
 @click.option(
     "--max-images",
-    help="Use a random subset of this many training images",
+    help="Use a random subset of this many training images (seeded: the same subset for every --seed)",
     type=click.IntRange(min=1),
 )
 @click.option(
@@ -292,7 +292,7 @@ def main(**o):
             f"--metric-detector: {o['metric_detector']} does not exist (make one with python -m metrics.domain_detector)"
         )
     try:
-        images, _ = load_images(o["data"], max_images=o["max_images"])
+        images, _ = load_images(o["data"], max_images=o["max_images"], subset_seed=0)  # One subset for every --seed.
     except (OSError, ValueError) as err:
         raise click.UsageError(f"--data: {err}") from None
     state = load_snapshot(snapshot, RunConfig) if o["resume"] else None

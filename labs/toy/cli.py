@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from dnnlib.atomic import atomic_path
+from dnnlib.seeds import parse_range
 from labs.toy.data import DATASETS, make_dataset
 from labs.toy.render import save_grid_figure, save_run_figure
 from labs.toy.run import OBJECTIVES, PRESETS, VARIANTS, ToyConfig, check_variant, run_toy
@@ -51,18 +52,6 @@ def parse_list(text: str, choices: tuple[str, ...], what: str) -> list[str]:
     if not items:
         raise ValueError(f"--{what} is empty")
     return items
-
-
-def parse_seeds(text: str) -> list[int]:
-    """'0-2,7' -> [0, 1, 2, 7]."""
-    seeds: list[int] = []
-    try:
-        for part in text.split(","):
-            low, _, high = part.partition("-")
-            seeds += list(range(int(low), int(high or low) + 1))
-    except ValueError:
-        raise ValueError(f"--seed must be integers or ranges like 0-2,7, got {text!r}") from None
-    return seeds
 
 
 def append_jsonl(path: str, record: dict) -> None:
@@ -239,7 +228,10 @@ def main(dataset, objective, variant, seeds, adaptivemix, pack, runs, outdir, **
         if adaptivemix:
             variants = list(dict.fromkeys(with_adaptivemix(v) for v in variants))
         variants = list(dict.fromkeys(with_pack(v, pack) for v in variants))
-        seed_list = parse_seeds(seeds)
+        try:
+            seed_list = parse_range(seeds)
+        except ValueError as error:
+            raise ValueError(f"--seed: {error}") from None
         configs = build_configs(datasets, objectives, variants, seed_list, **settings)
         for cfg in configs:
             cfg.validate()
