@@ -3,6 +3,9 @@
 import dataclasses
 import os
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -12,6 +15,9 @@ from conftest import make_image_zip
 
 from labs.common.snapshot import LabSnapshot, load_snapshot
 from labs.dcgan import cli as dcgan
+from training.report_runs import read_lab_folder
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @dataclasses.dataclass
@@ -125,3 +131,31 @@ def test_a_lab_refuses_another_labs_snapshot_in_one_line(tmp_path, lab):
     errors = [line for line in result.output.splitlines() if line.startswith("Error: ")]
     assert result.exit_code == 2 and len(errors) == 1, result.output
     assert "configuration has fields this lab does not know" in errors[0] and "Traceback" not in result.output
+
+
+def test_the_reports_read_a_snapshots_config_without_lab_code(tmp_path, monkeypatch):
+    """training.report_runs reads the config of a snapshot LabSnapshot wrote, and notes in one line, running
+    nothing, a snapshot it cannot read; it imports no module of labs/ to do so (training sits below labs)."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "results.jsonl").write_text('{"kimg": 1, "fid": 10.0}\n')
+    Run(width=5).save(str(folder / "snapshot.pt"))
+    (run,) = read_lab_folder(str(folder))
+    assert run.options == {"width": 5} and run.notes == []
+    monkeypatch.chdir(tmp_path)
+    for name, content in _bad_files(tmp_path).items():
+        if name == "no rng":  # It holds a config, all the reports read.
+            continue
+        (folder / "snapshot.pt").write_bytes(content)
+        (run,) = read_lab_folder(str(folder))
+        assert run.options == {} and len(run.notes) == 1, (name, run.notes)
+        assert "could not read its config" in run.notes[0] and "\n" not in run.notes[0], (name, run.notes)
+    assert not (tmp_path / "HOSTILE_MARKER").exists()
+    Run(width=5).save(str(folder / "snapshot.pt"))
+    code = (
+        "import sys; from training.report_runs import read_lab_folder; "
+        f"assert read_lab_folder({str(folder)!r})[0].options == {{'width': 5}}; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'labs'))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert loaded.stdout.strip() == "[]", loaded.stdout

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from dnnlib.util import load_error_reason, load_weights_only
+
 TRAIN_FILES = ("stats.jsonl", "training_options.json")
 LAB_RESULTS = "results.jsonl"
 # Options that do not change what a run trains (bookkeeping, evaluation, length): not part of a group.
@@ -222,18 +224,25 @@ def read_train_run(folder: str) -> Run:
 
 
 def _lab_config(folder: str, notes: list[str]) -> dict:
-    """The config stored in a lab's snapshot.pt (read without executing code), or {} with a note."""
+    """The config stored in a lab's snapshot.pt, or {} with a note.
+
+    A lab snapshot is a dict whose "config" entry is the run's options as a plain dict; it is read with
+    `weights_only=True` (tensors and plain values only), so no code from the file runs and no lab code is needed.
+    """
     path = os.path.join(folder, "snapshot.pt")
     if not os.path.isfile(path):
         notes.append(f"{folder}: no snapshot.pt (options unknown)")
         return {}
-    from labs.common.snapshot import load_snapshot
-
     try:
-        return dict(load_snapshot(path).get("config", {}))
+        state = load_weights_only(path)
     except Exception as err:  # A damaged snapshot: the results can still be compared, without options.
-        notes.append(f"{path}: could not read its config ({type(err).__name__}: {err})")
+        notes.append(f"{path}: could not read its config ({load_error_reason(err)})")
         return {}
+    config = state.get("config") if isinstance(state, dict) else None
+    if not isinstance(config, dict):
+        notes.append(f"{path}: could not read its config (it holds no run configuration)")
+        return {}
+    return dict(config)
 
 
 def _curves_from_lines(lines: list[dict], x_key: str, skip: tuple[str, ...]) -> dict[str, Curve]:
