@@ -8,7 +8,6 @@ images per subfolder, PNGs without compression) and ``dataset.json`` with the la
 """
 
 import contextlib
-import io
 import itertools
 import json
 import os
@@ -21,6 +20,7 @@ import PIL.Image
 
 import dnnlib
 from dnnlib import atomic
+from dnnlib.images import encode_png
 from dnnlib.progress import ProgressBar
 from training.dataset import is_zip_path, label_error, labels_to_array
 from training.dataset_sources import SourceError, open_source
@@ -94,12 +94,6 @@ def _check_same_attributes(dataset_attrs: dict[str, int], attrs: dict[str, int],
             + "\n".join(lines)
             + "\nUse --width and --height (and --transform) to give all images one size."
         )
-
-
-def _encode_png(image: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    PIL.Image.fromarray(image, "RGB" if image.ndim == 3 else "L").save(buffer, format="png", compress_level=0)
-    return buffer.getvalue()
 
 
 def _check_destination(dest: str) -> None:
@@ -183,7 +177,7 @@ def convert_dataset(source: str, dest: str, max_images: int | None, transform: T
                 _check_same_attributes(dataset_attrs, attrs, name, archive_fname)
                 if label is not None and (error := label_error(label)) is not None:
                     raise click.ClickException(f"Image {name}: {error}")
-                write(archive_fname, _encode_png(image))
+                write(archive_fname, encode_png(image, compress_level=0))
                 labels.append([archive_fname, label] if label is not None else None)
         except SourceError as err:
             raise click.ClickException(str(err)) from err

@@ -1,6 +1,8 @@
-"""The one PNG writer: a [H, W, C] uint8 array to a PNG file, written atomically (`dnnlib.atomic`)."""
+"""The one PNG writer: a [H, W, C] uint8 array to PNG bytes (`encode_png`) or to a file, atomically (`save_png`)."""
 
 from __future__ import annotations
+
+import io
 
 import numpy as np
 import PIL.Image
@@ -10,21 +12,40 @@ from dnnlib import atomic
 IMAGE_MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # Channels -> PIL mode.
 
 
-def save_png(pixels: np.ndarray, path: str) -> None:
-    """Write `pixels` ([H, W, C] uint8, C in 1, 3, 4) to `path` as PNG, atomically.
-
-    Raises ValueError for another shape or dtype, and `atomic.WriteError` (one line) when the disk refuses.
-    """
+def _checked(pixels: np.ndarray) -> np.ndarray:
+    """`pixels` as [H, W, C] uint8 with C in 1, 3, 4 ([H, W] counts as one channel); ValueError otherwise."""
     pixels = np.asarray(pixels)
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
     if pixels.ndim != 3 or pixels.shape[2] not in IMAGE_MODES or pixels.dtype != np.uint8:
         raise ValueError(
             f"cannot save an array of shape {list(pixels.shape)} and dtype {pixels.dtype} as PNG: "
             "expected [H, W, C] uint8 with C = 1, 3 or 4"
         )
+    return pixels
+
+
+def encode_png(pixels: np.ndarray, compress_level: int = 6) -> bytes:
+    """The PNG file bytes of `pixels` ([H, W] or [H, W, C] uint8, C in 1, 3, 4).
+
+    `compress_level` is zlib's 0 (stored, fastest: what dataset zips use) to 9; 6 is PIL's default.
+    """
+    pixels = _checked(pixels)
     channels = pixels.shape[2]
     image = PIL.Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels, IMAGE_MODES[channels])
-    with atomic.atomic_path(path, suffix=".png") as tmp_path:
-        image.save(tmp_path, format="PNG")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=compress_level)
+    return buffer.getvalue()
+
+
+def save_png(pixels: np.ndarray, path: str) -> None:
+    """Write `pixels` ([H, W, C] uint8, C in 1, 3, 4) to `path` as PNG, atomically.
+
+    Raises ValueError for another shape or dtype, and `atomic.WriteError` (one line) when the disk refuses.
+    """
+    data = encode_png(pixels)
+    with atomic.atomic_path(path, suffix=".png") as tmp_path, open(tmp_path, "wb") as f:
+        f.write(data)
 
 
 def tile_images(images: np.ndarray, grid: tuple[int, int]) -> np.ndarray:

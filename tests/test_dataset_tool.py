@@ -381,14 +381,14 @@ def test_interrupt_midway_leaves_no_output(tmp_path, monkeypatch):
         _save(tmp_path / "src" / f"{i}.png", _random_image(8, 8, seed=i))
     calls = []
 
-    def encode_then_interrupt(image):
+    def encode_then_interrupt(image, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return original_encode(image)
+        return original_encode(image, **kwargs)
 
-    original_encode = dataset_tool._encode_png
-    monkeypatch.setattr(dataset_tool, "_encode_png", encode_then_interrupt)
+    original_encode = dataset_tool.encode_png
+    monkeypatch.setattr(dataset_tool, "encode_png", encode_then_interrupt)
     with pytest.raises(click.ClickException, match="interrupted .*nothing was written"):
         dataset_tool.convert_dataset(
             str(tmp_path / "src"),
@@ -403,12 +403,12 @@ SIGTERM_SCRIPT = """
 import sys, time
 import dataset_tool
 from dnnlib import atomic
-original = dataset_tool._encode_png
-def slow_encode(image):
+original = dataset_tool.encode_png
+def slow_encode(image, **kwargs):
     print('encoding', flush=True)
     time.sleep(0.2)
-    return original(image)
-dataset_tool._encode_png = slow_encode
+    return original(image, **kwargs)
+dataset_tool.encode_png = slow_encode
 dataset_tool.main(sys.argv[1:])
 """
 

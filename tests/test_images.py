@@ -1,10 +1,12 @@
 """dnnlib.images: the PNG writer round-trips exactly and tiles grids row by row."""
 
+import io
+
 import numpy as np
 import PIL.Image
 import pytest
 
-from dnnlib.images import save_png, tile_images
+from dnnlib.images import encode_png, save_png, tile_images
 
 
 @pytest.mark.parametrize("channels", [1, 3, 4])
@@ -17,7 +19,7 @@ def test_save_png_round_trips_pixels(tmp_path, channels):
     assert [p.name for p in tmp_path.iterdir()] == ["x.png"]  # no temporary file left behind
 
 
-@pytest.mark.parametrize("bad", [np.zeros((4, 4, 2), np.uint8), np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3))])
+@pytest.mark.parametrize("bad", [np.zeros((4, 4, 2), np.uint8), np.zeros((4,), np.uint8), np.zeros((4, 4, 3))])
 def test_save_png_refuses_other_shapes_and_dtypes(tmp_path, bad):
     with pytest.raises(ValueError, match="expected \\[H, W, C\\] uint8"):
         save_png(bad, str(tmp_path / "x.png"))
@@ -34,3 +36,14 @@ def test_tile_images_places_image_k_at_row_k_div_gw_column_k_mod_gw():
         assert np.array_equal(canvas[row * h : (row + 1) * h, col * w : (col + 1) * w], images[k].transpose(1, 2, 0))
     with pytest.raises(ValueError, match="needs 6 images"):
         tile_images(images[:5], (gw, gh))
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (6, 5, 1), (6, 5, 3)])
+@pytest.mark.parametrize("level", [0, 9])
+def test_encode_png_decodes_to_the_same_pixels_at_every_compression_level(shape, level):
+    pixels = np.random.default_rng(level).integers(0, 256, shape, dtype=np.uint8)
+    data = encode_png(pixels, compress_level=level)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    back = np.asarray(PIL.Image.open(io.BytesIO(data)))
+    assert np.array_equal(back, pixels.reshape(back.shape))
+    assert back.ndim == (3 if len(shape) == 3 and shape[2] == 3 else 2)

@@ -13,7 +13,6 @@ The 8x8 scikit-learn digits (values 0-16) are scaled to 0-255 and upscaled (bili
 
 from __future__ import annotations
 
-import io
 import json
 import zipfile
 
@@ -23,6 +22,7 @@ import PIL.Image
 import torch
 
 from dnnlib.atomic import atomic_path
+from dnnlib.images import encode_png
 from dnnlib.seeds import parse_range
 from labs.common.data import load_images
 from training.dataset import ImageFolderDataset
@@ -49,9 +49,7 @@ def write_zip(dest: str, images: np.ndarray, labels: list[int] | None) -> None:
     with atomic_path(dest) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
         for idx, image in enumerate(images):
             fname = f"{idx // 1000:05d}/img{idx:08d}.png"
-            buffer = io.BytesIO()
-            PIL.Image.fromarray(np.squeeze(image)).save(buffer, format="png", compress_level=0)
-            archive.writestr(fname, buffer.getvalue())
+            archive.writestr(fname, encode_png(image, compress_level=0))
             entries.append([fname, int(labels[idx])] if labels is not None else None)
         archive.writestr("dataset.json", json.dumps({"labels": entries if labels is not None else None}))
 
