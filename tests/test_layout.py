@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())  # Wherever tests/ nests.
 SKIP_DIRS = {"tests", "build", "dist", "docs"}  # Besides hidden folders, virtual environments and *.egg-info.
 
 # Modules that the command line runs and no library module may import: the top-level scripts (`python X.py`)
