@@ -19,7 +19,7 @@ from torch.multiprocessing.spawn import ProcessException
 import dnnlib
 from dnnlib import atomic, trust
 from metrics import detectors
-from training import distributed, run_checks, run_control, run_state
+from training import distributed, loop_defaults, run_checks, run_control
 from training import options as opts
 from training.options import (
     AUGPIPE_CHOICES,
@@ -29,6 +29,9 @@ from training.options import (
     next_run_dir,
     parse_comma_list,
 )
+from training.resume import cli as resume_cli
+from training.resume import transfer
+from training.resume.state import resume_hint
 from training.techniques.train_options import describe_techniques
 
 
@@ -59,9 +62,7 @@ def subprocess_fn(rank: int, args: dnnlib.EasyDict) -> None:
         traceback.clear_frames(err.__traceback__)  # The loop's locals go now: its DataLoader workers stop cleanly.
         raise
     except KeyboardInterrupt as err:
-        log.write_file_only(
-            f"\nStopped at once ({err or 'KeyboardInterrupt'}); {run_state.resume_hint(args.run_dir)}.\n"
-        )
+        log.write_file_only(f"\nStopped at once ({err or 'KeyboardInterrupt'}); {resume_hint(args.run_dir)}.\n")
         traceback.clear_frames(err.__traceback__)
         raise
     except BaseException as err:
@@ -118,15 +119,11 @@ def run_launch(args: dnnlib.EasyDict, device: str) -> None:
         raise click.ClickException(str(err)) from None
     except KeyboardInterrupt as err:
         raise click.ClickException(
-            f"stopped at once ({err or 'KeyboardInterrupt'}); {run_state.resume_hint(args.run_dir)}"
+            f"stopped at once ({err or 'KeyboardInterrupt'}); {resume_hint(args.run_dir)}"
         ) from None
     except ProcessException as err:
         last = [line for line in str(err).splitlines() if line.strip()][-1:] or ["unknown error"]
         raise click.ClickException(f"a training process failed: {last[0]} (see {args.run_dir}/log.txt)") from None
-
-
-def is_exact_resume(resume: str | None) -> bool:
-    return resume is not None and (resume == "latest" or resume.endswith(".pt") or os.path.isdir(resume))
 
 
 @click.command(context_settings=dict(help_option_names=["-h", "--help"]))
@@ -134,7 +131,7 @@ def is_exact_resume(resume: str | None) -> bool:
 # General options.
 @click.option("--outdir", help="Where to save the results", required=True, metavar="DIR")
 @click.option("--gpus", help="Number of GPUs (processes) to use [default: 1]", type=int, metavar="INT")
-@click.option("--snap", help=f"Snapshot interval [default: {opts.SNAP_TICKS} ticks]", type=int, metavar="INT")
+@click.option("--snap", help=f"Snapshot interval [default: {loop_defaults.SNAP_TICKS} ticks]", type=int, metavar="INT")
 @click.option(
     "--metrics", help='Comma-separated list or "none" [default: fid50k_full on GPU, none on CPU]', type=CommaList()
 )
@@ -155,7 +152,7 @@ def is_exact_resume(resume: str | None) -> bool:
     help="Dataset zip/folder the metrics' real statistics come from (a test set, the full set) [default: --data]",
     metavar="PATH",
 )
-@click.option("--seed", help=f"Random seed [default: {opts.RANDOM_SEED}]", type=int, metavar="INT")
+@click.option("--seed", help=f"Random seed [default: {loop_defaults.RANDOM_SEED}]", type=int, metavar="INT")
 @click.option("-n", "--dry-run", help="Print training options and exit", is_flag=True)
 @click.option(
     "--device", help="Where to train [default: auto]", type=click.Choice(distributed.DEVICE_CHOICES), default="auto"
@@ -174,7 +171,7 @@ def is_exact_resume(resume: str | None) -> bool:
 @click.option("--batch", help="Override batch size", type=int, metavar="INT")
 @click.option(
     "--tick",
-    help=f"Override kimg per status line (tick) [default: {opts.KIMG_PER_TICK}; tiny preset: {opts.TINY['kimg_per_tick']}]",
+    help=f"Override kimg per status line (tick) [default: {loop_defaults.KIMG_PER_TICK}; tiny preset: {opts.TINY['kimg_per_tick']}]",
     type=FINITE_FLOAT,
     metavar="KIMG",
 )
@@ -261,7 +258,10 @@ def is_exact_resume(resume: str | None) -> bool:
 @click.option("--nobench", help="Disable cuDNN benchmarking", type=bool, metavar="BOOL")
 @click.option("--allow-tf32", help="Allow PyTorch to use TF32 internally", type=bool, metavar="BOOL")
 @click.option(
-    "--workers", help=f"Override number of DataLoader workers [default: {opts.NUM_WORKERS}]", type=int, metavar="INT"
+    "--workers",
+    help=f"Override number of DataLoader workers [default: {loop_defaults.NUM_WORKERS}]",
+    type=int,
+    metavar="INT",
 )
 @click.option(
     "--trust-module",
@@ -303,14 +303,14 @@ def main(ctx, outdir, dry_run, device, resume, kimg, trust_module, trust_detecto
         config_kwargs["gpus"] = world_size
         distributed.init_process_group(device, rank, world_size, "env://")
     desc = None
-    if is_exact_resume(resume):
+    if resume_cli.is_exact_resume(resume):
         sources = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
         given = {
             name: value
             for name, value in dict(config_kwargs, kimg=kimg).items()
             if ctx.get_parameter_source(name) in sources and not (name == "gpus" and rank is not None)
         }
-        args = run_checks.exact_resume_options(resume, outdir, given)
+        args = resume_cli.exact_resume_options(resume, outdir, given)
         if rank in (None, 0):
             print(f'Continuing run "{args.run_dir}" from "{args.resume_state}"')
     else:
@@ -335,7 +335,7 @@ def main(ctx, outdir, dry_run, device, resume, kimg, trust_module, trust_detecto
     print_summary(args, device)
     # Everything that can be refused is checked before the run directory is created or touched, in a dry run too.
     if "resume_pkl" in args:
-        run_checks.check_transfer_pickle(args.resume_pkl)
+        transfer.check_transfer_pickle(args.resume_pkl)
     run_checks.check_detectors(
         args.metrics, args.get("metric_kwargs", {}), resolution=args.training_set_kwargs.resolution
     )

@@ -19,7 +19,8 @@ from test_train_resume import finished_run, run_copy  # noqa: F401 - fixtures us
 
 import train
 from dnnlib import atomic
-from training import checkpoint, run_control, run_state
+from training import checkpoint, run_control
+from training.resume import state as resume_state
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,10 +64,10 @@ def test_full_disk_is_one_line_and_the_run_resumes_when_space_is_back(run_copy, 
     assert "no space left on device" in error and "kept training-state-000000.pt" in error, error
     assert ("network-snapshot" if where == "network snapshot" else "fakes") in error
     assert _no_temp_files(run_dir)
-    assert run_state.load_training_state(str(run_dir / "training-state-000000.pt"))["cur_nimg"] == 4  # The old one.
+    assert resume_state.load_training_state(str(run_dir / "training-state-000000.pt"))["cur_nimg"] == 4  # The old one.
     again = _train(f"--outdir={tmp_path}", f"--resume={run_dir}", "--kimg=0.008")  # Space is back.
     assert again.exit_code == 0, again.output
-    assert run_state.load_training_state(str(run_dir / "training-state-000000.pt"))["cur_nimg"] == 8
+    assert resume_state.load_training_state(str(run_dir / "training-state-000000.pt"))["cur_nimg"] == 8
     with open(run_dir / "network-snapshot-000000.pkl", "rb") as f:
         assert checkpoint.load_network_pkl(f)["G_ema"] is not None
     assert _no_temp_files(run_dir)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from training import run_state
 from training.report_runs import read_lab_folder, read_runs, read_train_run
+from training.resume.rng import capture_rng_state
 
 BASE_OPTIONS = {
     "random_seed": 0,
@@ -141,7 +141,7 @@ def test_options_drop_seed_and_bookkeeping(tmp_path):
 
 
 def save_lab_snapshot(folder, config):
-    torch.save({"config": config, "rng": run_state.capture_rng_state()}, os.path.join(folder, "snapshot.pt"))
+    torch.save({"config": config, "rng": capture_rng_state()}, os.path.join(folder, "snapshot.pt"))
 
 
 def test_lab_folders(tmp_path):

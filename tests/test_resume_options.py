@@ -10,8 +10,9 @@ from click.testing import CliRunner
 
 import train
 from training import options as opts
-from training import resume_options, run_state
 from training import training_loop as training_loop_module
+from training.resume import options as resume_options
+from training.resume import state as resume_state
 
 # Command lines (option name -> value) covering every math option; built with build_training_options, each
 # option's value must read back from the built options.
@@ -73,7 +74,7 @@ def test_defaults_compare_as_values(tiny_zip):
 
 
 def _state_tensors(run_dir):
-    state = run_state.load_training_state(run_state.latest_state_in_run(str(run_dir)))
+    state = resume_state.load_training_state(resume_state.latest_state_in_run(str(run_dir)))
     return state["cur_nimg"], {f"{net}.{k}": v for net in ("G", "D", "G_ema") for k, v in state[net].items()}
 
 

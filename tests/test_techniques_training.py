@@ -10,9 +10,9 @@ from test_training_loop import read_stats, tiny_loop_kwargs
 import legacy
 import train
 from torch_utils import training_stats
-from training import run_state
 from training.loss import StyleGAN2Loss
 from training.networks import Discriminator, Generator
+from training.resume import state as resume_state
 from training.training_loop import training_loop
 
 TECHNIQUES = dict(fm_weight=0.5, label_smoothing=0.9, bures_weight=1.0, hist_avg_weight=0.01)
@@ -205,13 +205,13 @@ def test_exact_resume_with_techniques(tiny_zip, tmp_path):
     part_dir.mkdir()
     training_loop(**loop_kwargs(tiny_zip, full_dir, extra))
     training_loop(**loop_kwargs(tiny_zip, part_dir, extra, total_kimg=0.012))
-    state_path = run_state.latest_state_in_run(str(part_dir))
-    assert run_state.load_training_state(state_path)["loss"]["g_updates"] == 3
+    state_path = resume_state.latest_state_in_run(str(part_dir))
+    assert resume_state.load_training_state(state_path)["loss"]["g_updates"] == 3
     training_loop(**loop_kwargs(tiny_zip, part_dir, extra, resume_state=state_path))
     with open(part_dir / "network-snapshot-000000.pkl", "rb") as f:
         assert legacy.load_network_pkl(f)["D"].b4.mbdisc is not None  # the safe loader accepts the layer
-    full = run_state.load_training_state(str(full_dir / "training-state-000000.pt"))
-    resumed = run_state.load_training_state(str(part_dir / "training-state-000000.pt"))
+    full = resume_state.load_training_state(str(full_dir / "training-state-000000.pt"))
+    resumed = resume_state.load_training_state(str(part_dir / "training-state-000000.pt"))
     for name in ["G", "D", "G_ema"]:
         for key, value in full[name].items():
             assert torch.equal(value, resumed[name][key]), f"{name}.{key}"

@@ -8,14 +8,17 @@ import signal
 import zipfile
 
 import pytest
+import torch
 from click.testing import CliRunner
 from conftest import make_image_zip
 from test_training_loop import tiny_loop_kwargs
 
 import train
 from dnnlib import atomic, util
-from training import run_control, run_state
+from training import run_control
 from training import training_loop as training_loop_module
+from training.resume import state as resume_state
+from training.resume.state import TrainingState
 from training.training_loop import training_loop
 
 TINY = ["--cfg=tiny", "--batch=4", "--kimg=0.004", "--tick=0.004", "--device=cpu", "--aug=noaug"]
@@ -166,7 +169,9 @@ def test_second_run_on_a_locked_directory_names_the_holder(run_copy, tmp_path, d
         assert (run_dir / run_control.LOCK_NAME).read_bytes() == lock_file  # The holder's pid stays.
     assert result.exit_code in (1, 2) and f"is in use by process {os.getpid()}" in result.output, result.output
     assert "Dry run; exiting." not in result.output
-    assert run_state.load_training_state(run_state.latest_state_in_run(str(run_dir)))["cur_nimg"] == 4  # Untouched.
+    assert (
+        resume_state.load_training_state(resume_state.latest_state_in_run(str(run_dir)))["cur_nimg"] == 4
+    )  # Untouched.
 
 
 @pytest.mark.parametrize("dry_run", [[], ["--dry-run"]], ids=["start", "dry-run"])
@@ -187,6 +192,28 @@ def test_corrupt_state_file_is_one_line(run_copy, tmp_path):
     state.write_bytes(state.read_bytes()[:1000])
     result = run_train(f"--outdir={tmp_path}", f"--resume={state}")
     assert result.exit_code == 2 and "Cannot read training state" in result.output and "Traceback" not in result.output
+
+
+def test_state_file_holds_the_documented_schema(finished_run):
+    _outdir, run_dir, _data = finished_run
+    state = resume_state.load_training_state(resume_state.latest_state_in_run(str(run_dir)))
+    assert set(state) == TrainingState.__required_keys__ | TrainingState.__optional_keys__
+    assert state["format_version"] == resume_state.STATE_FORMAT_VERSION
+    assert len(state["rng"]) == len(state["ada"]) == len(state["apa"]) == 1  # One entry per rank.
+    counters = (state["cur_nimg"], state["cur_tick"], state["batch_idx"])
+    assert counters == (4, 1, 1)  # cur_tick: the tick that comes next.
+
+
+def test_state_without_technique_entry_resumes(run_copy, tmp_path):
+    """A version-1 state written before the loss kept technique state (no "loss" entry) still resumes."""
+    run_dir, _data = run_copy
+    path = run_dir / "training-state-000000.pt"
+    state = resume_state.load_training_state(str(path))
+    del state["loss"]
+    torch.save(state, path)
+    result = run_train(f"--outdir={tmp_path}", f"--resume={run_dir}", "--kimg=0.008")
+    assert result.exit_code == 0, result.output
+    assert resume_state.load_training_state(str(path))["cur_nimg"] == 8
 
 
 @pytest.mark.parametrize("option", ["--gamma=nan", "--kimg=inf", "--tick=nan", "--p=nan"])
@@ -227,13 +254,13 @@ def test_stats_truncation_compares_ticks_not_float_kimg(tmp_path):
         for t, kimg in enumerate([0.104, 0.20800000429, 0.312])
     ]  # float32-logged kimg of 208 images.
     path.write_text("".join(lines) + '{"Progress/tick": {"mean": 3')  # And a line cut short by a kill.
-    run_state.truncate_stats_log(str(path), next_tick=2)  # The state written at tick 1 (208 images).
+    resume_state.truncate_stats_log(str(path), next_tick=2)  # The state written at tick 1 (208 images).
     assert path.read_text() == "".join(lines[:2])
 
 
 def test_full_disk_at_a_snapshot_is_one_line_and_keeps_the_last_state(run_copy, tmp_path, monkeypatch):
     run_dir, _data = run_copy
-    original = run_state.torch.save
+    original = resume_state.torch.save
 
     def save_until_full(obj, path, *args, **kwargs):
         if not isinstance(path, str):  # Pickling a tensor storage calls torch.save on a buffer: let it be.
@@ -242,21 +269,21 @@ def test_full_disk_at_a_snapshot_is_one_line_and_keeps_the_last_state(run_copy, 
             f.write(b"partial" * 1000)
         raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 320 vs 294")
 
-    monkeypatch.setattr(run_state.torch, "save", save_until_full)
+    monkeypatch.setattr(resume_state.torch, "save", save_until_full)
     result = run_train(f"--outdir={tmp_path}", f"--resume={run_dir}", "--kimg=0.008")
-    monkeypatch.setattr(run_state.torch, "save", original)
+    monkeypatch.setattr(resume_state.torch, "save", original)
     assert result.exit_code == 1, result.output
     (error,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert "no space left on device" in error and "kept training-state-000000.pt" in error, error
     assert not [p for p in os.listdir(run_dir) if atomic.is_temp_name(p)]
-    assert run_state.load_training_state(str(run_dir / "training-state-000000.pt"))["cur_nimg"] == 4  # The old one.
+    assert resume_state.load_training_state(str(run_dir / "training-state-000000.pt"))["cur_nimg"] == 4  # The old one.
     log = (run_dir / "log.txt").read_text().strip().splitlines()
     assert "no space left on device" in log[-1]  # log.txt ends with the reason the run died.
     # Another temp file left by a kill does not stop the next resume, which cleans up before writing.
     open(atomic.temp_path_for(run_dir / "network-snapshot-000000.pkl"), "wb").close()
     again = run_train(f"--outdir={tmp_path}", f"--resume={run_dir}", "--kimg=0.008")
     assert again.exit_code == 0, again.output
-    assert run_state.load_training_state(str(run_dir / "training-state-000000.pt"))["cur_nimg"] == 8
+    assert resume_state.load_training_state(str(run_dir / "training-state-000000.pt"))["cur_nimg"] == 8
     assert not [p for p in os.listdir(run_dir) if atomic.is_temp_name(p)]
 
 
@@ -275,7 +302,7 @@ def test_stop_request_writes_a_final_snapshot_and_says_what_resumes(run_copy, tm
     result = run_train(f"--outdir={tmp_path}", f"--resume={run_dir}", "--kimg=0.1", "--tick=0.1")
     assert result.exit_code == 0, result.output
     assert "SIGTERM received" in result.output and len(calls) == 2
-    final = run_state.load_training_state(run_state.latest_state_in_run(str(run_dir)))
+    final = resume_state.load_training_state(resume_state.latest_state_in_run(str(run_dir)))
     assert final["cur_nimg"] == 12  # 4 before, 2 iterations of 4 images after: written at the stop.
     log = (run_dir / "log.txt").read_text().strip().splitlines()
     assert log[-1].startswith("Stopped at 0.012 kimg on request; kept training-state-000000.pt")

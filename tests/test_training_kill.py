@@ -12,7 +12,7 @@ import pytest
 
 import legacy
 from dnnlib import atomic
-from training import run_state
+from training.resume import state as resume_state
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -68,7 +68,7 @@ def test_sigkill_mid_tick_then_resume_latest(tiny_zip, tmp_path):
     for pkl in run_dir.glob("network-snapshot-*.pkl"):
         with open(pkl, "rb") as f:
             assert "G_ema" in legacy.load_network_pkl(f)
-    states = [run_state.load_training_state(str(p)) for p in run_dir.glob("training-state-*.pt")]
+    states = [resume_state.load_training_state(str(p)) for p in run_dir.glob("training-state-*.pt")]
     assert states and all(s["batch_idx"] >= 2 for s in states)
     killed_at = max(s["batch_idx"] for s in states)
     # A kill during a snapshot write leaves a temp file of the atomic writer; the resume must remove them all.
@@ -81,7 +81,7 @@ def test_sigkill_mid_tick_then_resume_latest(tiny_zip, tmp_path):
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "Continuing run" in result.stdout
-    final = run_state.load_training_state(str(run_state.latest_state_in_run(str(run_dir))))
+    final = resume_state.load_training_state(str(resume_state.latest_state_in_run(str(run_dir))))
     assert final["batch_idx"] == 10 and final["batch_idx"] > killed_at
     assert not [p for p in run_dir.iterdir() if atomic.is_temp_name(p.name) or ".tmp" in p.name]  # No temp of any kind.
     lines = stats_lines(run_dir)
@@ -140,7 +140,7 @@ def test_sigterm_stops_cleanly_with_a_final_snapshot(tiny_zip, tmp_path, target)
             proc.wait()
     assert proc.returncode == 0, output[-3000:]
     run_dir = runs[0]
-    final = run_state.load_training_state(str(run_state.latest_state_in_run(str(run_dir))))
+    final = resume_state.load_training_state(str(resume_state.latest_state_in_run(str(run_dir))))
     assert final["cur_tick"] >= 3  # Written at the stop, not only the tick-0 snapshot (--snap=1000).
     last = (run_dir / "log.txt").read_text().strip().splitlines()[-1]
     assert last.startswith("Stopped at ") and "kept training-state-000000.pt and its snapshot" in last, last

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import legacy
-from training import run_state
+from training.resume import state as resume_state
 from training.training_loop import training_loop
 
 
@@ -93,7 +93,7 @@ def test_end_to_end_files(tiny_zip, tmp_path):
     for name in ["Loss/G/loss", "Loss/D/loss", "Loss/r1_penalty", "Loss/pl_penalty", "Loss/adaptivemix"]:
         assert name in stats[-1] and stats[-1][name]["num"] > 0, name
     assert -1 <= stats[-1]["Loss/adaptivemix"]["mean"] <= 1
-    state = run_state.load_training_state(str(run_dir / "training-state-000000.pt"))
+    state = resume_state.load_training_state(str(run_dir / "training-state-000000.pt"))
     assert state["cur_nimg"] == 16 and state["batch_idx"] == 4
 
 
@@ -116,12 +116,12 @@ def test_exact_resume_equals_uninterrupted_run(tiny_zip, tmp_path):
     part_dir.mkdir()
     training_loop(**tiny_loop_kwargs(tiny_zip, full_dir, **common))
     training_loop(**tiny_loop_kwargs(tiny_zip, part_dir, **dict(common, total_kimg=0.012)))
-    state_path = run_state.latest_state_in_run(str(part_dir))
-    assert run_state.load_training_state(state_path)["batch_idx"] == 3
+    state_path = resume_state.latest_state_in_run(str(part_dir))
+    assert resume_state.load_training_state(state_path)["batch_idx"] == 3
     training_loop(**tiny_loop_kwargs(tiny_zip, part_dir, resume_state=state_path, **common))
 
-    full = run_state.load_training_state(str(full_dir / "training-state-000000.pt"))
-    resumed = run_state.load_training_state(str(part_dir / "training-state-000000.pt"))
+    full = resume_state.load_training_state(str(full_dir / "training-state-000000.pt"))
+    resumed = resume_state.load_training_state(str(part_dir / "training-state-000000.pt"))
     assert full["batch_idx"] == resumed["batch_idx"] == 6
     for name in ["G", "D", "G_ema"]:
         for key, value in full[name].items():
@@ -163,7 +163,7 @@ def test_resume_from_network_pickle_copies_weights_by_name(tiny_zip, tmp_path):
     for name in ["G", "D", "G_ema"]:
         for (key, a), (_, b) in zip(source[name].named_parameters(), target[name].named_parameters()):
             assert torch.equal(a, b), f"{name}.{key}"
-    state = run_state.load_training_state(str(target_dir / "training-state-000000.pt"))
+    state = resume_state.load_training_state(str(target_dir / "training-state-000000.pt"))
     assert state["batch_idx"] == 1 and state["cur_nimg"] == 4
 
 

@@ -16,18 +16,9 @@ from typing import Any
 import click
 
 import dnnlib
+from training.loop_defaults import NUM_WORKERS, P_INTERVAL, P_KIMG, RANDOM_SEED, SNAP_TICKS
+from training.resume.transfer import apply_transfer
 from training.techniques.train_options import apply_technique_options
-
-RESUME_SPECS = {
-    name: "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/transfer-learning-source-nets/" + file
-    for name, file in {
-        "ffhq256": "ffhq-res256-mirror-paper256-noaug.pkl",
-        "ffhq512": "ffhq-res512-mirror-stylegan2-noaug.pkl",
-        "ffhq1024": "ffhq-res1024-mirror-stylegan2-noaug.pkl",
-        "celebahq256": "celebahq-res256-mirror-paper256-kimg100000-ada-target0.5.pkl",
-        "lsundog256": "lsundog-res256-paper256-kimg100000-noaug.pkl",
-    }.items()
-}
 
 # StyleGAN2-ADA's presets: reference GPU count, kimg, minibatch, minibatch-std group, feature-map scale
 # (channel_base = fmaps * 32768), learning rate, R1 gamma, G EMA half-life (kimg), EMA ramp-up, mapping layers;
@@ -70,23 +61,17 @@ TINY = dict(
 )
 AUGPIPE_CHOICES = ["blit", "geom", "color", "filter", "noise", "cutout", "bg", "bgc", "bgcf", "bgcfn", "bgcfnc"]
 
-# Defaults of train.py's options: the one place they are written. train.py's help texts, the option
-# processing below and the training loop's keyword defaults all read them.
-SNAP_TICKS = 50  # --snap: ticks between image grids, network snapshots and metrics.
-KIMG_PER_TICK = 4  # --tick: kimg between status lines (the tiny preset uses its own).
-RANDOM_SEED = 0  # --seed.
+# Defaults of train.py's options that the training loop does not have (the loop's own are in
+# training/loop_defaults.py): the one place they are written. train.py's help texts and the option processing
+# below read them.
 AUG = "ada"  # --aug.
 AUGPIPE = "bgc"  # --augpipe.
 ADA_TARGET = 0.6  # --target: ADA's target for E[sign(D(real))].
 APA_TARGET = 0.6  # --apa-target.
-P_INTERVAL = 4  # Iterations between p updates (ADA and APA).
-P_KIMG = 500  # kimg for p to change by 1 (ADA and APA) ...
-P_KIMG_TRANSFER = 100  # ... and when training starts from a network pickle (--resume=PKL).
 NOISE_STD = 0.05  # --noise_std: std of the AdaptiveMix target noise.
 ADAPTIVEMIX_VARIANTS = ["release", "paper"]  # --adaptivemix-variant: the authors' code, or the paper's form.
 ADAPTIVEMIX_VARIANT = "release"
 ADAPTIVEMIX_WEIGHT = 1.0  # --adaptivemix-weight.
-NUM_WORKERS = 3  # --workers: DataLoader worker processes.
 
 
 def auto_preset(res: int, gpus: int) -> dict[str, Any]:
@@ -314,7 +299,7 @@ def build_training_options(
         )
     except ValueError as err:
         raise _error(str(err)) from None
-    desc += _apply_resume(args, resume)
+    desc += apply_transfer(args, resume)
 
     if freezed < 0:
         raise _error("--freezed must be non-negative")
@@ -549,25 +534,6 @@ def _apply_adaptivemix(
         variant=variant,
         weight=weight,
     )
-
-
-def _apply_resume(args: dnnlib.EasyDict, resume: str | None) -> str:
-    """Transfer learning from a network pickle (exact resume from a training state is handled by train.py)."""
-    if resume is None:
-        return ""
-    if resume == "noresume":
-        return "-noresume"
-    if resume in RESUME_SPECS:
-        args.resume_pkl = RESUME_SPECS[resume]
-        desc = f"-resume{resume}"
-    else:
-        args.resume_pkl = resume
-        desc = "-resumecustom"
-    args.ada_kimg = P_KIMG_TRANSFER
-    args.ema_rampup = None
-    if "apa_kwargs" in args:
-        args.apa_kwargs.kimg = P_KIMG_TRANSFER
-    return desc
 
 
 def next_run_dir(outdir: str, desc: str) -> str:

@@ -3,8 +3,9 @@
 Read `training_loop()` top to bottom: set-up (data, networks, augmentation, loss, phases), an optional exact
 resume, then iterations, each followed by the maintenance `tick` when due. Behaviour follows the
 StyleGAN2-ADA loop (phase order, lazy regularisation, EMA half-life with ramp-up, ticks and snapshots);
-additions: exact resume from training-state files, gradient averaging without DDP (so AdaptiveMix's split D
-trains in sync across ranks), APA with its own p, and a clean stop on SIGINT/SIGTERM.
+additions: exact resume from training-state files (what they hold, packing and restoring: `training.resume`),
+gradient averaging without DDP (so AdaptiveMix's split D trains in sync across ranks), APA with its own p, and a
+clean stop on SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -26,12 +27,15 @@ from adaptivemix import AdaptiveMixDiscriminatorCall
 from dnnlib import atomic
 from dnnlib.progress import ProgressBar
 from torch_utils import misc, training_stats
-from training import distributed, options, run_control, run_state
+from training import distributed, loop_defaults, run_control
 from training.apa import build_augmentation
-from training.checkpoint import load_network_pkl_from_url, save_network_pkl
 from training.image_grid import save_image_grid, select_grid_items
 from training.loss import StyleGAN2Loss
 from training.report import ProgressFigure
+from training.resume import rng
+from training.resume.snapshot import LiveState, restore_live_state, save_snapshot
+from training.resume.state import load_training_state, resume_hint, truncate_stats_log
+from training.resume.transfer import copy_from_network_pkl
 
 
 @dataclass
@@ -106,14 +110,6 @@ def build_networks(training_set, G_kwargs: dict, D_kwargs: dict, device: torch.d
     D = dnnlib.util.construct_class_by_name(**D_kwargs, **common).train().requires_grad_(False).to(device)
     G_ema = copy.deepcopy(G).eval()
     return G, D, G_ema
-
-
-def copy_from_network_pkl(resume_pkl: str, modules: dict[str, torch.nn.Module]) -> None:
-    """Transfer learning: copy matching tensors by name from a network pickle (the original's resume)."""
-    print(f'Resuming from "{resume_pkl}"')
-    resume_data = load_network_pkl_from_url(resume_pkl)
-    for name, module in modules.items():
-        misc.copy_params_and_buffers(resume_data[name], module, require_all=False)
 
 
 def build_phases(
@@ -196,16 +192,6 @@ def export_fakes(G_ema, grid_z, grid_c, grid_size, path: str) -> None:
     save_image_grid(images, path, drange=(-1, 1), grid=grid_size)
 
 
-def snapshot_networks(training_set_kwargs: dict, modules: dict[str, torch.nn.Module | None]) -> dict[str, Any]:
-    """The snapshot dict: training_set_kwargs, then deep copies of the networks (CPU, eval, no grad)."""
-    data: dict[str, Any] = dict(training_set_kwargs=dict(training_set_kwargs))
-    for name, module in modules.items():
-        if module is not None:
-            module = copy.deepcopy(module).eval().requires_grad_(False).cpu()
-        data[name] = module
-    return data
-
-
 def status_line(stats: training_stats.Collector, total_kimg: float) -> str:
     """The per-tick status line, read from the tick's collected statistics (the values stats.jsonl records).
 
@@ -263,7 +249,7 @@ def training_loop(
     apa_kwargs: dict | None = None,  # PseudoAugment args (target, interval, kimg) + with_dataaug; None = off.
     metrics: list[str] = [],
     metric_kwargs: dict = {},  # Extra MetricOptions for every metric: detector, detector_dir, num_images.
-    random_seed: int = options.RANDOM_SEED,
+    random_seed: int = loop_defaults.RANDOM_SEED,
     num_gpus: int = 1,
     rank: int = 0,
     device: str | torch.device = "cuda",
@@ -275,12 +261,12 @@ def training_loop(
     D_reg_interval: int | None = 16,
     augment_p: float = 0,
     ada_target: float | None = None,
-    ada_interval: int = options.P_INTERVAL,
-    ada_kimg: float = options.P_KIMG,
+    ada_interval: int = loop_defaults.P_INTERVAL,
+    ada_kimg: float = loop_defaults.P_KIMG,
     total_kimg: float = 25000,
-    kimg_per_tick: float = options.KIMG_PER_TICK,
-    image_snapshot_ticks: int | None = options.SNAP_TICKS,
-    network_snapshot_ticks: int | None = options.SNAP_TICKS,
+    kimg_per_tick: float = loop_defaults.KIMG_PER_TICK,
+    image_snapshot_ticks: int | None = loop_defaults.SNAP_TICKS,
+    network_snapshot_ticks: int | None = loop_defaults.SNAP_TICKS,
     resume_pkl: str | None = None,
     resume_state: str | None = None,
     cudnn_benchmark: bool = True,
@@ -296,7 +282,7 @@ def training_loop(
     torch.backends.cudnn.benchmark = cudnn_benchmark and not deterministic
     torch.backends.cuda.matmul.allow_tf32 = allow_tf32
     torch.backends.cudnn.allow_tf32 = allow_tf32
-    state = run_state.load_training_state(resume_state) if resume_state is not None else None
+    state = load_training_state(resume_state) if resume_state is not None else None
     if state is not None and rank == 0:
         atomic.remove_temp_files(run_dir)  # Before anything writes: a killed or disk-full run's temp files.
     log = print if rank == 0 else (lambda *args, **kwargs: None)
@@ -349,27 +335,15 @@ def training_loop(
     )
     phases = build_phases(G, D, G_opt_kwargs, D_opt_kwargs, G_reg_interval, D_reg_interval)
 
-    cur_nimg = cur_tick = batch_idx = 0
+    optimizers = {phase.name: phase.opt for phase in phases}
+    live = LiveState(G, D, G_ema, optimizers, loss, augment_pipe=augment_pipe, ada=ada, apa=apa)
     aborted = False
     if state is not None:
         log(f'Resuming exactly from "{resume_state}"')
-        for name, module in dict(G=G, D=D, G_ema=G_ema).items():
-            module.load_state_dict(state[name])
-        for phase in phases:
-            phase.opt.load_state_dict(state["optimizers"][phase.name])
-        loss.pl_mean.copy_(state["pl_mean"])
-        if "loss" in state:  # Technique state: historical averages, Alt-Bures update count.
-            loss.load_state_dict(state["loss"])
-        if augment_pipe is not None:
-            augment_pipe.p.copy_(torch.as_tensor(state["augment_p"]))
-        if ada is not None:
-            ada.load_state_dict(state["ada"][rank])
-        if apa is not None:
-            apa.load_state_dict(state["apa"][rank])
-        cur_nimg, cur_tick, batch_idx = state["cur_nimg"], state["cur_tick"], state["batch_idx"]
-        if cur_nimg >= total_kimg * 1000:
+        restore_live_state(live, state, rank)
+        if live.cur_nimg >= total_kimg * 1000:
             log(
-                f"The run already reached {cur_nimg / 1000:g} kimg of {total_kimg:g}; pass a larger --kimg to extend it."
+                f"The run already reached {live.cur_nimg / 1000:g} kimg of {total_kimg:g}; pass a larger --kimg to extend it."
             )
             release_data_loader(data_iter)
             return
@@ -393,41 +367,41 @@ def training_loop(
     if rank == 0:
         stats_path = os.path.join(run_dir, "stats.jsonl")
         if state is not None:
-            run_state.truncate_stats_log(stats_path, cur_tick)
+            truncate_stats_log(stats_path, live.cur_tick)
         stats_jsonl = open(stats_path, "at" if state is not None else "wt", encoding="utf-8")
         tensorboard = open_tensorboard(run_dir)
         progress_figure = ProgressFigure(run_dir)  # progress.png after each snapshot (or says figures are off).
     if state is not None:
-        run_state.restore_rng_state(state["rng"][rank])
+        rng.restore_rng_state(state["rng"][rank])  # Last: set-up above may draw from the global streams.
 
     log(f"Training for {total_kimg} kimg...\n")
-    tick_start_nimg = cur_nimg
+    tick_start_nimg = live.cur_nimg
     tick_start_time = time.time()
     maintenance_time = tick_start_time - start_time
     if progress_fn is not None:
-        progress_fn(cur_nimg // 1000, total_kimg)
-    progress = ProgressBar(int(kimg_per_tick * 1000), desc=f"tick {cur_tick}", unit="img") if rank == 0 else None
+        progress_fn(live.cur_nimg // 1000, total_kimg)
+    progress = ProgressBar(int(kimg_per_tick * 1000), desc=f"tick {live.cur_tick}", unit="img") if rank == 0 else None
 
     while True:
         real_img, real_c, all_gen_z, all_gen_c = fetch_phase_inputs(
             data_iter, training_set, phases, batch_size, batch_gpu, G.z_dim, device
         )
         for phase, gen_z, gen_c in zip(phases, all_gen_z, all_gen_c):
-            if batch_idx % phase.interval == 0:
+            if live.batch_idx % phase.interval == 0:
                 run_phase(phase, loss, real_img, real_c, gen_z, gen_c)
-        update_ema(G, G_ema, cur_nimg, batch_size, ema_kimg, ema_rampup)
-        cur_nimg += batch_size
-        batch_idx += 1
+        update_ema(G, G_ema, live.cur_nimg, batch_size, ema_kimg, ema_rampup)
+        live.cur_nimg += batch_size
+        live.batch_idx += 1
         for controller in (ada, apa):
             if controller is not None:
-                controller.step(batch_idx, batch_size)
+                controller.step(live.batch_idx, batch_size)
         if progress is not None:
             progress.update(batch_size)
 
-        done = cur_nimg >= total_kimg * 1000
+        done = live.cur_nimg >= total_kimg * 1000
         if not done and abort_fn is not None and any(distributed.all_gather_objects(bool(abort_fn()))):
             done = aborted = True  # A stop request ends this tick now: status line, final snapshot, stats line.
-        if not done and cur_tick != 0 and cur_nimg < tick_start_nimg + kimg_per_tick * 1000:
+        if not done and live.cur_tick != 0 and live.cur_nimg < tick_start_nimg + kimg_per_tick * 1000:
             continue
         if progress is not None:
             progress.close()
@@ -437,11 +411,11 @@ def training_loop(
         total_sec = tick_end_time - start_time
         tick_sec = tick_end_time - tick_start_time
         augment_value = float(augment_pipe.p) if augment_pipe is not None else 0.0
-        training_stats.report0("Progress/tick", cur_tick)
-        training_stats.report0("Progress/kimg", cur_nimg / 1e3)
+        training_stats.report0("Progress/tick", live.cur_tick)
+        training_stats.report0("Progress/kimg", live.cur_nimg / 1e3)
         training_stats.report0("Timing/total_sec", total_sec)
         training_stats.report0("Timing/sec_per_tick", tick_sec)
-        training_stats.report0("Timing/sec_per_kimg", tick_sec / (cur_nimg - tick_start_nimg) * 1e3)
+        training_stats.report0("Timing/sec_per_kimg", tick_sec / (live.cur_nimg - tick_start_nimg) * 1e3)
         training_stats.report0("Timing/maintenance_sec", maintenance_time)
         training_stats.report0("Resources/cpu_mem_gb", psutil.Process(os.getpid()).memory_info().rss / 2**30)
         training_stats.report0(
@@ -459,27 +433,12 @@ def training_loop(
         stats_collector.update()
         log(status_line(stats_collector, total_kimg))
 
-        if rank == 0 and image_snapshot_ticks is not None and (done or cur_tick % image_snapshot_ticks == 0):
-            fakes_png = os.path.join(run_dir, f"fakes{cur_nimg // 1000:06d}.png")
+        if rank == 0 and image_snapshot_ticks is not None and (done or live.cur_tick % image_snapshot_ticks == 0):
+            fakes_png = os.path.join(run_dir, f"fakes{live.cur_nimg // 1000:06d}.png")
             write_or_stop(run_dir, export_fakes, G_ema, grid_z, grid_c, grid_size, fakes_png)
 
-        if network_snapshot_ticks is not None and (done or cur_tick % network_snapshot_ticks == 0):
-            snapshot_pkl = save_snapshot_or_stop(
-                run_dir,
-                rank,
-                training_set_kwargs,
-                G,
-                D,
-                G_ema,
-                augment_pipe,
-                phases,
-                loss,
-                ada,
-                apa,
-                cur_nimg,
-                cur_tick,
-                batch_idx,
-            )
+        if network_snapshot_ticks is not None and (done or live.cur_tick % network_snapshot_ticks == 0):
+            snapshot_pkl = write_or_stop(run_dir, save_snapshot, live, run_dir, rank, training_set_kwargs)
             if metrics and not aborted:
                 stats_metrics.update(
                     evaluate_metrics(
@@ -500,7 +459,7 @@ def training_loop(
             stats_jsonl.write(json.dumps(stats_dict) + "\n")
             stats_jsonl.flush()
             if tensorboard is not None:
-                global_step = int(cur_nimg / 1e3)
+                global_step = int(live.cur_nimg / 1e3)
                 walltime = stats_dict["timestamp"] - start_time
                 for name, value in stats_dict.items():
                     if name != "timestamp":
@@ -508,19 +467,21 @@ def training_loop(
                 for name, value in stats_metrics.items():
                     tensorboard.add_scalar(f"Metrics/{name}", value, global_step=global_step, walltime=walltime)
                 tensorboard.flush()
-            if done or any(t is not None and cur_tick % t == 0 for t in (image_snapshot_ticks, network_snapshot_ticks)):
+            if done or any(
+                t is not None and live.cur_tick % t == 0 for t in (image_snapshot_ticks, network_snapshot_ticks)
+            ):
                 progress_figure.update(final=done)  # After the tick's stats line; never raises.
         if progress_fn is not None:
-            progress_fn(cur_nimg // 1000, total_kimg)
+            progress_fn(live.cur_nimg // 1000, total_kimg)
 
-        cur_tick += 1
-        tick_start_nimg = cur_nimg
+        live.cur_tick += 1
+        tick_start_nimg = live.cur_nimg
         tick_start_time = time.time()
         maintenance_time = tick_start_time - tick_end_time
         if done:
             break
         if rank == 0:
-            progress = ProgressBar(int(kimg_per_tick * 1000), desc=f"tick {cur_tick}", unit="img")
+            progress = ProgressBar(int(kimg_per_tick * 1000), desc=f"tick {live.cur_tick}", unit="img")
 
     if stats_jsonl is not None:
         stats_jsonl.close()
@@ -529,7 +490,7 @@ def training_loop(
     release_data_loader(data_iter)
     log("\nExiting...")
     if aborted:  # The last line of log.txt: why the run ended and what a resume continues from.
-        log(f"Stopped at {cur_nimg / 1000:g} kimg on request; {run_state.resume_hint(run_dir)}.")
+        log(f"Stopped at {live.cur_nimg / 1000:g} kimg on request; {resume_hint(run_dir)}.")
 
 
 def write_or_stop(run_dir: str, write: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -538,45 +499,7 @@ def write_or_stop(run_dir: str, write: Callable[..., Any], *args: Any, **kwargs:
     try:
         return write(*args, **kwargs)
     except atomic.WriteError as err:
-        raise run_control.RunError(f"{err}; {run_state.resume_hint(run_dir)}") from None
-
-
-def save_snapshot_or_stop(run_dir, *args) -> str:
-    """`save_snapshot` through `write_or_stop`."""
-    return write_or_stop(run_dir, save_snapshot, run_dir, *args)
-
-
-def save_snapshot(
-    run_dir, rank, training_set_kwargs, G, D, G_ema, augment_pipe, phases, loss, ada, apa, cur_nimg, cur_tick, batch_idx
-) -> str:
-    """Write `network-snapshot-NNNNNN.pkl` and the exact-resume `training-state-NNNNNN.pt` (rank 0), atomically.
-
-    Every rank takes part (RNG and controller states are gathered); returns the snapshot path.
-    """
-    rng_states = distributed.all_gather_objects(run_state.capture_rng_state())
-    ada_states = distributed.all_gather_objects(ada.state_dict() if ada is not None else None)
-    apa_states = distributed.all_gather_objects(apa.state_dict() if apa is not None else None)
-    snapshot_pkl = os.path.join(run_dir, f"network-snapshot-{cur_nimg // 1000:06d}.pkl")
-    if rank == 0:
-        data = snapshot_networks(training_set_kwargs, dict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe))
-        save_network_pkl(snapshot_pkl, data)
-        state = dict(
-            G=G.state_dict(),
-            D=D.state_dict(),
-            G_ema=G_ema.state_dict(),
-            optimizers={phase.name: phase.opt.state_dict() for phase in phases},
-            pl_mean=loss.pl_mean.detach().cpu(),
-            augment_p=float(augment_pipe.p) if augment_pipe is not None else 0.0,
-            ada=ada_states,
-            apa=apa_states,
-            rng=rng_states,
-            loss=loss.state_dict(),
-            cur_nimg=cur_nimg,
-            cur_tick=cur_tick + 1,
-            batch_idx=batch_idx,
-        )
-        run_state.save_training_state(os.path.join(run_dir, run_state.state_file_name(cur_nimg)), state)
-    return snapshot_pkl
+        raise run_control.RunError(f"{err}; {resume_hint(run_dir)}") from None
 
 
 def evaluate_metrics(
@@ -587,7 +510,7 @@ def evaluate_metrics(
 
     if rank == 0:
         print("Evaluating metrics...")
-    rng = run_state.capture_rng_state()  # Metrics must not shift the training RNG streams (exact resume).
+    rng_state = rng.capture_rng_state()  # Metrics must not shift the training RNG streams (exact resume).
     results = {}
     for metric in metrics:
         result = metric_main.calc_metric(
@@ -602,5 +525,5 @@ def evaluate_metrics(
         if rank == 0:
             metric_main.report_metric(result, run_dir=run_dir, snapshot_pkl=snapshot_pkl)
         results.update(result.results)
-    run_state.restore_rng_state(rng)
+    rng.restore_rng_state(rng_state)
     return results

@@ -1,23 +1,17 @@
-"""Exact resume: the training-state file written beside every network snapshot, and RNG state capture.
+"""The training-state file written beside every network snapshot: its schema, reading, writing and finding it.
 
-A state file `training-state-NNNNNN.pt` holds everything a run needs to continue as if never stopped:
-G, D and G_ema weights, optimizer moments, augmentation/APA controller state, the path-length mean,
-counters (cur_nimg, cur_tick, batch_idx), and each rank's RNG states. It is a plain dict of tensors and
-Python scalars, loaded with `torch.load(weights_only=True)` (no code from the file runs), and written
-atomically (`dnnlib.atomic`: temp file, fsync, rename), so a run killed at any moment leaves either the old
-or the new file.
+A state file `training-state-NNNNNN.pt` (NNNNNN = kimg) holds everything a run needs to continue as if never
+stopped (`TrainingState`). It is a plain dict of tensors and Python scalars, loaded with
+`torch.load(weights_only=True)` (no code from the file runs), and written atomically (`dnnlib.atomic`: temp file,
+fsync, rename), so a run killed at any moment leaves either the old or the new file.
 """
-
-from __future__ import annotations
 
 import glob
 import json
 import os
-import random
 import re
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
-import numpy as np
 import torch
 
 import dnnlib
@@ -27,48 +21,39 @@ STATE_PREFIX = "training-state-"
 STATE_FORMAT_VERSION = 1
 
 
+class TrainingState(TypedDict):
+    """What a training-state file holds (format version 1). Tensors are on the CPU.
+
+    Per-rank entries (`ada`, `apa`, `rng`) are lists indexed by rank, gathered from every process.
+    """
+
+    format_version: int  # STATE_FORMAT_VERSION.
+    G: dict[str, torch.Tensor]  # state_dict of the generator being trained ...
+    D: dict[str, torch.Tensor]  # ... of the discriminator ...
+    G_ema: dict[str, torch.Tensor]  # ... and of the generator's moving average.
+    optimizers: dict[str, dict[str, Any]]  # Optimizer state_dict by phase name (Gmain/Dmain, or Gboth/Dboth).
+    pl_mean: torch.Tensor  # The path-length regularizer's running mean, shape [].
+    augment_p: float  # The augmentation pipe's p (0 without a pipe).
+    ada: list[dict[str, Any] | None]  # Per rank: ADA's state_dict (pending sign statistics), None without ADA.
+    apa: list[dict[str, Any] | None]  # Per rank: APA's state_dict (its p and statistics), None without APA.
+    rng: list[dict[str, Any]]  # Per rank: `rng.capture_rng_state()` taken at the snapshot.
+    loss: NotRequired[dict[str, Any]]  # Technique state (historical averages, Alt-Bures updates); older files lack it.
+    cur_nimg: int  # Real images shown so far.
+    cur_tick: int  # The tick that comes next.
+    batch_idx: int  # Iterations so far; also the data sampler's position in batches.
+
+
 def state_file_name(cur_nimg: int) -> str:
     return f"{STATE_PREFIX}{cur_nimg // 1000:06d}.pt"
 
 
-def capture_rng_state() -> dict[str, Any]:
-    """This process's torch (CPU and CUDA), NumPy and Python RNG states as plain tensors/scalars."""
-    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
-    py_version, py_state, py_gauss = random.getstate()
-    return dict(
-        torch_cpu=torch.get_rng_state(),
-        torch_cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        numpy=dict(
-            name=np_name,
-            keys=torch.from_numpy(np_keys.astype(np.int64)),
-            pos=int(np_pos),
-            has_gauss=int(np_has_gauss),
-            cached_gaussian=float(np_gauss),
-        ),
-        python=dict(version=py_version, state=torch.tensor(py_state, dtype=torch.int64), gauss=py_gauss),
-    )
-
-
-def restore_rng_state(state: dict[str, Any]) -> None:
-    """Inverse of `capture_rng_state`."""
-    torch.set_rng_state(state["torch_cpu"])
-    if state["torch_cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["torch_cuda"])
-    npst = state["numpy"]
-    np.random.set_state(
-        (npst["name"], npst["keys"].numpy().astype(np.uint32), npst["pos"], npst["has_gauss"], npst["cached_gaussian"])
-    )
-    pyst = state["python"]
-    random.setstate((pyst["version"], tuple(int(v) for v in pyst["state"].tolist()), pyst["gauss"]))
-
-
 def save_training_state(path: str, state: dict[str, Any]) -> None:
-    """Write `state` to `path` atomically."""
+    """Write `state` (a TrainingState without its format_version) to `path` atomically."""
     with atomic.atomic_path(path) as tmp_path:
         torch.save(dict(state, format_version=STATE_FORMAT_VERSION), tmp_path)
 
 
-def load_training_state(path: str) -> dict[str, Any]:
+def load_training_state(path: str) -> TrainingState:
     """Read a training-state file without executing code from it."""
     try:
         state = dnnlib.util.load_weights_only(path)
@@ -80,6 +65,15 @@ def load_training_state(path: str) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("format_version") != STATE_FORMAT_VERSION:
         raise ValueError(f'"{path}" is not a training-state file of this version; resume from a snapshot .pkl instead')
     return state
+
+
+def state_shapes(state: TrainingState) -> tuple[int | None, int | None]:
+    """(image channels, label dimensions) of the run's generator, read off its saved tensors."""
+    G = state.get("G", {})
+    torgb = [(int(m.group(1)), key) for key in G if (m := re.fullmatch(r"synthesis\.b(\d+)\.torgb\.weight", key))]
+    channels = int(G[max(torgb)[1]].shape[0]) if torgb else None
+    embed = G.get("mapping.embed.weight")
+    return channels, (int(embed.shape[1]) if embed is not None else 0)
 
 
 def _kimg_of(path: str) -> int:
