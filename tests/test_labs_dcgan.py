@@ -70,7 +70,7 @@ def test_paper_form_adaptivemix_against_direct_computation():
     # Eq. 6 with J = mean: D loss = mean J(F(fake)) - mean J(F(real)) + mean_i ||F(x_hat_i) - (lam f_r + (1-lam) f_f[pi] + eps)||.
     G, D = _nets(head="mean")
     real, fake = torch.rand(5, 1, 32, 32) * 2 - 1, torch.rand(5, 1, 32, 32) * 2 - 1
-    losses = DCGANLosses(LossSettings(objective="wgan", adaptivemix=True, amix_form="paper"), G, D)
+    losses = DCGANLosses(LossSettings(objective="wgan", adaptivemix=True, adaptivemix_form="paper"), G, D)
     torch.manual_seed(7)
     np.random.seed(7)
     got = losses.d_loss(real, fake).detach()
@@ -83,9 +83,9 @@ def test_paper_form_adaptivemix_against_direct_computation():
         f_r, f_f = D.features(real), D.features(fake)
         f_hat = D.features(lam * real + (1 - lam) * fake[perm])
         target = lam * f_r + (1 - lam) * f_f[perm] + eps
-        ada = (f_hat - target).flatten(1).norm(dim=1).mean()
+        shrink = (f_hat - target).flatten(1).norm(dim=1).mean()
         adv = f_f.flatten(1).mean(1).mean() - f_r.flatten(1).mean(1).mean()
-    torch.testing.assert_close(got, adv + ada, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got, adv + shrink, rtol=1e-5, atol=1e-6)
 
 
 def test_release_form_adaptivemix_against_direct_computation():
@@ -93,7 +93,7 @@ def test_release_form_adaptivemix_against_direct_computation():
     G, D = _nets()
     real, fake = torch.rand(4, 1, 32, 32) * 2 - 1, torch.rand(4, 1, 32, 32) * 2 - 1
     losses = DCGANLosses(
-        LossSettings(objective="ns", adaptivemix=True, amix_form="release", ada_weight=0.5),
+        LossSettings(objective="ns", adaptivemix=True, adaptivemix_form="release", adaptivemix_weight=0.5),
         G,
         D,
     )
@@ -172,6 +172,11 @@ def test_cli_end_to_end_with_resume(tmp_path):
     full = _cli([*common, "--outdir", str(tmp_path / "full"), "--kimg", "0.032"])
     assert "Training ns" in full
     _cli([*common, "--outdir", str(tmp_path / "part"), "--kimg", "0.016"])
+    # The snapshot as labs.dcgan saved it before the one AdaptiveMix vocabulary (amix_form, ada_weight).
+    state = torch.load(tmp_path / "part" / "snapshot.pt", weights_only=True)
+    losses = state["config"]["losses"]
+    losses["amix_form"], losses["ada_weight"] = losses.pop("adaptivemix_form"), losses.pop("adaptivemix_weight")
+    torch.save(state, tmp_path / "part" / "snapshot.pt")
     resumed = _cli(
         [
             "--data",

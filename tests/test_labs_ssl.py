@@ -117,7 +117,7 @@ def _shrinkage(run, x, seed):
 
 
 def test_mse_distance_is_the_squared_distance_of_unit_features():
-    run = _tiny_run(adaptivemix=True, ada_distance="mse", noise_std=0.05)
+    run = _tiny_run(adaptivemix=True, adaptivemix_distance="mse", noise_std=0.05)
     x = torch.rand(6, 1, 4, 4)
     got = _shrinkage(run, x, seed=5)
     # Direct computation, drawing in the documented order: partner permutation, lambda, target noise.
@@ -136,7 +136,7 @@ def test_mse_distance_is_the_squared_distance_of_unit_features():
 
 @pytest.mark.parametrize("distance, power", [("mse", 0), ("mse-raw", 2)])
 def test_mse_is_scale_free_and_mse_raw_grows_with_the_feature_scale(distance, power):
-    run = _tiny_run(adaptivemix=True, ada_distance=distance, noise_std=0.0)
+    run = _tiny_run(adaptivemix=True, adaptivemix_distance=distance, noise_std=0.0)
     x = torch.rand(6, 1, 4, 4)
     base = _shrinkage(run, x, seed=1)
     last = run.D.feature_net[-2]  # F's last Linear, before its ReLU: scaling g and b scales F by 10.
@@ -151,7 +151,7 @@ def test_salimans_recipe_keeps_labelled_images_out_of_the_unlabelled_pool():
     assert len(lab.unlabelled) == 30 and torch.equal(lab.labelled, sal.labelled)
     assert sorted(sal.unlabelled.tolist()) == sorted(set(range(30)) - set(sal.labelled.tolist()))
     with pytest.raises(ValueError, match="unknown AdaptiveMix distance 'l1'"):
-        _tiny_run(ada_distance="l1")
+        _tiny_run(adaptivemix_distance="l1")
 
 
 def _run(args):
@@ -193,7 +193,7 @@ def test_cli_end_to_end_with_resume(tmp_path, zips):
         "--batch",
         "6",
         "--adaptivemix",
-        "--ada-distance",
+        "--adaptivemix-distance",
         "mse",
         "--recipe",
         "salimans",
@@ -201,6 +201,11 @@ def test_cli_end_to_end_with_resume(tmp_path, zips):
     full = _run([*common, "--outdir", str(tmp_path / "full"), "--epochs", "2"])
     assert full.strip().splitlines()[-1].startswith("test error ") and full.strip().endswith("%")
     _run([*common, "--outdir", str(tmp_path / "part"), "--epochs", "1"])
+    # The snapshot as labs.ssl saved it before the one AdaptiveMix vocabulary (ada_weight, ada_distance).
+    state = torch.load(tmp_path / "part" / "snapshot.pt", weights_only=True)
+    config = state["config"]
+    config["ada_weight"], config["ada_distance"] = config.pop("adaptivemix_weight"), config.pop("adaptivemix_distance")
+    torch.save(state, tmp_path / "part" / "snapshot.pt")
     _run(
         [
             "--data",

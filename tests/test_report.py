@@ -80,7 +80,7 @@ def test_html_report_is_one_file_whose_images_decode(tmp_path):
     for data in images[:2]:
         assert_drawn(decode(base64.b64decode(data)), (600, 200))
     assert decode(base64.b64decode(images[2])).shape[:2] == (16, 16)
-    assert "<td>adaptivemix_kwargs.noise_std</td><td>0.05</td><td>(absent)</td>" in html
+    assert "<td>loss_kwargs.noise_std</td><td>0.05</td><td>(absent)</td>" in html
     assert "95 % CI (paired t)" in html and "seeds 0, 1" in html
 
 

@@ -13,7 +13,7 @@ from training import report_compare as rc
 from training.paired_stats import paired_difference
 from training.report_runs import read_runs
 
-AMIX = {"adaptivemix_kwargs": {"noise_std": 0.05, "variant": "release"}}
+AMIX = {"adaptivemix_kwargs": {"noise_std": 0.05, "variant": "release"}}  # The layout saved before loss_kwargs.
 
 
 def fid_run(folder, seed, fids, options=None, sec=10.0, lock_pid=None):
@@ -41,8 +41,8 @@ def test_groups_by_options_minus_seed(experiment):
     groups = rc.group_runs(experiment)
     assert [(g.label, g.seeds) for g in groups] == [("A", [0, 1, 3]), ("B", [0, 1, 2])]  # Folder order.
     keys = rc.differing_options(groups)
-    assert keys == ["adaptivemix_kwargs", "adaptivemix_kwargs.noise_std", "adaptivemix_kwargs.variant"]
-    assert rc.describe_group(groups[1], keys) == "B: adaptivemix_kwargs=None"
+    assert keys == [f"loss_kwargs.{k}" for k in ("adaptivemix", "adaptivemix_form", "adaptivemix_weight", "noise_std")]
+    assert rc.describe_group(groups[1], keys) == "B: plain-s0"  # No option of A's: named by its first run.
 
 
 def test_summaries_final_best_equal_time(experiment):
@@ -124,7 +124,7 @@ def test_labs_compare_prints_groups_and_pairs(experiment, tmp_path):
     result = CliRunner().invoke(compare_main, [str(tmp_path)])
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "A: noise_std=0.05, variant=release" in out and "B: adaptivemix_kwargs=None" in out
+    assert "A: adaptivemix=True, adaptivemix_form=release, adaptivemix_weight=1.0,..." in out and "B: plain-s0" in out
     assert "== fid50k_full (lower is better" in out and "T = 0.01667 h" in out
     # Group B's final FID: seeds 0-2 end with 80, 95 and 65 (means of their last three): 80 ± 15.
     assert np.std([80.0, 95.0, 65.0], ddof=1) == 15.0 and "80 ± 15 (n=3)" in out

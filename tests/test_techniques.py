@@ -129,7 +129,7 @@ def test_bures_of_hand_made_features_matches_scipy_on_centred_unit_trace_covaria
 def test_toy_alt_bures_makes_a_gan_update_then_a_bures_update_every_iteration():
     from labs.toy.run import ToyConfig, ToyRun
 
-    run = ToyRun(ToyConfig("grid9", "std", "alt-bures", seed=0, batch=16))
+    run = ToyRun(ToyConfig("grid9", "ns", "alt-bures", seed=0, batch=16))
     seen = []
     update = run._g_update
 

@@ -81,21 +81,21 @@ def test_variants_and_objectives_are_validated():
         technique_set("dropout")
     with pytest.raises(ValueError, match="alt-bures"):
         technique_set("bures+alt-bures")
-    assert check_variant("ls", "std") and not check_variant("ls", "wgan", strict=False)
-    with pytest.raises(ValueError, match="objective=std"):
+    assert check_variant("ls", "ns") and not check_variant("ls", "wgan", strict=False)
+    with pytest.raises(ValueError, match="objective=ns"):
         check_variant("ls", "hinge")
-    assert ToyConfig("grid9", "wgan", "adaptivemix", 0).amix_form == "paper"
-    assert ToyConfig("grid9", "hinge", "adaptivemix", 0).amix_form == "release"
+    assert ToyConfig("grid9", "wgan", "adaptivemix", 0).adaptivemix_form == "paper"
+    assert ToyConfig("grid9", "hinge", "adaptivemix", 0).adaptivemix_form == "release"
 
 
 @pytest.mark.parametrize(
     "objective, variant",
     [
-        ("std", "ls+fm+ha"),
+        ("ns", "ls+fm+ha"),
         ("wgan", "adaptivemix+bures"),
         ("wgan-gp", "mbdisc"),
         ("hinge", "vbn+alt-bures"),
-        ("std", "amix-release"),
+        ("ns", "amix-release"),
         ("hinge", "amix-paper"),
     ],
 )
@@ -108,51 +108,51 @@ def test_every_technique_trains_a_few_steps(objective, variant):
     if objective == "wgan":
         assert all(p.abs().max() <= 0.01 + 1e-7 for p in run.D.parameters())
     if "ha" in variant:
-        assert run.losses.hist_G.count == 3 and run.losses.hist_D.count == 3
+        assert run.losses.terms.hist["G"].count == 3 and run.losses.terms.hist["D"].count == 3
     conf = run.confidence_map(size=8)
     assert conf.shape == (8, 8) and conf.min() >= 0 and conf.max() <= 1
 
 
 def test_vbn_reference_is_in_the_generator_state():
-    run = ToyRun(ToyConfig("grid9", "std", "vbn", 3, steps=1, batch=8))
+    run = ToyRun(ToyConfig("grid9", "ns", "vbn", 3, steps=1, batch=8))
     assert "reference.batch" in run.G.state_dict()
 
 
 def test_toy_cli_end_to_end(tmp_path):
     out = tmp_path / "out"
     result = CliRunner().invoke(
-        toy.main, ["--runs", "grid9:std,wgan:plain,ls:0-1", "--steps", "5", "--batch", "32", "--outdir", str(out)]
+        toy.main, ["--runs", "grid9:ns,wgan:plain,ls:0-1", "--steps", "5", "--batch", "32", "--outdir", str(out)]
     )
     assert result.exit_code == 0, result.output
     lines = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert {r["run"] for r in lines} == {
-        "grid9-std-plain-s0",
-        "grid9-std-plain-s1",
+        "grid9-ns-plain-s0",
+        "grid9-ns-plain-s1",
         "grid9-wgan-plain-s0",
         "grid9-wgan-plain-s1",
-        "grid9-std-ls-s0",
-        "grid9-std-ls-s1",
+        "grid9-ns-ls-s0",
+        "grid9-ns-ls-s1",
     }  # no ls with wgan
-    samples = np.load(out / "samples-grid9-std-plain-s0.npy")
+    samples = np.load(out / "samples-grid9-ns-plain-s0.npy")
     assert samples.shape == (2500, 2) and samples.dtype == np.float32
     assert toy_metrics(samples, make_dataset("grid9"))["hq_pct"] == lines[0]["hq_pct"]
     assert (out / "figure-grid9.png").exists() and (out / "fig-grid9-wgan-plain-s1.png").exists()
     assert "| ls | " in result.output and "n/a" in result.output
     # The same seed gives the same samples.
     again = CliRunner().invoke(
-        toy.main, ["--runs", "grid9:std:plain:0", "--steps", "5", "--batch", "32", "--outdir", str(tmp_path / "again")]
+        toy.main, ["--runs", "grid9:ns:plain:0", "--steps", "5", "--batch", "32", "--outdir", str(tmp_path / "again")]
     )
     assert again.exit_code == 0
-    assert np.array_equal(np.load(tmp_path / "again" / "samples-grid9-std-plain-s0.npy"), samples)
+    assert np.array_equal(np.load(tmp_path / "again" / "samples-grid9-ns-plain-s0.npy"), samples)
 
 
 @pytest.mark.parametrize(
     "args, message",
     [
         (["--dataset", "moons"], "unknown toy dataset"),
-        (["--variant", "ls", "--objective", "wgan"], "objective=std"),
+        (["--variant", "ls", "--objective", "wgan"], "objective=ns"),
         (["--seed", "a-b"], "--seed"),
-        (["--runs", "grid9:std"], "--runs"),
+        (["--runs", "grid9:ns"], "--runs"),
     ],
 )
 def test_toy_cli_bad_input_is_one_line(tmp_path, args, message):
@@ -162,7 +162,7 @@ def test_toy_cli_bad_input_is_one_line(tmp_path, args, message):
 
 def test_format_tables_mean_and_sd():
     rows = [
-        dict(dataset="grid9", objective="std", variant="plain", seed=s, modes=m, hq_pct=h, mmd=0.001, num_modes=9)
+        dict(dataset="grid9", objective="ns", variant="plain", seed=s, modes=m, hq_pct=h, mmd=0.001, num_modes=9)
         for s, m, h in ((0, 9, 50.0), (1, 7, 30.0))
     ]
     text = format_tables(rows)
@@ -237,7 +237,7 @@ def test_mode_kl_against_direct_sum():
 
 
 def test_pacgan_preset_networks_and_optimiser():
-    cfg = ToyConfig("pacgan-grid", "std", "plain", 0)
+    cfg = ToyConfig("pacgan-grid", "ns", "plain", 0)
     assert (cfg.arch, cfg.batch, cfg.lr, cfg.betas, cfg.steps) == (
         "pacgan",
         100,
@@ -262,8 +262,8 @@ def test_pacgan_preset_networks_and_optimiser():
         (200, 1000, 5),
     ]
     assert run.opt_G.param_groups[0]["betas"] == (0.8, 0.999) and run.opt_D.param_groups[0]["lr"] == 1e-4
-    assert ToyConfig("grid9", "std", "plain", 0).arch == "lab"
-    assert ToyConfig("pacgan-ring", "std", "plain", 0, arch="lab", batch=32).batch == 32
+    assert ToyConfig("grid9", "ns", "plain", 0).arch == "lab"
+    assert ToyConfig("pacgan-ring", "ns", "plain", 0, arch="lab", batch=32).batch == 32
 
 
 def test_maxout_is_the_max_over_pieces():
@@ -276,7 +276,7 @@ def test_maxout_is_the_max_over_pieces():
 
 
 def test_packed_d_sees_the_m_points_in_order():
-    run = ToyRun(ToyConfig("pacgan-ring", "std", "pack3", 0, steps=1, batch=4))
+    run = ToyRun(ToyConfig("pacgan-ring", "ns", "pack3", 0, steps=1, batch=4))
     points = np.arange(24, dtype=np.float32).reshape(12, 2)
 
     class FixedData:  # Stands in for the data set: the first n of the known points.
@@ -296,7 +296,7 @@ def test_packed_d_sees_the_m_points_in_order():
 def test_pack1_is_the_plain_gan_bit_for_bit():
     runs = []
     for variant in ("plain", "pack1"):  # Built and trained one after the other: both draw from the global RNGs.
-        runs.append(ToyRun(ToyConfig("pacgan-ring", "std", variant, 5, steps=4, batch=16)))
+        runs.append(ToyRun(ToyConfig("pacgan-ring", "ns", variant, 5, steps=4, batch=16)))
         runs[-1].train()
     for a, b in zip(runs[0].G.state_dict().values(), runs[1].G.state_dict().values()):
         assert torch.equal(a, b)
@@ -304,18 +304,18 @@ def test_pack1_is_the_plain_gan_bit_for_bit():
 
 
 def test_learning_curve_points_and_pack_option(tmp_path):
-    run = ToyRun(ToyConfig("pacgan-ring", "std", "plain", 0, steps=5, batch=8, curve_every=2))
+    run = ToyRun(ToyConfig("pacgan-ring", "ns", "plain", 0, steps=5, batch=8, curve_every=2))
     run.train()
     assert [p["step"] for p in run.curve] == [2, 4, 5]
     assert run.curve[-1]["hq_pct"] == toy_metrics(run.samples(), run.data)["hq_pct"]
     assert [toy.with_pack(v, 2) for v in ("plain", "fm", "bures")] == ["pack2", "fm+pack2", "bures+pack2"]
     result = CliRunner().invoke(
-        toy.main, ["--runs=pacgan-grid:std:plain:1", "--pack=2", "--steps=2", "--batch=8", f"--outdir={tmp_path}"]
+        toy.main, ["--runs=pacgan-grid:ns:plain:1", "--pack=2", "--steps=2", "--batch=8", f"--outdir={tmp_path}"]
     )
     assert result.exit_code == 0, result.output
     line = json.loads((tmp_path / "results.jsonl").read_text())
     assert line["variant"] == "pack2" and line["pack"] == 2 and line["arch"] == "pacgan" and "kl" in line
-    assert np.load(tmp_path / "samples-pacgan-grid-std-pack2-s1.npy").shape == (2500, 2)
+    assert np.load(tmp_path / "samples-pacgan-grid-ns-pack2-s1.npy").shape == (2500, 2)
 
 
 def test_runs_without_matplotlib_say_once_that_figures_are_off(tmp_path, monkeypatch):
@@ -330,7 +330,7 @@ def test_runs_without_matplotlib_say_once_that_figures_are_off(tmp_path, monkeyp
 
     monkeypatch.setattr(builtins, "__import__", no_matplotlib)
     lines = []
-    configs = toy.build_configs(["grid9"], ["std"], ["plain"], [0, 1], steps=2, batch=8)
+    configs = toy.build_configs(["grid9"], ["ns"], ["plain"], [0, 1], steps=2, batch=8)
     results = toy.run_grid(configs, str(tmp_path), log=lines.append)
     assert len(results) == 2 and sum("figures are off" in line for line in lines) == 1
-    assert not list(tmp_path.glob("*.png")) and (tmp_path / "samples-grid9-std-plain-s1.npy").exists()
+    assert not list(tmp_path.glob("*.png")) and (tmp_path / "samples-grid9-ns-plain-s1.npy").exists()

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from dnnlib.util import load_error_reason, load_weights_only
+from training.saved_names import current_names, move_adaptivemix_kwargs
 
 TRAIN_FILES = ("stats.jsonl", "training_options.json")
 LAB_RESULTS = "results.jsonl"
@@ -84,7 +85,14 @@ def flatten(options: dict, prefix: str = "") -> dict[str, Any]:
 
 
 def split_options(kind: str, options: dict) -> tuple[dict[str, Any], int | None]:
-    """(options that define the group, seed) from a run's raw options."""
+    """(options that define the group, seed) from a run's raw options; names and layouts saved before the one
+    vocabulary read as today's (`training.saved_names`), so old and new runs of one configuration group together."""
+    options = current_names(options)
+    if kind == "train":
+        try:
+            move_adaptivemix_kwargs(options)
+        except ValueError:
+            pass  # A hand-made alpha other than 1: its options stay under the old keys.
     flat = flatten(options)
     seed = flat.pop(SEED_OPTION[kind], None)
     ignored = IGNORED_OPTIONS[kind]

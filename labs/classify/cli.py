@@ -18,6 +18,7 @@ from fractions import Fraction
 
 import click
 
+from adaptivemix import NOISE_STD
 from labs.classify.backbones import BACKBONES
 from labs.classify.eval import ATTACKS, SCORES, accuracy, ood_report, ood_scores
 from labs.classify.methods import METHODS, ORTH_HEADS, ORTH_SCALE
@@ -76,7 +77,7 @@ def cli() -> None:
     help="Beta(alpha, alpha) of the mixing weight",
 )
 @click.option(
-    "--noise-std", type=click.FloatRange(min=0), default=0.05, show_default=True, help="AdaptiveMix target noise"
+    "--noise-std", type=click.FloatRange(min=0), default=NOISE_STD, show_default=True, help="AdaptiveMix target noise"
 )
 @click.option(
     "--orth-head",

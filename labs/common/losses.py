@@ -1,15 +1,18 @@
 """One D step and one G step of the DCGAN lab: the objective, AdaptiveMix and the optional techniques.
 
-AdaptiveMix comes in two forms (`--adaptivemix-form`):
+The techniques' added terms (feature matching, Bures, historical averaging) and the AdaptiveMix weight come from
+`training.techniques.composition.TechniqueTerms`, the same composition as train.py's StyleGAN2 loss.
+
+AdaptiveMix comes in two forms (`--adaptivemix-form`, `adaptivemix.FORMS`):
 - 'paper' (the paper's Eq. 6, used for wgan and wgan-gp): the critic is scored on clean images, s = J(F(x)),
-  and both players add `ada_weight * mean_i ||F(x_hat_i) - (lam F(real_i) + (1 - lam) F(fake_pi(i)) + eps)||_2`
+  and both players add `adaptivemix_weight * mean_i ||F(x_hat_i) - (lam F(real_i) + (1 - lam) F(fake_pi(i)) + eps)||_2`
   with x_hat_i = lam real_i + (1 - lam) fake_pi(i): reals mixed with fakes, plain L2 norm, the gradient through
   both sides (`adaptivemix.wgan.CrossMixShrinkage`, which quotes the paper for each choice). In G's step the
   gradient reaches G through the fakes inside x_hat and through F(fake) in the target. eps ~ N(0, sigma^2), or
   N(0, (sigma * rms of the sample's mixture)^2) with `noise_scale='relative'`.
 - 'release' (the authors' StyleGAN2 form, used for ns, hinge and lsgan, whose losses expect logits of a learned
   head): every D call is the mixed call of `AdaptiveMixDiscriminatorCall.__call__` (partners from the same
-  batch, logits J(m) + J(F(x_hat))) plus `ada_weight` times its negative-cosine shrinkage term against the
+  batch, logits J(m) + J(F(x_hat))) plus `adaptivemix_weight` times its negative-cosine shrinkage term against the
   detached target m + eps, eps ~ N(0, sigma^2).
 In both, lambda ~ Beta(1, 1) once per call.
 """
@@ -21,14 +24,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from adaptivemix import NOISE_SCALES, AdaptiveMixDiscriminatorCall, CrossMixShrinkage
+from adaptivemix import NOISE_SCALES, AdaptiveMixDiscriminatorCall, CrossMixShrinkage, check_form
 from labs.common import objectives
-from training.techniques.bures import bures_distance_squared
-from training.techniques.feature_matching import feature_matching_loss
-from training.techniques.historical_averaging import HistoricalAverage
+from training.techniques.composition import TechniqueTerms
 from training.techniques.label_smoothing import smoothed_real_loss
-
-AMIX_FORMS = ("paper", "release")
 
 
 @dataclass
@@ -37,8 +36,8 @@ class LossSettings:
 
     objective: str
     adaptivemix: bool = False
-    amix_form: str = "paper"
-    ada_weight: float = 1.0
+    adaptivemix_form: str = "paper"
+    adaptivemix_weight: float = 1.0
     noise_std: float = 0.05
     noise_scale: str = "absolute"  # 'relative': sigma times the rms of each mixed feature (paper form only).
     gp_weight: float = 10.0
@@ -48,7 +47,7 @@ class LossSettings:
     bures_weight: float = 0.0
 
 
-def default_amix_form(objective: str) -> str:
+def default_form(objective: str) -> str:
     """'paper' for the Wasserstein objectives (Eq. 6), 'release' for the logit losses."""
     return "paper" if objective in ("wgan", "wgan-gp") else "release"
 
@@ -58,20 +57,25 @@ class DCGANLosses:
 
     def __init__(self, settings: LossSettings, G: torch.nn.Module, D: torch.nn.Module):
         objectives.check_objective(settings.objective)
-        if settings.amix_form not in AMIX_FORMS:
-            raise ValueError(f"unknown AdaptiveMix form {settings.amix_form!r}: choose one of {', '.join(AMIX_FORMS)}")
+        check_form(settings.adaptivemix_form)
         if settings.label_smoothing != 1.0 and settings.objective != "ns":
             raise ValueError("label smoothing applies to the logistic loss only: use it with --objective=ns")
         if settings.noise_scale not in NOISE_SCALES:
             raise ValueError(f"unknown noise scale {settings.noise_scale!r}: choose one of {', '.join(NOISE_SCALES)}")
-        if settings.noise_scale != "absolute" and settings.amix_form != "paper":
+        if settings.noise_scale != "absolute" and settings.adaptivemix_form != "paper":
             raise ValueError("a relative noise scale applies to AdaptiveMix's paper form: use --adaptivemix-form=paper")
         self.s = settings
         self.G, self.D = G, D
         self.amix = AdaptiveMixDiscriminatorCall(noise_std=settings.noise_std, distance="cosine")
         self.eq6 = CrossMixShrinkage(noise_std=settings.noise_std, noise_scale=settings.noise_scale)
-        self.hist_G = HistoricalAverage(G.parameters()) if settings.hist_avg_weight > 0 else None
-        self.hist_D = HistoricalAverage(D.parameters()) if settings.hist_avg_weight > 0 else None
+        self.terms = TechniqueTerms(
+            G.parameters(),
+            D.parameters(),
+            settings.fm_weight,
+            settings.bures_weight,
+            settings.hist_avg_weight,
+            settings.adaptivemix_weight,
+        )
         self.stats: dict[str, float] = {}
 
     def _head(self, feat: torch.Tensor, _c=None) -> torch.Tensor:
@@ -86,32 +90,33 @@ class DCGANLosses:
         """D's scalar loss on a real batch and a (detached) fake batch [N, C, R, R]."""
         s = self.s
         fake = fake.detach()
-        ada = torch.zeros([])
-        if s.adaptivemix and s.amix_form == "release":
-            s_r, ada_r = self._release_call(real)
-            s_f, ada_f = self._release_call(fake)
-            ada = ada_r + ada_f
+        shrink = torch.zeros([])
+        if s.adaptivemix and s.adaptivemix_form == "release":
+            s_r, shrink_r = self._release_call(real)
+            s_f, shrink_f = self._release_call(fake)
+            shrink = shrink_r + shrink_f
         else:
             feat_r, feat_f = self.D.features(real), self.D.features(fake)
             s_r, s_f = self.D.head(feat_r), self.D.head(feat_f)
             if s.adaptivemix:
-                ada = self.eq6(self.D.features, real, feat_r, fake, feat_f).mean()
+                shrink = self.eq6(self.D.features, real, feat_r, fake, feat_f).mean()
         if s.label_smoothing != 1.0:
             adv = smoothed_real_loss(s_r.flatten(), s.label_smoothing).mean() + F.softplus(s_f.flatten()).mean()
         else:
             adv = objectives.d_loss(s.objective, s_r, s_f)
-        loss = adv + s.ada_weight * ada
+        loss = adv + self.terms.adaptivemix(shrink)
         if s.objective == "wgan-gp":
             gp = objectives.gradient_penalty(self.D, real, fake, s.gp_weight)
             loss = loss + gp
             self.stats["D/gp"] = gp.item()
-        if self.hist_D is not None:
-            loss = loss + s.hist_avg_weight * self.hist_D.penalty()
+        extra, terms = self.terms.discriminator()
+        loss = loss + extra
+        self.stats.update({f"D/{name}": float(value.detach()) for name, value in terms.items()})
         self.stats.update(
             {
                 "D/loss": loss.item(),
                 "D/adv": adv.item(),
-                "D/ada": float(ada.detach()),
+                "D/adaptivemix": float(shrink.detach()),
                 "D/real": s_r.mean().item(),
                 "D/fake": s_f.mean().item(),
             }
@@ -121,41 +126,35 @@ class DCGANLosses:
     def g_loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
         """G's scalar loss for fakes [N, C, R, R] made with gradient; `real` feeds the real-side statistics."""
         s = self.s
-        ada = torch.zeros([])
-        feat_f = None
-        if s.adaptivemix and s.amix_form == "release":
-            s_f, ada = self._release_call(fake)
+        shrink = torch.zeros([])
+        feat_r = feat_f = None
+        paper = s.adaptivemix and s.adaptivemix_form == "paper"
+        if s.adaptivemix and not paper:
+            s_f, shrink = self._release_call(fake)
         else:
             feat_f = self.D.features(fake)
             s_f = self.D.head(feat_f)
-        need_real_feat = (s.adaptivemix and s.amix_form == "paper") or s.fm_weight > 0 or s.bures_weight > 0
-        if need_real_feat:
+        if paper or self.terms.needs_features:
             with torch.no_grad():
                 feat_r = self.D.features(real)
             if feat_f is None:
                 feat_f = self.D.features(fake)
-        if s.adaptivemix and s.amix_form == "paper":
-            ada = self.eq6(self.D.features, real, feat_r, fake, feat_f).mean()
+        if paper:
+            shrink = self.eq6(self.D.features, real, feat_r, fake, feat_f).mean()
         adv = objectives.g_loss(s.objective, s_f)
-        loss = adv + s.ada_weight * ada
-        if s.fm_weight > 0:
-            fm = feature_matching_loss(feat_r, feat_f)
-            loss = loss + s.fm_weight * fm
-            self.stats["G/fm"] = fm.item()
-        if s.bures_weight > 0:
-            bures = bures_distance_squared(feat_r, feat_f)  # B^2, the Bures-GAN paper's term (as in train.py)
-            loss = loss + s.bures_weight * bures
-            self.stats["G/bures"] = bures.item()
-        if self.hist_G is not None:
-            loss = loss + s.hist_avg_weight * self.hist_G.penalty()
-        self.stats.update({"G/loss": loss.item(), "G/adv": adv.item(), "G/ada": float(ada.detach())})
+        extra, terms = self.terms.generator(feat_r, feat_f)
+        loss = adv + self.terms.adaptivemix(shrink) + extra
+        self.stats.update({f"G/{name}": float(value.detach()) for name, value in terms.items()})
+        self.stats.update({"G/loss": loss.item(), "G/adv": adv.item(), "G/adaptivemix": float(shrink.detach())})
         return loss
 
+    def end_update(self, player: str) -> None:
+        """After `player`'s ('G' or 'D') optimiser step: its parameters join its historical average (if on)."""
+        self.terms.end_update(player)
+
     def state_dict(self) -> dict:
-        """Historical averages (empty when off)."""
-        return {k: h.state_dict() for k, h in (("hist_G", self.hist_G), ("hist_D", self.hist_D)) if h is not None}
+        """Historical averages (empty when off), under the keys 'hist_G' and 'hist_D'."""
+        return {f"hist_{player}": state for player, state in self.terms.state_dict().items()}
 
     def load_state_dict(self, state: dict) -> None:
-        for key, hist in (("hist_G", self.hist_G), ("hist_D", self.hist_D)):
-            if hist is not None:
-                hist.load_state_dict(state[key])
+        self.terms.load_state_dict({key[len("hist_") :]: value for key, value in state.items()})

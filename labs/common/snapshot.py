@@ -77,16 +77,19 @@ def _problem(state: Any, config_type: type | None) -> str | None:
     return None
 
 
-def load_snapshot(path: str, config_type: type | None = None) -> dict:
+def load_snapshot(path: str, config_type: type | None = None, renamed: dict[str, str] | None = None) -> dict:
     """A snapshot's state dict, read without executing code (`weights_only=True`).
 
     `config_type`: the lab's config dataclass; a snapshot whose config has other fields (another lab's) is
-    refused. Raises click.UsageError, one line naming the file and what is wrong.
+    refused. `renamed`: config fields saved under an older name -> today's name, renamed before that check.
+    Raises click.UsageError, one line naming the file and what is wrong.
     """
     try:
         state = load_weights_only(path)
     except Exception as err:  # noqa: BLE001 - whatever torch raises for a bad file, the user gets one line.
         raise click.UsageError(f"--resume: {path} is not a lab snapshot ({load_error_reason(err)}); {_HINT}") from None
+    if renamed and isinstance(state, dict) and isinstance(state.get("config"), dict):
+        state["config"] = {renamed.get(name, name): value for name, value in state["config"].items()}
     problem = _problem(state, config_type)
     if problem is not None:
         raise click.UsageError(f"--resume: {path} is not a lab snapshot: {problem}; {_HINT}")

@@ -15,10 +15,10 @@ import os
 
 import click
 
-from adaptivemix import NOISE_SCALES
+from adaptivemix import FORMS, NOISE_SCALES, NOISE_STD
 from labs.common import objectives
 from labs.common.data import load_images, stack_images
-from labs.common.losses import AMIX_FORMS, default_amix_form
+from labs.common.losses import default_form
 from labs.common.snapshot import load_snapshot
 from labs.dcgan.eval import Evaluator, summarize_fids
 from labs.dcgan.networks import HEADS
@@ -42,7 +42,7 @@ def build_config(o: dict, num_images: int) -> RunConfig:
     kimg = o["kimg"] if o["kimg"] is not None else (o["epochs"] or 0) * num_images / 1000
     if kimg <= 0:
         raise click.UsageError("give the training length: --kimg=FLOAT or --epochs=FLOAT (> 0)")
-    form = default_amix_form(objective) if o["adaptivemix_form"] == "auto" else o["adaptivemix_form"]
+    form = default_form(objective) if o["adaptivemix_form"] == "auto" else o["adaptivemix_form"]
     head = o["head"]
     if head == "auto":
         head = "mean" if o["adaptivemix"] and form == "paper" and not o["mbdisc"] else "conv"
@@ -50,8 +50,8 @@ def build_config(o: dict, num_images: int) -> RunConfig:
         raise click.UsageError("--label-smoothing applies to the logistic loss only: use it with --objective=ns")
     losses = {
         "adaptivemix": o["adaptivemix"],
-        "amix_form": form,
-        "ada_weight": o["ada_weight"],
+        "adaptivemix_form": form,
+        "adaptivemix_weight": o["adaptivemix_weight"],
         "noise_std": o["noise_std"],
         "noise_scale": o["noise_scale"],
         "gp_weight": o["gp_weight"],
@@ -170,11 +170,11 @@ def build_config(o: dict, num_images: int) -> RunConfig:
 @click.option(
     "--adaptivemix-form",
     help="paper: Eq. 6, reals mixed with fakes, L2; release: mixed D calls, cosine [default: paper for wgan/wgan-gp, release otherwise]",
-    type=click.Choice(("auto",) + AMIX_FORMS),
+    type=click.Choice(("auto",) + FORMS),
     default="auto",
 )
 @click.option(
-    "--ada-weight",
+    "--adaptivemix-weight",
     help="Weight of the AdaptiveMix shrinkage term",
     type=click.FloatRange(min=0),
     default=1.0,
@@ -184,7 +184,7 @@ def build_config(o: dict, num_images: int) -> RunConfig:
     "--noise-std",
     help="AdaptiveMix target noise sigma",
     type=click.FloatRange(min=0),
-    default=0.05,
+    default=NOISE_STD,
     show_default=True,
 )
 @click.option(
@@ -330,7 +330,7 @@ def main(**o):
         )
     else:
         print(
-            f"Training {cfg.objective}{' + AdaptiveMix (' + cfg.losses['amix_form'] + ' form)' if cfg.losses['adaptivemix'] else ''} "
+            f"Training {cfg.objective}{' + AdaptiveMix (' + cfg.losses['adaptivemix_form'] + ' form)' if cfg.losses['adaptivemix'] else ''} "
             f"on {len(images)} images {tuple(images.shape[1:])} for {cfg.kimg:g} kimg, seed {cfg.seed}"
         )
         run.train(o["outdir"], evaluator)

@@ -30,6 +30,7 @@ from labs.common.data import BatchStream, to_float
 from labs.common.losses import DCGANLosses, LossSettings
 from labs.common.snapshot import LabSnapshot
 from labs.dcgan.networks import Discriminator, Generator
+from training.saved_names import current_names
 from training.techniques.packing import check_pack, pack
 
 SNAPSHOT = "snapshot.pt"
@@ -156,8 +157,7 @@ class DCGANRun(LabSnapshot):
         self.opt_D.zero_grad(set_to_none=True)
         self.losses.d_loss(real, fake).backward()
         self.opt_D.step()
-        if self.losses.hist_D is not None:
-            self.losses.hist_D.update()
+        self.losses.end_update("D")
         if cfg.clip > 0:
             objectives.clip_weights(self.D, cfg.clip)
         self.d_steps += 1
@@ -168,8 +168,7 @@ class DCGANRun(LabSnapshot):
             fake = pack(self.G(torch.randn([cfg.batch * cfg.pack, cfg.z_dim])), cfg.pack)
             self.losses.g_loss(real, fake).backward()
             self.opt_G.step()
-            if self.losses.hist_G is not None:
-                self.losses.hist_G.update()
+            self.losses.end_update("G")
 
     # ------------------------------------------------------------------ loop
     def train(
@@ -228,6 +227,7 @@ def config_from_snapshot(state: dict, kimg: float | None) -> RunConfig:
     """The stored RunConfig, with `kimg` replaced when given (to train a finished run further)."""
     fields = dict(state["config"])
     fields["betas"] = tuple(fields["betas"])
+    fields["losses"] = current_names(fields.get("losses", {}))  # Snapshots saved with the old names.
     if kimg is not None:
         fields["kimg"] = kimg
     return RunConfig(**fields)

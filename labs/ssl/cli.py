@@ -1,7 +1,7 @@
 """Semi-supervised GAN lab (Salimans et al. 2016, Sec. 5) on any labelled dataset zip, with or without AdaptiveMix.
 
     python -m labs.ssl --data=fmnist32.zip --test-data=fmnist32-test.zip --labels-per-class=10 --epochs=20 \\
-        --outdir=runs/ssl [--adaptivemix [--ada-distance=mse] | --no-gan] [--recipe=salimans]
+        --outdir=runs/ssl [--adaptivemix [--adaptivemix-distance=mse] | --no-gan] [--recipe=salimans]
 
 D is a K+1-class classifier (K logits and a fixed zero logit for "generated") trained on N labelled images per
 class plus the unlabelled rest; G is trained by feature matching. `--no-gan` trains the same classifier on
@@ -18,6 +18,7 @@ import click
 from labs.common.data import load_images
 from labs.common.snapshot import load_snapshot
 from labs.ssl.train import RECIPES, SNAPSHOT, SSL_DISTANCES, SSLConfig, SSLRun
+from training.saved_names import RENAMED_FIELDS
 
 
 def _load(option: str, path: str):
@@ -90,14 +91,14 @@ def _load(option: str, path: str):
     is_flag=True,
 )
 @click.option(
-    "--ada-weight",
+    "--adaptivemix-weight",
     help="Weight of the AdaptiveMix term",
     type=click.FloatRange(min=0),
     default=1.0,
     show_default=True,
 )
 @click.option(
-    "--ada-distance",
+    "--adaptivemix-distance",
     help="AdaptiveMix distance: cosine; mse (the authors' classification form, on unit-norm features); "
     "mse-raw (ablation: the squared distance on raw features)",
     type=click.Choice(SSL_DISTANCES),
@@ -128,8 +129,8 @@ def main(
     unlabelled,
     no_gan,
     adaptivemix,
-    ada_weight,
-    ada_distance,
+    adaptivemix_weight,
+    adaptivemix_distance,
     recipe,
     resume,
 ):
@@ -143,7 +144,7 @@ def main(
         raise click.UsageError(f"--resume: no {SNAPSHOT} in --outdir={outdir}")
     if no_gan and adaptivemix:
         raise click.UsageError("--adaptivemix acts on the GAN's unlabelled batches: drop --no-gan to use it")
-    state = load_snapshot(snapshot, SSLConfig) if resume else None
+    state = load_snapshot(snapshot, SSLConfig, renamed=RENAMED_FIELDS) if resume else None
     if state is not None:
         cfg = SSLConfig(**dict(state["config"], epochs=epochs or state["config"]["epochs"]))
     else:
@@ -155,8 +156,8 @@ def main(
             lr=lr,
             gan=not no_gan,
             adaptivemix=adaptivemix,
-            ada_weight=ada_weight,
-            ada_distance=ada_distance,
+            adaptivemix_weight=adaptivemix_weight,
+            adaptivemix_distance=adaptivemix_distance,
             unlabelled=unlabelled,
             recipe=recipe,
         )

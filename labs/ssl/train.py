@@ -4,13 +4,13 @@ One epoch = ceil(U / B) steps over the U unlabelled images (the pool, see `recip
 `unlabelled` of it), batch B. Each step:
   D: supervised loss on B labelled images (drawn from the labelled subset, reshuffled whenever used up)
      + unsupervised real loss on B unlabelled images + unsupervised fake loss on B images G(z), z ~ U(0, 1)
-     [+ ada_weight * AdaptiveMix shrinkage on the unlabelled batch];
+     [+ adaptivemix_weight * AdaptiveMix shrinkage on the unlabelled batch];
   G: feature matching ||mean F(x_unl) - mean F(G(z))||^2 on D's 250-d features (fresh z).
 With `gan=False` (the supervised-only baseline) only the supervised loss trains D, for the same number of steps
 on the same labelled images. Test error (argmax of the K logits, D in eval mode: no noise) after every epoch.
 
 AdaptiveMix here mixes unlabelled images within their batch (as the authors' classifier does):
-x_hat_i = lam x_i + (1 - lam) x_pi(i), and the shrinkage distance `ada_distance` compares F(x_hat) with the
+x_hat_i = lam x_i + (1 - lam) x_pi(i), and the shrinkage distance `adaptivemix_distance` compares F(x_hat) with the
 detached lam F(x) + (1 - lam) F(x_pi) + eps, eps ~ N(0, 0.05^2):
   mse       the authors' classification form: every F output is first scaled to unit L2 norm
             (`adaptivemix.mixing.unit_features`, as `labs.classify` does), then the mean squared difference;
@@ -41,7 +41,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from adaptivemix import AdaptiveMixDiscriminatorCall
+from adaptivemix import NOISE_STD, AdaptiveMixDiscriminatorCall
 from adaptivemix.mixing import unit_features
 from dnnlib import atomic
 from dnnlib.progress import ProgressBar
@@ -73,9 +73,9 @@ class SSLConfig:
     lr: float = 0.003
     gan: bool = True
     adaptivemix: bool = False
-    ada_weight: float = 1.0
-    ada_distance: str = "cosine"
-    noise_std: float = 0.05
+    adaptivemix_weight: float = 1.0
+    adaptivemix_distance: str = "cosine"
+    noise_std: float = NOISE_STD
     unlabelled: int | None = None  # Size of the unlabelled subset; None = the whole pool.
     recipe: str = "lab"  # 'salimans': data-dependent init, unlabelled pool without the labelled images.
 
@@ -101,9 +101,9 @@ class SSLRun(LabSnapshot):
         images, labels = train
         if test[0].shape[1:] != images.shape[1:]:
             raise ValueError(f"test images are {tuple(test[0].shape[1:])}, training images {tuple(images.shape[1:])}")
-        if cfg.ada_distance not in SSL_DISTANCES:
+        if cfg.adaptivemix_distance not in SSL_DISTANCES:
             raise ValueError(
-                f"unknown AdaptiveMix distance {cfg.ada_distance!r}: choose one of {', '.join(SSL_DISTANCES)}"
+                f"unknown AdaptiveMix distance {cfg.adaptivemix_distance!r}: choose one of {', '.join(SSL_DISTANCES)}"
             )
         if cfg.recipe not in RECIPES:
             raise ValueError(f"unknown recipe {cfg.recipe!r}: choose one of {', '.join(RECIPES)}")
@@ -129,7 +129,7 @@ class SSLRun(LabSnapshot):
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
         self.amix = AdaptiveMixDiscriminatorCall(
-            noise_std=cfg.noise_std, distance="cosine" if cfg.ada_distance == "cosine" else "mse"
+            noise_std=cfg.noise_std, distance="cosine" if cfg.adaptivemix_distance == "cosine" else "mse"
         )
         self.lab_stream = BatchStream(len(self.labelled), cfg.batch, cfg.seed + 2)
         self.unl_stream = BatchStream(len(self.unlabelled), cfg.batch, cfg.seed + 3)
@@ -158,9 +158,9 @@ class SSLRun(LabSnapshot):
             loss = loss + loss_real + loss_fake
             self.stats.update({"real": loss_real.item(), "fake": loss_fake.item()})
             if cfg.adaptivemix:
-                ada = self.shrinkage(x_unl, feat_unl)
-                loss = loss + cfg.ada_weight * ada
-                self.stats["ada"] = ada.item()
+                shrink = self.shrinkage(x_unl, feat_unl)
+                loss = loss + cfg.adaptivemix_weight * shrink
+                self.stats["adaptivemix"] = shrink.item()
         loss.backward()
         self.opt_D.step()
         self.stats["sup"] = loss_sup.item()
@@ -181,7 +181,7 @@ class SSLRun(LabSnapshot):
     def shrinkage(self, x: torch.Tensor, feat: torch.Tensor) -> torch.Tensor:
         """AdaptiveMix term (a scalar, batch mean) of images x [N, C, H, W] mixed within their batch, given their
         features feat = F(x) [N, 250]; 'mse' compares unit-norm features (see the module docstring)."""
-        if self.cfg.ada_distance == "mse":
+        if self.cfg.adaptivemix_distance == "mse":
             unit = unit_features(feat)
             return self.amix.cross_shrinkage(lambda z: unit_features(self.D.features(z)), x, unit, x, unit).mean()
         return self.amix.cross_shrinkage(self.D.features, x, feat, x, feat).mean()

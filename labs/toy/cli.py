@@ -1,8 +1,8 @@
 """Toy 2D lab: see AdaptiveMix and the seed papers' techniques work on 2D mixtures (the paper's Fig. 3).
 
-    python -m labs.toy --dataset=grid9 --objective=std --variant=adaptivemix --seed=0 --outdir=out/toy
+    python -m labs.toy --dataset=grid9 --objective=ns --variant=adaptivemix --seed=0 --outdir=out/toy
     python -m labs.toy --dataset=all --objective=all --variant=all --seed=0-2 --steps=1000 --outdir=out/grid
-    python -m labs.toy --runs=pacgan-grid:std:plain,pack2,pack4:0-9 --outdir=out/pacgan   # the published protocol
+    python -m labs.toy --runs=pacgan-grid:ns:plain,pack2,pack4:0-9 --outdir=out/pacgan   # the published protocol
 
 Every list option (comma-separated, or 'all') spans a grid: datasets x objectives x variants x seeds
 (`--runs=DATASETS:OBJECTIVES:VARIANTS:SEEDS` says the same in one option). Each run appends one line to
@@ -15,12 +15,12 @@ Network presets (`--arch`): `lab` (small MLPs, Adam 1e-3, batch 128, 400 steps) 
 of 200 units x 5 pieces, Adam 1e-4 with beta1 = 0.8, batch 100) for pacgan-ring/pacgan-grid; `--steps`,
 `--batch` and `--lr` override a preset. `--curve-every=K` adds a learning curve (metrics every K G steps).
 
-Objectives: `std` (the non-saturating GAN of Fig. 3), `wgan` (weight clipping at 0.01), `wgan-gp` (penalty
+Objectives: `ns` (the non-saturating GAN of Fig. 3), `wgan` (weight clipping at 0.01), `wgan-gp` (penalty
 weight 10), `hinge`. A variant is 'plain' or techniques joined by '+':
 `adaptivemix` (the paper's WGAN form, Eq. 6, for wgan/wgan-gp: J = mean of features, reals mixed with fakes,
-L2 shrinkage; the release form for std/hinge: partners from the same batch, negative cosine),
+L2 shrinkage; the release form for ns/hinge: partners from the same batch, negative cosine),
 `amix-paper` / `amix-release` (force a form), `fm` (feature matching), `mbdisc` (minibatch discrimination),
-`ls` (one-sided label smoothing, std only), `ha` (historical averaging), `vbn` (virtual batch norm in G),
+`ls` (one-sided label smoothing, ns only), `ha` (historical averaging), `vbn` (virtual batch norm in G),
 `bures` (Bures diversity matching), `alt-bures` (G alternates GAN loss and Bures term), `packM` (PacGAN
 packing: D judges M points at once; `--pack=M` joins it to every variant).
 Losses, AdaptiveMix and the technique terms are those of the DCGAN lab (`labs.common.losses`).
@@ -36,6 +36,7 @@ import click
 import numpy as np
 import torch
 
+from adaptivemix import NOISE_STD
 from dnnlib.atomic import atomic_path
 from dnnlib.seeds import parse_range
 from labs.toy.data import DATASETS, make_dataset
@@ -149,7 +150,7 @@ def with_pack(variant: str, m: int) -> str:
 
 
 def build_configs(datasets, objectives, variants, seeds, **settings) -> list[ToyConfig]:
-    """The grid's configs; variants that do not apply to an objective (label smoothing off `std`) are left out."""
+    """The grid's configs; variants that do not apply to an objective (label smoothing off `ns`) are left out."""
     configs = []
     for dataset in datasets:
         for objective in objectives:
@@ -164,7 +165,7 @@ def build_configs(datasets, objectives, variants, seeds, **settings) -> list[Toy
 
 @click.command()
 @click.option("--dataset", default="grid9", show_default=True, help=f"Data set(s): {', '.join(DATASETS)} or all")
-@click.option("--objective", default="std", show_default=True, help=f"Objective(s): {', '.join(OBJECTIVES)} or all")
+@click.option("--objective", default="ns", show_default=True, help=f"Objective(s): {', '.join(OBJECTIVES)} or all")
 @click.option(
     "--variant", default="plain", show_default=True, help="Variant(s): plain or techniques joined by '+', or all"
 )
@@ -195,10 +196,14 @@ def build_configs(datasets, objectives, variants, seeds, **settings) -> list[Toy
     "--bures-weight", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Bures weight (bures)"
 )
 @click.option(
-    "--ls-alpha", type=click.FloatRange(0.5, 1, min_open=True), default=0.9, show_default=True, help="Real target (ls)"
+    "--label-smoothing",
+    type=click.FloatRange(0.5, 1, min_open=True),
+    default=0.9,
+    show_default=True,
+    help="Real target alpha (ls)",
 )
 @click.option(
-    "--ha-weight",
+    "--hist-avg-weight",
     type=click.FloatRange(min=0),
     default=0.01,
     show_default=True,
@@ -211,7 +216,7 @@ def build_configs(datasets, objectives, variants, seeds, **settings) -> list[Toy
     "--mbdisc-dim", type=click.IntRange(min=1), default=5, show_default=True, help="Minibatch discr. C (mbdisc)"
 )
 @click.option(
-    "--noise-std", type=click.FloatRange(min=0), default=0.05, show_default=True, help="AdaptiveMix target noise"
+    "--noise-std", type=click.FloatRange(min=0), default=NOISE_STD, show_default=True, help="AdaptiveMix target noise"
 )
 @click.option("--outdir", required=True, help="Where results.jsonl, samples and figures go")
 def main(dataset, objective, variant, seeds, adaptivemix, pack, runs, outdir, **settings):

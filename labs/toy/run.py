@@ -8,15 +8,16 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from adaptivemix import NOISE_STD
 from labs.common import objectives as objective_losses
-from labs.common.losses import DCGANLosses, LossSettings, default_amix_form
+from labs.common.losses import DCGANLosses, LossSettings, default_form
 from labs.toy.data import make_dataset, toy_metrics
 from labs.toy.networks import build_toy_networks
 from labs.toy.render import grid_points
 from training.techniques.bures import bures_distance_squared
 from training.techniques.packing import pack
 
-OBJECTIVES = ("std", "wgan", "wgan-gp", "hinge")
+OBJECTIVES = ("ns", "wgan", "wgan-gp", "hinge")  # Names of labs.common.objectives.
 TECHNIQUES = ("adaptivemix", "amix-paper", "amix-release", "fm", "mbdisc", "ls", "ha", "vbn", "bures", "alt-bures")
 VARIANTS = (
     "plain",
@@ -67,15 +68,15 @@ def pack_degree(variant: str) -> int:
 
 
 def check_variant(variant: str, objective: str, strict: bool = True) -> bool:
-    """Whether `variant` applies to `objective` (label smoothing is for the logistic loss `std` only).
+    """Whether `variant` applies to `objective` (label smoothing is for the logistic loss `ns` only).
 
     With `strict`, a variant that does not apply raises a ValueError saying why; unknown names always raise.
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"unknown toy objective {objective!r}: choose one of {', '.join(OBJECTIVES)}")
-    if "ls" in technique_set(variant) and objective != "std":
+    if "ls" in technique_set(variant) and objective != "ns":
         if strict:
-            raise ValueError(f"variant {variant!r}: one-sided label smoothing needs the logistic loss, --objective=std")
+            raise ValueError(f"variant {variant!r}: one-sided label smoothing needs the logistic loss, --objective=ns")
         return False
     return True
 
@@ -93,11 +94,11 @@ class ToyConfig:
     lr: float | None = None
     fm_weight: float = 1.0
     bures_weight: float = 1.0
-    ls_alpha: float = 0.9
-    ha_weight: float = 0.01
+    label_smoothing: float = 0.9  # The real target alpha of the `ls` technique.
+    hist_avg_weight: float = 0.01  # Weight of the `ha` technique.
     mbdisc_kernels: int = 16
     mbdisc_dim: int = 5
-    noise_std: float = 0.05
+    noise_std: float = NOISE_STD
     curve_every: int = 0  # G steps between learning-curve points (0: none).
     betas: tuple = field(init=False, default=())
 
@@ -126,18 +127,14 @@ class ToyConfig:
             raise ValueError("virtual batch norm (vbn) is for the lab's generator: use --arch=lab")
 
     @property
-    def amix_form(self) -> str | None:
+    def adaptivemix_form(self) -> str | None:
+        """The variant's AdaptiveMix form, None without AdaptiveMix."""
         t = technique_set(self.variant)
         if "amix-paper" in t:
             return "paper"
         if "amix-release" in t:
             return "release"
-        return default_amix_form(objective_losses_name(self.objective)) if "adaptivemix" in t else None
-
-
-def objective_losses_name(objective: str) -> str:
-    """The labs.common.objectives name of a toy objective (`std` is the non-saturating `ns`)."""
-    return "ns" if objective == "std" else objective
+        return default_form(self.objective) if "adaptivemix" in t else None
 
 
 class ToyRun:
@@ -153,7 +150,7 @@ class ToyRun:
         self.data = make_dataset(cfg.dataset)
         self.G, self.D = build_toy_networks(
             cfg.arch,
-            head="mean" if cfg.amix_form == "paper" else "linear",
+            head="mean" if cfg.adaptivemix_form == "paper" else "linear",
             vbn="vbn" in t,
             seed=cfg.seed,
             pack=cfg.pack,
@@ -163,13 +160,13 @@ class ToyRun:
         self.opt_G = torch.optim.Adam(self.G.parameters(), lr=cfg.lr, betas=cfg.betas)
         self.opt_D = torch.optim.Adam(self.D.parameters(), lr=cfg.lr, betas=cfg.betas)
         settings = LossSettings(
-            objective=objective_losses_name(cfg.objective),
-            adaptivemix=cfg.amix_form is not None,
-            amix_form=cfg.amix_form or "paper",
+            objective=cfg.objective,
+            adaptivemix=cfg.adaptivemix_form is not None,
+            adaptivemix_form=cfg.adaptivemix_form or "paper",
             noise_std=cfg.noise_std,
             fm_weight=cfg.fm_weight if "fm" in t else 0.0,
-            label_smoothing=cfg.ls_alpha if "ls" in t else 1.0,
-            hist_avg_weight=cfg.ha_weight if "ha" in t else 0.0,
+            label_smoothing=cfg.label_smoothing if "ls" in t else 1.0,
+            hist_avg_weight=cfg.hist_avg_weight if "ha" in t else 0.0,
             bures_weight=cfg.bures_weight if "bures" in t else 0.0,
         )
         self.losses = DCGANLosses(settings, self.G, self.D)
@@ -194,8 +191,7 @@ class ToyRun:
         self.opt_D.step()
         if self.cfg.objective == "wgan":
             objective_losses.clip_weights(self.D, CLIP)
-        if self.losses.hist_D is not None:
-            self.losses.hist_D.update()
+        self.losses.end_update("D")
 
     def g_step(self) -> None:
         """One G iteration: an update on the GAN loss, then with Alt-Bures a second update on the Bures term
@@ -211,8 +207,7 @@ class ToyRun:
         self.opt_G.zero_grad(set_to_none=True)
         loss_fn(self.real_batch(), self.fake_batch()).backward()
         self.opt_G.step()
-        if self.losses.hist_G is not None:
-            self.losses.hist_G.update()
+        self.losses.end_update("G")
 
     def train(self) -> None:
         """`steps` G steps, each after `n_critic` D steps; with `curve_every`, metrics every that many G steps
@@ -240,16 +235,16 @@ class ToyRun:
 
     @torch.no_grad()
     def confidence_map(self, size: int = MAP_SIZE) -> np.ndarray:
-        """D's output over the panel's pixel grid, [size, size] in [0, 1]: sigmoid of the logit for `std`
+        """D's output over the panel's pixel grid, [size, size] in [0, 1]: sigmoid of the logit for `ns`
         (twice J(F(x)) in the release form, its logit for an unmixed input), min-max scaled otherwise. A packed
         D is shown its score for `pack` copies of each point."""
         points = torch.from_numpy(grid_points(size, self.data.extent)).repeat(1, self.cfg.pack)
         scores = torch.cat(
             [self.D(points[i : i + self.cfg.batch]).flatten() for i in range(0, len(points), self.cfg.batch)]
         )
-        if self.cfg.amix_form == "release":
+        if self.cfg.adaptivemix_form == "release":
             scores = scores * 2
-        if self.cfg.objective == "std":
+        if self.cfg.objective == "ns":
             values = torch.sigmoid(scores)
         else:
             values = (scores - scores.min()) / (scores.max() - scores.min()).clamp(min=1e-12)
