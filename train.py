@@ -16,6 +16,7 @@ import click
 import torch
 from torch.multiprocessing.spawn import ProcessException
 
+import adaptivemix
 import dnnlib
 from dnnlib import atomic, trust
 from metrics import detectors
@@ -32,6 +33,7 @@ from training.options import (
 from training.resume import cli as resume_cli
 from training.resume import transfer
 from training.resume.state import resume_hint
+from training.saved_names import adaptivemix_options
 from training.techniques.train_options import describe_techniques
 
 
@@ -195,22 +197,23 @@ def run_launch(args: dnnlib.EasyDict, device: str) -> None:
     "--adaptivemix", help="Enable adaptivemix for the discriminator inputs [default: false]", type=bool, metavar="BOOL"
 )
 @click.option(
-    "--noise_std",
+    "--noise-std",
+    "--noise_std",  # The release's spelling.
     "noise_std",
-    help=f"inhibition parameter: std of the AdaptiveMix target noise [default: {opts.NOISE_STD}]",
+    help=f"inhibition parameter: std of the AdaptiveMix target noise [default: {adaptivemix.NOISE_STD}]",
     type=FINITE_FLOAT,
 )
 @click.option(
-    "--adaptivemix-variant",
-    help=f"release: authors' StyleGAN2 code; paper: reals mixed with fakes, L2 [default: {opts.ADAPTIVEMIX_VARIANT}]",
-    type=click.Choice(opts.ADAPTIVEMIX_VARIANTS),
-    default=opts.ADAPTIVEMIX_VARIANT,
+    "--adaptivemix-form",
+    help=f"release: authors' StyleGAN2 code; paper: reals mixed with fakes, L2 [default: {adaptivemix.DEFAULT_FORM}]",
+    type=click.Choice(adaptivemix.FORMS),
+    default=adaptivemix.DEFAULT_FORM,
 )
 @click.option(
     "--adaptivemix-weight",
-    help=f"Weight of the AdaptiveMix shrinkage term [default: {opts.ADAPTIVEMIX_WEIGHT:g}]",
+    help=f"Weight of the AdaptiveMix shrinkage term [default: {adaptivemix.WEIGHT:g}]",
     type=FINITE_FLOAT,
-    default=opts.ADAPTIVEMIX_WEIGHT,
+    default=adaptivemix.WEIGHT,
 )
 # Techniques of Salimans et al. 2016 and the Bures-metric GAN (all off by default).
 @click.option(
@@ -371,7 +374,7 @@ def print_summary(args: dnnlib.EasyDict, device: str) -> None:
     print(f"Metric real data:   {real.path if real else 'the training data'}")
     print(f"Conditional model:  {args.training_set_kwargs.use_labels}")
     print(f"Dataset x-flips:    {args.training_set_kwargs.xflip}")
-    print(f"AdaptiveMix:        {'adaptivemix_kwargs' in args}")
+    print(f"AdaptiveMix:        {adaptivemix_options(args) is not None}")
     print(f"Techniques:         {describe_techniques(args)}")
     print()
 

@@ -20,7 +20,6 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from adaptivemix import AdaptiveMixDiscriminatorCall
 from training.loss import StyleGAN2Loss
 from training.networks import Discriminator, Generator
 from training.training_loop import build_phases, run_phase
@@ -61,9 +60,8 @@ def build(cfg: dict, device: torch.device, adaptivemix: bool, fp16: bool):
     )
     G = G.train().requires_grad_(False).to(device)
     D = D.train().requires_grad_(False).to(device)
-    amix = AdaptiveMixDiscriminatorCall(noise_std=0.05) if adaptivemix else None
     gamma = 0.0002 * cfg["res"] ** 2 / cfg["batch"]
-    loss = StyleGAN2Loss(device, G, D, r1_gamma=gamma, adaptivemix=amix)
+    loss = StyleGAN2Loss(device, G, D, r1_gamma=gamma, adaptivemix=adaptivemix)
     opt = dict(class_name="torch.optim.Adam", lr=0.0025, betas=[0, 0.99], eps=1e-8)
     return G, loss, build_phases(G, D, opt, opt, G_reg_interval=4, D_reg_interval=16)
 

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from adaptivemix import AdaptiveMixDiscriminatorCall
 from torch_utils import training_stats
 from training.loss import StyleGAN2Loss
 
@@ -408,7 +407,7 @@ def test_release_adaptivemix_in_gmain_dmain_and_not_in_r1(noise_std):
     G, D = StandInG(), StandInD(hidden=HIDDEN)
     z, real = inputs()
     gamma, gain = 3.0, 1.3
-    loss = make_loss(G, D, r1_gamma=gamma, adaptivemix=AdaptiveMixDiscriminatorCall(noise_std=noise_std))
+    loss = make_loss(G, D, r1_gamma=gamma, adaptivemix=True, noise_std=noise_std)
     sp = torch.nn.functional.softplus
 
     stats = run_phase(loss, "Gmain", G, 11, z, real, gain)
@@ -462,8 +461,7 @@ def test_paper_adaptivemix_in_gmain_and_dmain_not_in_r1(noise_std):
     G, D = StandInG(), StandInD(hidden=HIDDEN)
     z, real = inputs()
     gamma, gain = 2.0, 0.9
-    amix = AdaptiveMixDiscriminatorCall(noise_std=noise_std, distance="l2")
-    loss = make_loss(G, D, r1_gamma=gamma, adaptivemix=amix, adaptivemix_variant="paper")
+    loss = make_loss(G, D, r1_gamma=gamma, adaptivemix=True, adaptivemix_form="paper", noise_std=noise_std)
     sp = torch.nn.functional.softplus
 
     stats = run_phase(loss, "Gmain", G, 21, z, real, gain)

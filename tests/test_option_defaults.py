@@ -5,6 +5,7 @@ import inspect
 
 import pytest
 
+import adaptivemix
 import train
 from training import loop_defaults
 from training import options as opts
@@ -26,10 +27,10 @@ def help_of(name: str) -> str:
         ("target", f"[default: {opts.ADA_TARGET}]"),
         ("augpipe", f"[default: {opts.AUGPIPE}]"),
         ("apa_target", f"[default: {opts.APA_TARGET}]"),
-        ("noise_std", f"[default: {opts.NOISE_STD}]"),
-        ("adaptivemix_weight", f"[default: {opts.ADAPTIVEMIX_WEIGHT:g}]"),
+        ("noise_std", f"[default: {adaptivemix.NOISE_STD}]"),
+        ("adaptivemix_weight", f"[default: {adaptivemix.WEIGHT:g}]"),
         ("workers", f"[default: {loop_defaults.NUM_WORKERS}]"),
-        ("adaptivemix_variant", f"[default: {opts.ADAPTIVEMIX_VARIANT}]"),
+        ("adaptivemix_form", f"[default: {adaptivemix.DEFAULT_FORM}]"),
     ],
 )
 def test_help_texts_quote_the_constants(option, text):
@@ -55,11 +56,12 @@ def test_options_without_overrides_use_the_constants(tiny_zip, tmp_path):
     assert args.apa_kwargs.target == opts.APA_TARGET
     assert (args.apa_kwargs.interval, args.apa_kwargs.kimg) == (loop_defaults.P_INTERVAL, loop_defaults.P_KIMG)
     assert (
-        args.adaptivemix_kwargs.noise_std == opts.NOISE_STD
-        and args.adaptivemix_kwargs.weight == opts.ADAPTIVEMIX_WEIGHT
+        args.loss_kwargs.adaptivemix is True
+        and args.loss_kwargs.noise_std == adaptivemix.NOISE_STD
+        and args.loss_kwargs.adaptivemix_weight == adaptivemix.WEIGHT
     )
     assert args.data_loader_kwargs.num_workers == loop_defaults.NUM_WORKERS
-    assert args.adaptivemix_kwargs.variant == opts.ADAPTIVEMIX_VARIANT
+    assert args.loss_kwargs.adaptivemix_form == adaptivemix.DEFAULT_FORM
     assert {k: v for k, v in args.augment_kwargs.items() if k != "class_name"} == AUGPIPE_PRESETS[opts.AUGPIPE]
     transfer, _ = opts.build_training_options(
         outdir=str(tmp_path), data=str(tiny_zip), cfg="tiny", apa=True, resume="some.pkl"

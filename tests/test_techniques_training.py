@@ -135,7 +135,7 @@ def test_historical_average_penalty_on_last_round_and_mean_after_it():
         else:
             assert last["Loss/D/hist_avg"] == 0
         snapshots.append([p.detach().clone() for p in D.parameters()])
-    assert loss.hist["D"].count == 3 and loss.hist["G"].count == 0
+    assert loss.terms.hist["D"].count == 3 and loss.terms.hist["G"].count == 0
 
 
 def test_label_smoothing_changes_only_the_real_loss():
@@ -173,10 +173,8 @@ def test_training_loop_runs_with_bures_and_history_under_ada_apa_and_paper_adapt
 def loop_kwargs(data, run_dir, extra, **overrides):
     common = dict(loss_kwargs=dict(class_name="training.loss.StyleGAN2Loss", r1_gamma=1.0, **extra["loss"]))
     if extra.get("adaptivemix"):
-        variant = "paper" if extra["adaptivemix"] == "paper" else "release"
-        common["adaptivemix_kwargs"] = dict(
-            noise_std=0.05, variant=variant, distance="l2" if variant == "paper" else "cosine"
-        )
+        form = "paper" if extra["adaptivemix"] == "paper" else "release"
+        common["loss_kwargs"].update(adaptivemix=True, adaptivemix_form=form, noise_std=0.05)
     if extra.get("ada"):
         common.update(
             augment_kwargs=dict(class_name="training.augment.AugmentPipe", xflip=1, rotate90=1, xint=1),

@@ -55,7 +55,8 @@ def test_dry_run_prints_resolved_options(tiny_zip, tmp_path):
     assert result.exit_code == 0, result.output
     text = result.output
     options = json.loads(text[text.index("{") : text.index("\n}\n") + 2])
-    assert options["adaptivemix_kwargs"]["noise_std"] == 0.1 and options["adaptivemix_kwargs"]["variant"] == "release"
+    loss = options["loss_kwargs"]
+    assert loss["adaptivemix"] is True and loss["noise_std"] == 0.1 and loss["adaptivemix_form"] == "release"
     assert options["apa_kwargs"]["target"] == 0.6 and options["ada_target"] == 0.6
     assert options["training_set_kwargs"]["xflip"] is True and options["total_kimg"] == 2
     assert options["G_kwargs"]["synthesis_kwargs"]["channel_base"] == TINY["channel_base"] and options["metrics"] == []
@@ -67,7 +68,9 @@ def test_dry_run_prints_resolved_options(tiny_zip, tmp_path):
 
 def test_plain_run_without_adaptivemix_is_allowed(tiny_zip, tmp_path):
     result = run_train(f"--outdir={tmp_path}", f"--data={tiny_zip}", "--cfg=tiny", "--device=cpu", "--dry-run")
-    assert result.exit_code == 0 and '"adaptivemix_kwargs"' not in result.output
+    assert (
+        result.exit_code == 0 and '"adaptivemix' not in result.output and "AdaptiveMix:        False" in result.output
+    )
 
 
 @pytest.mark.parametrize(
@@ -94,8 +97,8 @@ def test_plain_run_without_adaptivemix_is_allowed(tiny_zip, tmp_path):
         (["--aug=noaug", "--augpipe=bg"], "--augpipe cannot be specified with --aug=noaug"),
         (["--freezed=-1"], "--freezed must be non-negative"),
         (["--workers=0"], "--workers must be at least 1"),
-        (["--noise_std=0.1"], "--noise_std needs --adaptivemix=1"),
-        (["--adaptivemix=1", "--noise_std=-1"], "--noise_std must be non-negative"),
+        (["--noise_std=0.1"], "--noise-std needs --adaptivemix=1"),
+        (["--adaptivemix=1", "--noise-std=-1"], "--noise-std must be non-negative"),
         (["--apa-target=0.5"], "--apa-target can only be specified with --apa=1"),
         (["--apa=1", "--apa-target=3"], "--apa-target must be between 0 and 1"),
         (["--data=MISSING"], "--data:"),

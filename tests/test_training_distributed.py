@@ -7,7 +7,6 @@ import pytest
 import torch
 import torch.distributed
 
-from adaptivemix import AdaptiveMixDiscriminatorCall
 from training import distributed
 from training.loss import StyleGAN2Loss
 from training.networks import Discriminator, Generator
@@ -44,7 +43,6 @@ def one_step(rank: int, world: int, adaptivemix: bool) -> dict:
     c = torch.zeros([GLOBAL_BATCH, 0])
     torch.manual_seed(100 + rank)  # Per-rank streams, as in training; no draw below may affect the result.
     np.random.seed(100 + rank)
-    amix = AdaptiveMixDiscriminatorCall(noise_std=0.05) if adaptivemix else None
     loss = StyleGAN2Loss(
         torch.device("cpu"),
         G,
@@ -52,7 +50,7 @@ def one_step(rank: int, world: int, adaptivemix: bool) -> dict:
         r1_gamma=1.0,
         style_mixing_prob=0,
         pl_weight=0 if not adaptivemix else 2,
-        adaptivemix=amix,
+        adaptivemix=adaptivemix,
     )
     opt = dict(class_name="torch.optim.Adam", lr=0.01, betas=[0, 0.99], eps=1e-8)
     phases = build_phases(G, D, opt, opt, G_reg_interval=4, D_reg_interval=16)

@@ -74,7 +74,7 @@ def test_end_to_end_files(tiny_zip, tmp_path):
             image_snapshot_ticks=2,
             total_kimg=0.016,
             metrics=[],
-            adaptivemix_kwargs=dict(noise_std=0.05),
+            loss_kwargs=dict(class_name="training.loss.StyleGAN2Loss", r1_gamma=1.0, adaptivemix=True, noise_std=0.05),
         )
     )
     # Grids: reals and fakes, 32x32 cells of 16x16 pixels.
@@ -108,7 +108,7 @@ def test_exact_resume_equals_uninterrupted_run(tiny_zip, tmp_path):
         ada_target=-1.0,
         ada_interval=1,
         ada_kimg=0.1,
-        adaptivemix_kwargs=dict(noise_std=0.05),
+        loss_kwargs=dict(class_name="training.loss.StyleGAN2Loss", r1_gamma=1.0, adaptivemix=True, noise_std=0.05),
         apa_kwargs=dict(target=-1.0, interval=1, kimg=0.1),
     )  # Negative targets: p grows.
     full_dir, part_dir = tmp_path / "full", tmp_path / "part"

@@ -3,16 +3,17 @@
 Phases, as in StyleGAN2-ADA: `Gmain`, `Greg`, `Gboth`, `Dmain`, `Dreg`, `Dboth`. Each part calls backward on
 `mean(per-sample loss) * gain`; gradients land in whichever network has `requires_grad` enabled.
 
-AdaptiveMix joins through the split discriminator (`D.features` = F, `D.head` = J):
-- `adaptivemix_variant='release'` (default, the authors' StyleGAN2 code): every D call in Gmain, Dmain and
+AdaptiveMix joins through the split discriminator (`D.features` = F, `D.head` = J), in one of its `adaptivemix.FORMS`:
+- `adaptivemix_form='release'` (default, the authors' StyleGAN2 code): every D call in Gmain, Dmain and
   Dreg is the mixed call of `adaptivemix.gan` (partners from the same batch, negative cosine, logits
   J(mix of features) + J(F(mixed input))); the shrinkage term joins Gmain, Dgen and Dreal, not R1.
-- `adaptivemix_variant='paper'`: clean logits J(F(x)); reals are mixed with fakes and the paper's Eq. 6 term
+- `adaptivemix_form='paper'`: clean logits J(F(x)); reals are mixed with fakes and the paper's Eq. 6 term
   (`adaptivemix.wgan.CrossMixShrinkage`: L2 norm, gradient through both sides, no stop-gradient) joins Gmain
-  and Dmain, with the call's noise_std and alpha. J stays StyleGAN2's learned epilogue and the adversarial
+  and Dmain, with the same noise_std. J stays StyleGAN2's learned epilogue and the adversarial
   loss the logistic one (Eq. 6's averaging J belongs to its WGAN critic).
 
-Techniques of `training.techniques` (all off by default), on the same split D (f = D.features, flattened):
+Techniques of `training.techniques` (all off by default), on the same split D (f = D.features, flattened); their
+terms and the AdaptiveMix weight come from `training.techniques.composition.TechniqueTerms`:
 - feature matching: G's loss gains `fm_weight * ||mean f(real) - mean f(fake)||^2` per round;
 - Bures diversity matching: G's loss gains `bures_weight * B(C_real, C_fake)^2` (squared Bures distance of the
   normalised feature covariances) per round; with `bures_alt`, G's updates alternate between the GAN loss
@@ -21,7 +22,7 @@ Techniques of `training.techniques` (all off by default), on the same split D (f
 - historical averaging: each player's main loss gains `hist_avg_weight * ||theta - mean of its past theta||^2`
   once per update (on the last round), and the update's parameters join the mean after that round.
 The real features for G's terms come from the reals as D sees them (augmented), without gradient. In the
-release AdaptiveMix variant the fake features cost one extra F pass (the mixed call never computes F(x)).
+release AdaptiveMix form the fake features cost one extra F pass (the mixed call never computes F(x)).
 """
 
 from __future__ import annotations
@@ -32,16 +33,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from adaptivemix import AdaptiveMixDiscriminatorCall, CrossMixShrinkage, split_features
+from adaptivemix import (
+    DEFAULT_FORM,
+    NOISE_STD,
+    AdaptiveMixDiscriminatorCall,
+    CrossMixShrinkage,
+    check_form,
+    split_features,
+)
 from torch_utils import training_stats
 from torch_utils.ops.grad import input_gradients
 from training.techniques.bures import alt_bures_term, bures_distance_squared
-from training.techniques.feature_matching import feature_matching_loss
-from training.techniques.historical_averaging import HistoricalAverage
+from training.techniques.composition import TechniqueTerms
 from training.techniques.label_smoothing import check_alpha, smoothed_real_loss
 
 PHASES = ("Gmain", "Greg", "Gboth", "Dmain", "Dreg", "Dboth")
-ADAPTIVEMIX_VARIANTS = ("release", "paper")
 
 
 class StyleGAN2Loss:
@@ -52,9 +58,11 @@ class StyleGAN2Loss:
         G: generator with `.mapping(z, c, skip_w_avg_update=...)` and `.synthesis(ws)`.
         D: discriminator with `forward(img, c)`, and `.features(img, c)` / `.head(features, c)` for AdaptiveMix.
         augment_pipe: ADA pipe applied to every D input (None: no augmentation).
-        adaptivemix: an `AdaptiveMixDiscriminatorCall` (None: off).
-        adaptivemix_variant: 'release' or 'paper' (see module docstring).
+        adaptivemix: add AdaptiveMix (off by default).
+        adaptivemix_form: 'release' or 'paper' (see module docstring).
         adaptivemix_weight: weight of the shrinkage term (release: 1).
+        noise_std: std sigma of the Gaussian noise on the shrinkage target (release: 0.05); alpha of the mixing
+            weight's Beta(alpha, alpha) is the release's 1.
         apa: a `training.apa.PseudoAugment` (None: off); its p is its own unless it shares the ADA pipe's.
         real_logit_observers: objects with `accumulate(real_logits)` (ADA/APA p controllers) that see the
             logits of every real batch, in Dmain and Dreg.
@@ -73,9 +81,10 @@ class StyleGAN2Loss:
         pl_weight: float = 2,
         pl_batch_shrink: int = 2,
         pl_decay: float = 0.01,
-        adaptivemix: AdaptiveMixDiscriminatorCall | None = None,
-        adaptivemix_variant: str = "release",
+        adaptivemix: bool = False,
+        adaptivemix_form: str = DEFAULT_FORM,
         adaptivemix_weight: float = 1.0,
+        noise_std: float = NOISE_STD,
         apa: Any = None,
         real_logit_observers: tuple = (),
         fm_weight: float = 0.0,
@@ -84,10 +93,7 @@ class StyleGAN2Loss:
         label_smoothing: float = 1.0,
         hist_avg_weight: float = 0.0,
     ):
-        if adaptivemix_variant not in ADAPTIVEMIX_VARIANTS:
-            raise ValueError(f"adaptivemix_variant must be one of {ADAPTIVEMIX_VARIANTS}, got {adaptivemix_variant!r}")
-        if min(fm_weight, bures_weight, hist_avg_weight) < 0:
-            raise ValueError("fm_weight, bures_weight and hist_avg_weight must be >= 0")
+        check_form(adaptivemix_form)
         if bures_alt and bures_weight > 0:
             raise ValueError("bures_alt is the parameter-free alternative to bures_weight: use one of them")
         self.device = torch.device(device)
@@ -100,22 +106,19 @@ class StyleGAN2Loss:
         self.pl_batch_shrink = pl_batch_shrink
         self.pl_decay = pl_decay
         self.pl_mean = torch.zeros([], device=self.device)
-        self.adaptivemix = adaptivemix
-        self.adaptivemix_variant = adaptivemix_variant
-        self.adaptivemix_weight = adaptivemix_weight
-        self.eq6 = None  # The paper variant's term (Eq. 6).
-        if adaptivemix is not None and adaptivemix_variant == "paper":
-            self.eq6 = CrossMixShrinkage(noise_std=adaptivemix.noise_std, alpha=adaptivemix.alpha)
+        self.adaptivemix = None  # The release form's mixed call.
+        self.eq6 = None  # The paper form's term (Eq. 6).
+        if adaptivemix and adaptivemix_form == "release":
+            self.adaptivemix = AdaptiveMixDiscriminatorCall(noise_std=noise_std)
+        elif adaptivemix:
+            self.eq6 = CrossMixShrinkage(noise_std=noise_std)
         self.apa = apa
         self.real_logit_observers = tuple(real_logit_observers) + ((apa,) if apa is not None else ())
-        self.fm_weight = float(fm_weight)
-        self.bures_weight = float(bures_weight)
+        self.terms = TechniqueTerms(
+            G.parameters(), D.parameters(), fm_weight, bures_weight, hist_avg_weight, adaptivemix_weight
+        )
         self.bures_alt = bool(bures_alt)
         self.label_smoothing = check_alpha(label_smoothing)
-        self.hist_avg_weight = float(hist_avg_weight)
-        self.hist = {}  # Player ('G'/'D') -> HistoricalAverage of its parameters.
-        if self.hist_avg_weight > 0:
-            self.hist = {"G": HistoricalAverage(G.parameters()), "D": HistoricalAverage(D.parameters())}
         self.g_updates = 0  # Completed Gmain updates (Alt-Bures picks its term from the parity).
 
     # ------------------------------------------------------------------------
@@ -123,18 +126,11 @@ class StyleGAN2Loss:
 
     def state_dict(self) -> dict:
         """Historical averages and the count of G updates."""
-        return {"g_updates": self.g_updates, "hist": {player: h.state_dict() for player, h in self.hist.items()}}
+        return {"g_updates": self.g_updates, "hist": self.terms.state_dict()}
 
     def load_state_dict(self, state: dict) -> None:
         self.g_updates = int(state["g_updates"])
-        missing = sorted(set(self.hist) - set(state["hist"]))
-        if missing:
-            raise ValueError(
-                f"the training state has no historical average of {', '.join(missing)}: it was saved "
-                "without --hist-avg-weight; resume with the options it was trained with"
-            )
-        for player, hist in self.hist.items():
-            hist.load_state_dict(state["hist"][player])
+        self.terms.load_state_dict(state["hist"])
 
     # ------------------------------------------------------------------------
     # Network calls.
@@ -160,10 +156,10 @@ class StyleGAN2Loss:
     def run_D(
         self, img: torch.Tensor, c: torch.Tensor, need_features: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-        """Logits [N], the per-sample AdaptiveMix shrinkage term [N] (None unless the release variant is on) and,
+        """Logits [N], the per-sample AdaptiveMix shrinkage term [N] (None unless the release form is on) and,
         when `need_features` (else None), the features F(x) [N, ...] of the augmented input."""
         x = self._augment(img)
-        if self.adaptivemix is None or self.adaptivemix_variant != "release":
+        if self.adaptivemix is None:
             features = self.D.features(x, c)
             logits = self.D.head(features, c).flatten()
             return logits, None, split_features(features)[0] if need_features else None
@@ -179,7 +175,7 @@ class StyleGAN2Loss:
         gen_c: torch.Tensor,
         need_real_logits: bool,
     ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Paper variant: clean real logits [N] (None unless needed), clean fake logits [N], the real-fake
+        """Paper form: clean real logits [N] (None unless needed), clean fake logits [N], the real-fake
         shrinkage term [N], and the mixable real and fake features. F ignores labels; the reals need no graph
         when their logits are not needed."""
         real_x, gen_x = self._augment(real_img), self._augment(gen_img)
@@ -217,7 +213,7 @@ class StyleGAN2Loss:
         do_Dmain = phase in ("Dmain", "Dboth")
         do_Gpl = phase in ("Greg", "Gboth") and self.pl_weight != 0
         do_Dr1 = phase in ("Dreg", "Dboth") and self.r1_gamma != 0
-        paper = self.adaptivemix is not None and self.adaptivemix_variant == "paper"
+        paper = self.eq6 is not None
 
         if do_Gmain:
             self._accumulate_Gmain(real_img, real_c, gen_z, gen_c, gain, paper, last_round=sync)
@@ -238,18 +234,21 @@ class StyleGAN2Loss:
         """After the last round of a main update: fold the player's parameters into its running mean (they are
         the values the penalty of this update was taken at) and count G's update."""
         for player, did in (("G", did_Gmain), ("D", did_Dmain)):
-            if did and player in self.hist:
-                self.hist[player].update()
+            if did:
+                self.terms.end_update(player)
         if did_Gmain:
             self.g_updates += 1
 
-    def _hist_penalty(self, player: str, last_round: bool) -> torch.Tensor | float:
-        """`hist_avg_weight * ||theta - mean||^2` of the player on the last round of its update, else 0."""
-        if player not in self.hist or not last_round:
-            return 0
-        penalty = self.hist[player].penalty()
-        training_stats.report(f"Loss/{player}/hist_avg", penalty)
-        return penalty * self.hist_avg_weight
+    def _D_history(self, last_round: bool) -> torch.Tensor | float:
+        """D's weighted history term (reported) on the last round of its update, else 0."""
+        hist, terms = self.terms.discriminator(last_round)
+        self._report_terms("D", terms)
+        return hist
+
+    @staticmethod
+    def _report_terms(player: str, terms: dict[str, torch.Tensor]) -> None:
+        for name, value in terms.items():
+            training_stats.report(f"Loss/{player}/{name}", value)
 
     def _real_input(self, real_img: torch.Tensor) -> torch.Tensor:
         """The detached batch D sees as real: APA swaps in pseudo-real (generated) images with probability p."""
@@ -266,7 +265,7 @@ class StyleGAN2Loss:
         if shrink is None:
             return 0
         training_stats.report("Loss/adaptivemix", shrink)
-        return shrink * self.adaptivemix_weight
+        return self.terms.adaptivemix(shrink)
 
     def _real_loss(self, real_logits: torch.Tensor) -> torch.Tensor:
         """D's per-sample logistic loss on real logits: target 1, or `label_smoothing` (one-sided smoothing)."""
@@ -279,32 +278,20 @@ class StyleGAN2Loss:
         with torch.no_grad():
             return split_features(self.D.features(self._augment(real_img.detach()), real_c))[0]
 
-    def _statistics_terms(self, real_feat: torch.Tensor, gen_feat: torch.Tensor) -> torch.Tensor | float:
-        """Weighted feature-matching and Bures terms of G (scalars, reported)."""
-        total = 0
-        if self.fm_weight > 0:
-            fm = feature_matching_loss(real_feat, gen_feat)
-            training_stats.report("Loss/G/feature_matching", fm)
-            total = total + fm * self.fm_weight
-        if self.bures_weight > 0:
-            bures = bures_distance_squared(real_feat, gen_feat)
-            training_stats.report("Loss/G/bures", bures)
-            total = total + bures * self.bures_weight
-        return total
-
     def _accumulate_Gmain(self, real_img, real_c, gen_z, gen_c, gain, paper, last_round):
         gen_img, _ = self.run_G(gen_z, gen_c)
         if self.apa is not None:
             self.apa.store(gen_img)
-        hist = self._hist_penalty("G", last_round)
         if self.bures_alt and alt_bures_term(self.g_updates) == "bures":
+            hist, hist_terms = self.terms.history("G", last_round)
+            self._report_terms("G", hist_terms)
             gen_feat = split_features(self.D.features(self._augment(gen_img), gen_c))[0]
             bures = bures_distance_squared(self._real_features(real_img, real_c), gen_feat)
             training_stats.report("Loss/G/bures", bures)
             training_stats.report("Loss/G/loss", bures)
             ((bures + hist) * gain).backward()
             return
-        need_stats = self.fm_weight > 0 or self.bures_weight > 0
+        need_stats = self.terms.needs_features
         if paper:
             _, gen_logits, shrink, real_feat, gen_feat = self._paper_terms(
                 real_img.detach(), real_c, gen_img, gen_c, need_real_logits=False
@@ -315,7 +302,8 @@ class StyleGAN2Loss:
         training_stats.report("Loss/scores/fake", gen_logits)
         training_stats.report("Loss/signs/fake", gen_logits.sign())
         loss_Gmain = F.softplus(-gen_logits) + self._report_adaptivemix(shrink)
-        extra = (self._statistics_terms(real_feat, gen_feat) if need_stats else 0) + hist
+        extra, terms = self.terms.generator(real_feat, gen_feat, last_round)
+        self._report_terms("G", terms)
         training_stats.report("Loss/G/loss", loss_Gmain + extra)
         ((loss_Gmain.mean() + extra) * gain).backward()
 
@@ -342,7 +330,7 @@ class StyleGAN2Loss:
         training_stats.report("Loss/scores/fake", gen_logits)
         training_stats.report("Loss/signs/fake", gen_logits.sign())
         loss_Dgen = F.softplus(gen_logits) + self._report_adaptivemix(shrink)
-        hist = self._hist_penalty("D", last_round)
+        hist = self._D_history(last_round)
         ((loss_Dgen.mean() + hist) * gain).backward()
         return (loss_Dgen + hist).detach()
 
@@ -377,6 +365,6 @@ class StyleGAN2Loss:
         training_stats.report("Loss/signs/fake", gen_logits.sign())
         self._observe_real(real_logits)
         loss = F.softplus(gen_logits) + self._real_loss(real_logits) + self._report_adaptivemix(shrink)
-        hist = self._hist_penalty("D", last_round)
+        hist = self._D_history(last_round)
         training_stats.report("Loss/D/loss", loss + hist)
         ((loss.mean() + hist) * gain).backward()

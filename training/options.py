@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 import dnnlib
+from adaptivemix import DEFAULT_FORM, NOISE_STD, WEIGHT
 from training.loop_defaults import NUM_WORKERS, P_INTERVAL, P_KIMG, RANDOM_SEED, SNAP_TICKS
 from training.resume.transfer import apply_transfer
 from training.techniques.train_options import apply_technique_options
@@ -68,10 +69,6 @@ AUG = "ada"  # --aug.
 AUGPIPE = "bgc"  # --augpipe.
 ADA_TARGET = 0.6  # --target: ADA's target for E[sign(D(real))].
 APA_TARGET = 0.6  # --apa-target.
-NOISE_STD = 0.05  # --noise_std: std of the AdaptiveMix target noise.
-ADAPTIVEMIX_VARIANTS = ["release", "paper"]  # --adaptivemix-variant: the authors' code, or the paper's form.
-ADAPTIVEMIX_VARIANT = "release"
-ADAPTIVEMIX_WEIGHT = 1.0  # --adaptivemix-weight.
 
 
 def auto_preset(res: int, gpus: int) -> dict[str, Any]:
@@ -114,8 +111,8 @@ UPPER_LIMITS: dict[str, float] = {
 
 
 def flag(name: str) -> str:
-    """The command-line spelling of option `name` (`metric_images` -> `--metric-images`; `--noise_std` as is)."""
-    return "--" + name.replace("_", "-") if name != "noise_std" else "--noise_std"
+    """The command-line spelling of option `name` (`metric_images` -> `--metric-images`)."""
+    return "--" + name.replace("_", "-")
 
 
 def _number(value: float) -> str:
@@ -205,8 +202,8 @@ def build_training_options(
     workers: int | None = None,
     adaptivemix: bool | None = None,
     noise_std: float | None = None,
-    adaptivemix_variant: str = ADAPTIVEMIX_VARIANT,
-    adaptivemix_weight: float = ADAPTIVEMIX_WEIGHT,
+    adaptivemix_form: str = DEFAULT_FORM,
+    adaptivemix_weight: float = WEIGHT,
     apa: bool = False,
     apa_target: float | None = None,
     with_dataaug: bool = False,
@@ -292,7 +289,7 @@ def build_training_options(
 
     desc += _apply_augmentation(args, aug, p, target, augpipe)
     desc += _apply_apa(args, apa, apa_target, with_dataaug, target)
-    _apply_adaptivemix(args, adaptivemix, noise_std, adaptivemix_variant, adaptivemix_weight)
+    _apply_adaptivemix(args, adaptivemix, noise_std, adaptivemix_form, adaptivemix_weight)
     try:
         desc += apply_technique_options(
             args, fm_weight, label_smoothing, bures_weight, bures_alt, hist_avg_weight, mbdisc
@@ -514,26 +511,19 @@ def _apply_apa(
 
 
 def _apply_adaptivemix(
-    args: dnnlib.EasyDict, adaptivemix: bool | None, noise_std: float | None, variant: str, weight: float
+    args: dnnlib.EasyDict, adaptivemix: bool | None, noise_std: float | None, form: str, weight: float
 ) -> None:
+    """AdaptiveMix's settings go to the loss's constructor (`loss_kwargs`), under the options' own names."""
     if not adaptivemix:
         if noise_std is not None:
-            raise _error("--noise_std needs --adaptivemix=1")
+            raise _error("--noise-std needs --adaptivemix=1")
         return
     noise_std = NOISE_STD if noise_std is None else noise_std
     if noise_std < 0:
-        raise _error("--noise_std must be non-negative")
+        raise _error("--noise-std must be non-negative")
     if weight < 0:
         raise _error("--adaptivemix-weight must be non-negative")
-    distance = "cosine" if variant == "release" else "l2"
-    args.adaptivemix_kwargs = dnnlib.EasyDict(
-        noise_std=noise_std,
-        alpha=1.0,
-        distance=distance,
-        stop_gradient=(variant == "release"),
-        variant=variant,
-        weight=weight,
-    )
+    args.loss_kwargs.update(adaptivemix=True, adaptivemix_form=form, adaptivemix_weight=weight, noise_std=noise_std)
 
 
 def next_run_dir(outdir: str, desc: str) -> str:

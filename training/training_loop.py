@@ -23,7 +23,6 @@ import psutil
 import torch
 
 import dnnlib
-from adaptivemix import AdaptiveMixDiscriminatorCall
 from dnnlib import atomic
 from dnnlib.progress import ProgressBar
 from torch_utils import misc, training_stats
@@ -245,7 +244,6 @@ def training_loop(
     D_opt_kwargs: dict = {},
     augment_kwargs: dict | None = None,
     loss_kwargs: dict = {},
-    adaptivemix_kwargs: dict | None = None,  # AdaptiveMixDiscriminatorCall args + variant/weight; None = off.
     apa_kwargs: dict | None = None,  # PseudoAugment args (target, interval, kimg) + with_dataaug; None = off.
     metrics: list[str] = [],
     metric_kwargs: dict = {},  # Extra MetricOptions for every metric: detector, detector_dir, num_images.
@@ -316,19 +314,11 @@ def training_loop(
         distributed.broadcast_module(module)
 
     log("Setting up training phases...")
-    amix = None
-    loss_kwargs = dnnlib.EasyDict(loss_kwargs)
-    if adaptivemix_kwargs is not None:
-        amix_kwargs = dict(adaptivemix_kwargs)
-        loss_kwargs.adaptivemix_variant = amix_kwargs.pop("variant", "release")
-        loss_kwargs.adaptivemix_weight = amix_kwargs.pop("weight", 1.0)
-        amix = AdaptiveMixDiscriminatorCall(**amix_kwargs)
     loss = dnnlib.util.construct_class_by_name(
         device=device,
         G=G,
         D=D,
         augment_pipe=augment_pipe,
-        adaptivemix=amix,
         apa=apa,
         real_logit_observers=(ada,) if ada else (),
         **loss_kwargs,

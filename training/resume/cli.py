@@ -25,6 +25,7 @@ from training.resume.state import (
     load_training_state,
     state_shapes,
 )
+from training.saved_names import move_adaptivemix_kwargs
 
 
 def is_exact_resume(resume: str | None) -> bool:
@@ -61,6 +62,7 @@ def exact_resume_options(resume: str, outdir: str, given: dict) -> dnnlib.EasyDi
         with open(options_path, encoding="utf-8") as f:
             args = json.load(f, object_hook=dnnlib.EasyDict)
         trust.check_class_names(args, options_path)
+        move_adaptivemix_kwargs(args)  # Options saved before AdaptiveMix's settings moved into loss_kwargs.
     except (OSError, ValueError) as err:  # UntrustedNameError is a ValueError.
         raise click.UsageError(f"--resume: {err}") from None
     args.run_dir = run_dir

@@ -17,7 +17,9 @@ from typing import Any
 
 import click
 
+from adaptivemix import DEFAULT_FORM, WEIGHT
 from training import options as opts
+from training.saved_names import adaptivemix_options
 
 # Options that may differ on an exact resume: they change what is logged, measured or read, not the math.
 RESUME_OVERRIDES = (
@@ -61,7 +63,8 @@ def _augpipe(args: dict) -> str | None:
 
 
 def _amix(args: dict, key: str, default: Any) -> Any:
-    return args.get("adaptivemix_kwargs", {}).get(key, default)
+    """An AdaptiveMix option of either layout (`loss_kwargs`, or the older `adaptivemix_kwargs`); default when off."""
+    return (adaptivemix_options(args) or {}).get(key, default)
 
 
 def _loss(args: dict, key: str, default: Any) -> Any:
@@ -88,10 +91,10 @@ RUN_VALUES: dict[str, Callable[[dict], Any]] = {
     "apa": lambda a: "apa_kwargs" in a,
     "apa_target": lambda a: _apa(a, "target", None),
     "with_dataaug": lambda a: bool(_apa(a, "with_dataaug", False)),
-    "adaptivemix": lambda a: "adaptivemix_kwargs" in a,
+    "adaptivemix": lambda a: adaptivemix_options(a) is not None,
     "noise_std": lambda a: _amix(a, "noise_std", None),
-    "adaptivemix_variant": lambda a: _amix(a, "variant", opts.ADAPTIVEMIX_VARIANT),
-    "adaptivemix_weight": lambda a: _amix(a, "weight", opts.ADAPTIVEMIX_WEIGHT),
+    "adaptivemix_form": lambda a: _amix(a, "adaptivemix_form", DEFAULT_FORM),
+    "adaptivemix_weight": lambda a: _amix(a, "adaptivemix_weight", WEIGHT),
     "fm_weight": lambda a: _loss(a, "fm_weight", 0.0),
     "label_smoothing": lambda a: _loss(a, "label_smoothing", 1.0),
     "bures_weight": lambda a: _loss(a, "bures_weight", 0.0),
