@@ -10,6 +10,8 @@ GAN of De Meulemeester et al.):
 - `virtual_batch_norm`: batch normalisation with the statistics of a fixed reference batch plus the example.
 - `bures`: the Bures distance between the normalised covariance matrices of real and fake features, and the
   Alt-Bures schedule.
+- `composition`: the added loss terms of both players (the terms above and the AdaptiveMix weight), composed
+  once for train.py's StyleGAN2 loss and the labs' losses; a new technique that adds a loss term joins there.
 
 AdaptiveMix itself is the separate `adaptivemix` package.
 """
