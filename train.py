@@ -19,7 +19,8 @@ from torch.multiprocessing.spawn import ProcessException
 import adaptivemix
 import dnnlib
 from dnnlib import atomic, trust
-from metrics import detectors
+from dnnlib.cli import click_errors
+from metrics import detector_check, detectors
 from training import distributed, loop_defaults, run_checks, run_control
 from training import options as opts
 from training.options import (
@@ -339,9 +340,10 @@ def main(ctx, outdir, dry_run, device, resume, kimg, trust_module, trust_detecto
     # Everything that can be refused is checked before the run directory is created or touched, in a dry run too.
     if "resume_pkl" in args:
         transfer.check_transfer_pickle(args.resume_pkl)
-    run_checks.check_detectors(
-        args.metrics, args.get("metric_kwargs", {}), resolution=args.training_set_kwargs.resolution
-    )
+    with click_errors():
+        detector_check.check_detectors(
+            args.metrics, args.get("metric_kwargs", {}), resolution=args.training_set_kwargs.resolution
+        )
     run_checks.check_writable_folder(args.run_dir if "resume_state" in args else outdir)
     if dry_run:
         if "resume_state" in args:

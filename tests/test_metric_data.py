@@ -145,7 +145,7 @@ def test_train_saves_and_checks_the_metric_data(tmp_path):
 def test_metric_data_is_saved_with_the_run(tmp_path, monkeypatch):
     data = make_image_zip(tmp_path / "train16.zip")
     held_out = make_image_zip(tmp_path / "test16.zip", num_images=8, seed=1)
-    monkeypatch.setattr(train.run_checks, "check_detectors", lambda *args, **kwargs: None)  # Offline here.
+    monkeypatch.setattr(train.detector_check, "check_detectors", lambda *args, **kwargs: None)  # Offline here.
     monkeypatch.setattr(train.distributed, "launch", lambda fn, args, n, device: None)
     args = [f"--outdir={tmp_path / 'runs'}", f"--data={data}", "--cfg=tiny", "--device=cpu", "--metrics=fid50k_full"]
     result = _train(*args, f"--metric-data={held_out}")
@@ -160,7 +160,7 @@ def test_metric_data_is_saved_with_the_run(tmp_path, monkeypatch):
 def test_metric_data_may_change_on_resume(run_copy, tmp_path, monkeypatch):
     run_dir, _data = run_copy
     held_out = make_image_zip(tmp_path / "test16.zip", num_images=8, seed=1)
-    monkeypatch.setattr(train.run_checks, "check_detectors", lambda *args, **kwargs: None)
+    monkeypatch.setattr(train.detector_check, "check_detectors", lambda *args, **kwargs: None)
     calls = []
     monkeypatch.setattr(train.distributed, "launch", lambda fn, args, n, device: calls.append(args))
     before = json.loads((run_dir / "training_options.json").read_text())
