@@ -257,9 +257,9 @@ def main(
         device = resolve_device(device_name)
         G = load_generator_pkl(network_pkl, device)
         label = class_label(G, class_idx, device)
+    target = load_target(target_fname, G.img_resolution, G.img_channels)  # Before the (maybe downloaded) VGG.
     with click_errors(OSError, ValueError):
         distance_net = detectors.get_detector(vgg, device, detector_dir)
-    target = load_target(target_fname, G.img_resolution, G.img_channels)
 
     start = time.time()
     with ProgressBar(num_steps, desc="projecting", unit="step") as progress:

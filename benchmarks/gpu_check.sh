@@ -54,8 +54,8 @@ EOF
 # 2. Correctness: every CUDA-marked test (ops forward/grad/grad-of-grad in fp16 and fp32, fp16 networks vs fp32),
 #    then the reference-reproducing tests (they run on the CPU path of this machine's torch).
 step cuda-tests 240 "$py" -m pytest -q -p no:cacheprovider -m cuda tests/
-step reference-tests 180 "$py" -m pytest -q -p no:cacheprovider tests/test_ops_reference.py tests/test_networks_parity.py \
-    tests/test_loss_reference.py tests/test_augment_reference.py tests/test_metrics_inception.py
+step reference-tests 180 "$py" -m pytest -q -p no:cacheprovider tests/ops/test_ops_reference.py tests/networks/test_networks_parity.py \
+    tests/training/test_loss_reference.py tests/training/test_augment_reference.py tests/metrics/test_metrics_inception.py
 
 # 3. Speed: the ops (plugin vs reference) and training (s/kimg, images/s, peak memory; fp16 on and off).
 if [ "$dry_run" = 1 ]; then

@@ -9,6 +9,8 @@ import numpy as np
 import PIL.Image
 import pytest
 
+REPO_ROOT = Path(__file__).resolve().parents[1]  # The repository (tests/ sits at its top, tests/<area>/ below).
+
 # The reference numbers the tests reproduce live in the repository (tests/data/reference/, see its README.md).
 # $REFERENCE_DIR points the tests at another copy, e.g. the full, untrimmed set. Missing data fails loudly:
 # every reference file must be reproduced by a test.

@@ -6,15 +6,15 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
 import legacy
 from dnnlib import atomic
+from tests.conftest import REPO_ROOT
 from training.resume import state as resume_state
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_ROOT
 
 
 def train_command(outdir, *args):

@@ -64,6 +64,7 @@ def _worker(rank, init_file, result_file):
     torch.distributed.destroy_process_group()
 
 
+@pytest.mark.slow
 def test_collector_reduces_across_gloo_ranks(tmp_path):
     result = tmp_path / "result.npy"
     torch.multiprocessing.spawn(_worker, args=(str(tmp_path / "init"), str(result)), nprocs=2)

@@ -2,12 +2,12 @@
 
 import subprocess
 import sys
-from pathlib import Path
 
 import legacy
+from tests.conftest import REPO_ROOT
 from training import checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_ROOT
 
 
 def test_legacy_reexports_the_checkpoint_loader():

@@ -118,6 +118,7 @@ def test_vbn_reference_is_in_the_generator_state():
     assert "reference.batch" in run.G.state_dict()
 
 
+@pytest.mark.slow
 def test_toy_cli_end_to_end(tmp_path):
     out = tmp_path / "out"
     result = CliRunner().invoke(

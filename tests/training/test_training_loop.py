@@ -64,6 +64,7 @@ def read_stats(run_dir):
         return [json.loads(line) for line in f]
 
 
+@pytest.mark.slow
 def test_end_to_end_files(tiny_zip, tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -136,6 +137,7 @@ def test_exact_resume_equals_uninterrupted_run(tiny_zip, tmp_path):
             assert a[name] == b[name], name
 
 
+@pytest.mark.slow
 def test_resume_from_network_pickle_copies_weights_by_name(tiny_zip, tmp_path):
     # Transfer learning (the original's --resume): weights come from the pickle, counters start at zero.
     source_dir, target_dir = tmp_path / "source", tmp_path / "target"

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import PIL.Image
 import pytest
@@ -19,10 +18,11 @@ from test_train_resume import finished_run, run_copy  # noqa: F401 - fixtures us
 
 import train
 from dnnlib import atomic
+from tests.conftest import REPO_ROOT
 from training import checkpoint, run_control
 from training.resume import state as resume_state
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_ROOT
 
 
 def _train(*args):
@@ -51,6 +51,7 @@ def _full_disk(monkeypatch, target, name):
 
 
 @pytest.mark.parametrize("where", ["network snapshot", "image grid"])
+@pytest.mark.slow
 def test_full_disk_is_one_line_and_the_run_resumes_when_space_is_back(run_copy, tmp_path, monkeypatch, where):
     run_dir, _data = run_copy
     with monkeypatch.context() as patch:

@@ -87,6 +87,7 @@ def test_metric_data_changes_the_real_statistics_and_nothing_else(world):
     assert other.provenance.real_data == "metric" and plain.provenance.real_data == "train"
 
 
+@pytest.mark.slow
 def test_fid_against_the_metric_data_uses_its_statistics(world, monkeypatch):
     generated = []
     original = metric_utils.compute_feature_stats_for_generator

@@ -45,6 +45,7 @@ def test_load_thumbnail_keeps_the_aspect_and_small_grids(tmp_path):
     assert small.size == (40, 20) and small.mode == "RGB"
 
 
+@pytest.mark.slow
 def test_progress_png_of_a_run_and_of_a_run_without_metrics(tmp_path):
     folder = fid_run(tmp_path / "run", 0, {0: 400.0, 2: 100.0, 4: 90.0})
     add_grid(folder)

@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.distributed
 
+from tests.conftest import REPO_ROOT
 from training import distributed
 from training.loss import StyleGAN2Loss
 from training.networks import Discriminator, Generator
@@ -118,9 +119,8 @@ def test_average_gradients_keeps_missing_gradients_missing():
 def test_torchrun_two_cpu_processes_train_one_run(tiny_zip, tmp_path):
     import subprocess
     import sys
-    from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[1]
+    repo = REPO_ROOT
     command = [
         sys.executable,
         "-m",

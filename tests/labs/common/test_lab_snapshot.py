@@ -5,7 +5,6 @@ import os
 import pickle
 import subprocess
 import sys
-from pathlib import Path
 
 import click
 import pytest
@@ -15,9 +14,10 @@ from conftest import make_image_zip
 
 from labs.common.snapshot import LabSnapshot, load_snapshot
 from labs.dcgan import cli as dcgan
+from tests.conftest import REPO_ROOT
 from training.report_runs import read_lab_folder
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_ROOT
 
 
 @dataclasses.dataclass

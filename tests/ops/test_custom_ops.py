@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import REPO_ROOT
 from torch_utils import custom_ops
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = REPO_ROOT
 GOOD_SOURCE = """
 #include <pybind11/pybind11.h>
 static int add_one(int x) { return x + 1; }
@@ -46,6 +47,7 @@ def test_reference_env_forces_none_without_building(cache_root, monkeypatch, cap
     assert not cache_root.exists()
 
 
+@pytest.mark.slow
 def test_failing_build_warns_once_and_returns_none(cache_root, tmp_path, capfd):
     (tmp_path / "bad.cpp").write_text("#include <pybind11/pybind11.h>\nthis is not C++;\n")
     name = unique_name()

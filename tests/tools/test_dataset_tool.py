@@ -21,6 +21,7 @@ from click.testing import CliRunner
 
 import dataset_tool
 from dnnlib import atomic
+from tests.conftest import REPO_ROOT
 from training.dataset import ImageFolderDataset
 
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
@@ -416,7 +417,7 @@ dataset_tool.main(sys.argv[1:])
 def test_sigterm_midway_removes_the_temp_file(tmp_path):
     for i in range(40):
         _save(tmp_path / "src" / f"{i}.png", _random_image(8, 8, seed=i))
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    repo = str(REPO_ROOT)
     proc = subprocess.Popen(
         [sys.executable, "-c", SIGTERM_SCRIPT, "--source", str(tmp_path / "src"), "--dest", str(tmp_path / "out.zip")],
         cwd=repo,

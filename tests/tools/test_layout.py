@@ -1,5 +1,6 @@
 """The import graph of the repository, read from the source with `ast`: no import cycle among the project's own
-modules, and no library module imports a command-line script.
+modules, every package imports only packages on lower floors (`FLOORS`), and no library module imports a
+command-line script.
 
 Every `import` counts, at module level or inside a function (a lazy import is still a dependency). An import
 resolves to the longest project module it names: `from training import loss` is an edge to `training.loss`,
@@ -23,10 +24,10 @@ SKIP_DIRS = {"tests", "build", "dist", "docs"}  # Besides hidden folders, virtua
 # imports `training.checkpoint`).
 SCRIPT_DIRS = (".", "benchmarks")
 
-# Cycles and upward imports outside the command-line scripts' part of the tidy-up (issue 22), each to be removed
-# by the part that owns the modules; an entry that no longer occurs fails the test, so the list only shrinks.
-KNOWN_CYCLES: set[frozenset[str]] = set()
-KNOWN_UPWARD_IMPORTS: set[tuple[str, str]] = set()
+# The floors of the house, bottom up: a package imports only packages on lower floors (or its own modules).
+# adaptivemix is the method as a plug-in (torch only); training runs the metrics during training; the labs
+# sit on everything below them. Scripts, benchmarks and tests stand above all floors.
+FLOORS = [{"dnnlib"}, {"torch_utils", "adaptivemix", "metrics"}, {"training"}, {"labs"}]
 
 
 def project_modules(repo: Path = REPO) -> dict[str, Path]:
@@ -211,9 +212,37 @@ def test_repository_graph_sees_the_known_modules(graph):
 
 
 def test_no_import_cycles(graph):
-    found = set(cycles(graph))
-    assert found - KNOWN_CYCLES == set(), f"import cycles: {[sorted(c) for c in found - KNOWN_CYCLES]}"
-    assert KNOWN_CYCLES - found == set(), f"fixed, remove from KNOWN_CYCLES: {KNOWN_CYCLES - found}"
+    assert cycles(graph) == [], f"import cycles: {[sorted(c) for c in cycles(graph)]}"
+
+
+def floor_violations(graph: dict[str, set[str]]) -> set[tuple[str, str]]:
+    """(importer, imported) for every import from a package to one on its own floor or above (not itself)."""
+    floor = {package: level for level, packages in enumerate(FLOORS) for package in packages}
+    return {
+        (module, target)
+        for module, targets in graph.items()
+        if module.split(".")[0] in floor
+        for target in targets
+        if target.split(".")[0] in floor
+        and target.split(".")[0] != module.split(".")[0]
+        and floor[target.split(".")[0]] >= floor[module.split(".")[0]]
+    }
+
+
+def test_floor_violations_name_imports_across_and_up_only():
+    graph = {
+        "training.loss": {"adaptivemix.gan", "training.networks", "dnnlib.util"},  # Down and within: fine.
+        "metrics.x": {"adaptivemix.mixing"},  # Same floor, other package: a violation.
+        "dnnlib.util": {"training.loss"},  # Up: a violation.
+        "generate": {"labs.toy.cli"},  # Scripts stand above every floor.
+    }
+    assert floor_violations(graph) == {("metrics.x", "adaptivemix.mixing"), ("dnnlib.util", "training.loss")}
+
+
+def test_every_package_imports_only_packages_on_lower_floors(graph):
+    packages = {module.split(".")[0] for module in graph if "." in module}
+    assert {p for floor in FLOORS for p in floor} == packages - {"benchmarks"}, "a new package needs a floor"
+    assert floor_violations(graph) == set()
 
 
 def test_ops_plugins_self_check_bias_act_upfirdn2d_import_one_way(graph):
@@ -226,8 +255,6 @@ def test_ops_plugins_self_check_bias_act_upfirdn2d_import_one_way(graph):
 
 
 def test_no_library_module_imports_a_script(graph):
-    found = upward_imports(graph, scripts())
-    assert found - KNOWN_UPWARD_IMPORTS == set(), f"library modules importing scripts: {sorted(found)}"
-    assert KNOWN_UPWARD_IMPORTS - found == set(), (
-        f"fixed, remove from KNOWN_UPWARD_IMPORTS: {KNOWN_UPWARD_IMPORTS - found}"
+    assert upward_imports(graph, scripts()) == set(), (
+        f"library modules importing scripts: {upward_imports(graph, scripts())}"
     )
