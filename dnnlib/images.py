@@ -12,8 +12,8 @@ from dnnlib import atomic
 IMAGE_MODES = {1: "L", 3: "RGB", 4: "RGBA"}  # Channels -> PIL mode.
 
 
-def _checked(pixels: np.ndarray) -> np.ndarray:
-    """`pixels` as [H, W, C] uint8 with C in 1, 3, 4 ([H, W] counts as one channel); ValueError otherwise."""
+def _pil_image(pixels: np.ndarray) -> PIL.Image.Image:
+    """`pixels` ([H, W] or [H, W, C] uint8, C in 1, 3, 4) as a PIL image; ValueError for anything else."""
     pixels = np.asarray(pixels)
     if pixels.ndim == 2:
         pixels = pixels[:, :, None]
@@ -22,7 +22,8 @@ def _checked(pixels: np.ndarray) -> np.ndarray:
             f"cannot save an array of shape {list(pixels.shape)} and dtype {pixels.dtype} as PNG: "
             "expected [H, W, C] uint8 with C = 1, 3 or 4"
         )
-    return pixels
+    channels = pixels.shape[2]
+    return PIL.Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels, IMAGE_MODES[channels])
 
 
 def encode_png(pixels: np.ndarray, compress_level: int = 6) -> bytes:
@@ -30,22 +31,19 @@ def encode_png(pixels: np.ndarray, compress_level: int = 6) -> bytes:
 
     `compress_level` is zlib's 0 (stored, fastest: what dataset zips use) to 9; 6 is PIL's default.
     """
-    pixels = _checked(pixels)
-    channels = pixels.shape[2]
-    image = PIL.Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels, IMAGE_MODES[channels])
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=compress_level)
+    _pil_image(pixels).save(buffer, format="PNG", compress_level=compress_level)
     return buffer.getvalue()
 
 
 def save_png(pixels: np.ndarray, path: str) -> None:
-    """Write `pixels` ([H, W, C] uint8, C in 1, 3, 4) to `path` as PNG, atomically.
+    """Write `pixels` ([H, W] or [H, W, C] uint8, C in 1, 3, 4) to `path` as PNG, atomically.
 
     Raises ValueError for another shape or dtype, and `atomic.WriteError` (one line) when the disk refuses.
     """
-    data = encode_png(pixels)
-    with atomic.atomic_path(path, suffix=".png") as tmp_path, open(tmp_path, "wb") as f:
-        f.write(data)
+    image = _pil_image(pixels)
+    with atomic.atomic_path(path, suffix=".png") as tmp_path:
+        image.save(tmp_path, format="PNG")
 
 
 def tile_images(images: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
