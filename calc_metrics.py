@@ -225,10 +225,8 @@ def calc_metrics(
     trust_detector,
 ):
     metrics = parse_metric_list(metrics_text)
-    try:
-        trust.trust_modules(name for text in trust_module for name in text.split(","))
-    except ValueError as err:
-        raise click.UsageError(f"--trust-module: {err}") from None
+    with click_errors():
+        trust.trust_module_option(trust_module)
     detectors.trust_detectors(trust_detector)
     if num_gpus < 1:
         raise click.UsageError("--gpus must be at least 1")

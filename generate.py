@@ -81,10 +81,8 @@ def generate_images(
     """Generate images using a pretrained network pickle."""
     if projected_w is None and not seeds:
         raise click.UsageError("--seeds option is required when not using --projected-w")
-    try:
-        trust.trust_modules(name for text in trust_module for name in text.split(","))
-    except ValueError as err:
-        raise click.UsageError(f"--trust-module: {err}") from None
+    with click_errors():
+        trust.trust_module_option(trust_module)
     if os.path.exists(outdir) and not os.path.isdir(outdir):
         raise click.UsageError(f"--outdir={outdir} is a file, not a folder; choose another name")
     with click_errors(GeneratorLoadError):

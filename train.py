@@ -288,10 +288,8 @@ def run_launch(args: dnnlib.EasyDict, device: str) -> None:
 )
 def main(ctx, outdir, dry_run, device, resume, kimg, trust_module, trust_detector, **config_kwargs):
     """Train a GAN using the techniques of StyleGAN2-ADA, with AdaptiveMix and APA."""
-    try:
-        trust.trust_modules(name for text in trust_module for name in text.split(","))
-    except ValueError as err:
-        raise click.UsageError(f"--trust-module: {err}") from None
+    with click_errors():
+        trust.trust_module_option(trust_module)
     detectors.trust_detectors(trust_detector)
     try:
         device = distributed.resolve_device(device)

@@ -25,6 +25,8 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from dnnlib.cli import OptionError
+
 TRUSTED_MODULES_ENV = "GAN_TRUSTED_MODULES"
 
 # This project's modules whose classes files may name (a package entry covers its submodules).
@@ -66,6 +68,17 @@ def trust_modules(names: Iterable[str]) -> None:
             raise ValueError(f'"{name}" is not a Python module name (e.g. mypkg or mypkg.networks)')
     merged = list(trusted_modules()) + [name for name in names if name not in trusted_modules()]
     os.environ[TRUSTED_MODULES_ENV] = ",".join(merged)
+
+
+def trust_module_option(values: Iterable[str]) -> None:
+    """`--trust-module` values (repeatable, each a comma-separated list) -> `trust_modules`.
+
+    Raises `OptionError` (a usage error inside `dnnlib.cli.click_errors`) naming the option.
+    """
+    try:
+        trust_modules(name for text in values for name in text.split(","))
+    except ValueError as err:
+        raise OptionError(f"--trust-module: {err}") from None
 
 
 def is_user_trusted(module: str) -> bool:

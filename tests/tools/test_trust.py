@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 import calc_metrics
 import generate
+import train
 from dnnlib import trust
 from training.checkpoint import safe_load, save_network_pkl
 from training.networks import Discriminator, Generator
@@ -185,3 +186,22 @@ def test_generate_from_a_users_own_generator_made_of_torch_nn_layers(user_packag
     os.environ.pop(trust.TRUSTED_MODULES_ENV, None)
     assert result.exit_code == 0, result.output
     assert os.listdir(out) == ["seed0000.png"]
+
+
+@pytest.mark.parametrize(
+    "command, required",
+    [
+        (generate.generate_images, ["--network=N/net.pkl", "--outdir=N/out", "--seeds=0"]),
+        (calc_metrics.calc_metrics, ["--network=N/net.pkl"]),
+        (train.main, ["--outdir=N/runs"]),
+    ],
+    ids=["generate", "calc_metrics", "train"],
+)
+def test_a_bad_trust_module_name_is_a_one_line_usage_error_in_every_script(command, required, monkeypatch, tmp_path):
+    monkeypatch.delenv(trust.TRUSTED_MODULES_ENV, raising=False)
+    args = [arg.replace("N/", f"{tmp_path}/") for arg in required] + ["--trust-module=ok.name,not a name"]
+    result = CliRunner().invoke(command, args)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert '--trust-module: "not a name" is not a Python module name' in result.output
+    assert os.environ.get(trust.TRUSTED_MODULES_ENV) is None  # Nothing was trusted.
+    assert list(tmp_path.iterdir()) == []  # Refused before anything was read or written.
