@@ -5,8 +5,9 @@ label smoothing is `label_smoothing` and historical averaging `hist_avg_weight`,
 Readers of saved configurations (lab snapshots, labs.toy's results.jsonl, the run reports) map the old names
 with `current_names`, so files written before keep reading. train.py's training_options.json held AdaptiveMix's
 settings in `adaptivemix_kwargs` for the training loop to unpack; today they are the loss's own keyword
-arguments in `loss_kwargs` (`adaptivemix`, `adaptivemix_form`, `adaptivemix_weight`, `noise_std`):
-`adaptivemix_options` reads either layout and `move_adaptivemix_kwargs` brings the old one into today's.
+arguments in `loss_kwargs` (`adaptivemix`, `adaptivemix_form`, `adaptivemix_weight`, `noise_std`): every
+reader of a saved file calls `move_adaptivemix_kwargs`, which brings the old layout into today's, so the rest
+of the code (`adaptivemix_options`) knows one layout.
 """
 
 from __future__ import annotations
@@ -40,15 +41,8 @@ def current_names(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def adaptivemix_options(args: dict) -> dict | None:
-    """The AdaptiveMix options {adaptivemix_form, adaptivemix_weight, noise_std} of saved training options, or None
-    when off. Reads both layouts: `loss_kwargs` (today) and `adaptivemix_kwargs` (noise_std/variant/weight)."""
-    old = args.get("adaptivemix_kwargs")
-    if old is not None:
-        return dict(
-            adaptivemix_form=old.get("variant", adaptivemix.DEFAULT_FORM),
-            adaptivemix_weight=old.get("weight", adaptivemix.WEIGHT),
-            noise_std=old.get("noise_std", adaptivemix.NOISE_STD),
-        )
+    """The AdaptiveMix options {adaptivemix_form, adaptivemix_weight, noise_std} of training options in today's
+    layout (`loss_kwargs`), or None when off. Options read from a file go through `move_adaptivemix_kwargs` first."""
     loss = args.get("loss_kwargs", {})
     if not loss.get("adaptivemix", False):
         return None
@@ -69,4 +63,9 @@ def move_adaptivemix_kwargs(args: dict) -> None:
     if old.get("alpha", 1.0) != 1.0:
         raise ValueError(f"adaptivemix_kwargs has alpha={old['alpha']}; only the release's alpha 1 can be resumed")
     args["loss_kwargs"] = dnnlib.EasyDict(args.get("loss_kwargs", {}))
-    args["loss_kwargs"].update(adaptivemix=True, **adaptivemix_options(dict(adaptivemix_kwargs=old)))
+    args["loss_kwargs"].update(
+        adaptivemix=True,
+        adaptivemix_form=old.get("variant", adaptivemix.DEFAULT_FORM),
+        adaptivemix_weight=old.get("weight", adaptivemix.WEIGHT),
+        noise_std=old.get("noise_std", adaptivemix.NOISE_STD),
+    )

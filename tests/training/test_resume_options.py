@@ -97,11 +97,11 @@ def test_options_of_the_old_adaptivemix_layout_read_back_and_move_into_loss_kwar
     args = build(tiny_zip, line)
     old = old_layout(args)
     assert "adaptivemix_kwargs" in old and "adaptivemix" not in old["loss_kwargs"]
+    move_adaptivemix_kwargs(old)
+    assert old == args
     for name in ("adaptivemix", "noise_std", "adaptivemix_form", "adaptivemix_weight"):
         assert resume_options.RUN_VALUES[name](old) == resume_options.RUN_VALUES[name](args), name
     resume_options.check_given_options(old, line)
-    move_adaptivemix_kwargs(old)
-    assert old == args
 
 
 def test_old_adaptivemix_layout_with_another_alpha_is_refused(tiny_zip):

@@ -63,7 +63,7 @@ def _augpipe(args: dict) -> str | None:
 
 
 def _amix(args: dict, key: str, default: Any) -> Any:
-    """An AdaptiveMix option of either layout (`loss_kwargs`, or the older `adaptivemix_kwargs`); default when off."""
+    """An AdaptiveMix option of the run (`loss_kwargs`); `default` when AdaptiveMix is off."""
     return (adaptivemix_options(args) or {}).get(key, default)
 
 
