@@ -33,12 +33,7 @@ from labs.dcgan.cli import STACK_SEED
 from labs.dcgan.networks import Generator
 from labs.dcgan.train import SNAPSHOT, config_from_snapshot
 from labs.toy.data import mode_kl
-from metrics import domain_classifier
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """Generator output in [-1, 1] -> uint8 0..255 (x * 127.5 + 128, clamped), as the metrics code converts it."""
-    return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+from metrics import domain_classifier, metric_utils
 
 
 @torch.no_grad()
@@ -73,7 +68,7 @@ def count_modes(G: Generator, classify, stack: int, num_classes: int, num: int, 
     counts = torch.zeros(num_classes**stack, dtype=torch.int64)
     for start in range(0, num, batch):
         z = torch.randn([min(batch, num - start), G.z_dim], generator=generator)
-        index = mode_indices(to_uint8(G(z)), classify, stack, num_classes)
+        index = mode_indices(metric_utils.images_to_uint8(G(z)), classify, stack, num_classes)
         counts += torch.bincount(index, minlength=len(counts))
     return counts.numpy()
 

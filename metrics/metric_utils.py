@@ -412,10 +412,15 @@ def compute_feature_stats_for_dataset(
     return stats
 
 
-def generated_images_uint8(G: torch.nn.Module, z: torch.Tensor, c: torch.Tensor, G_kwargs: dict) -> torch.Tensor:
-    """G(z, c) in [-1, 1] -> uint8 [N, C, H, W] via clamp(x * 127.5 + 128, 0, 255), truncated toward zero."""
-    img = G(z, c, **G_kwargs)
+def images_to_uint8(img: torch.Tensor) -> torch.Tensor:
+    """Generator output in [-1, 1] -> uint8 of the same shape via clamp(x * 127.5 + 128, 0, 255), truncated toward
+    zero: the one conversion the metrics, the tools' PNGs and the labs use."""
     return (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+
+def generated_images_uint8(G: torch.nn.Module, z: torch.Tensor, c: torch.Tensor, G_kwargs: dict) -> torch.Tensor:
+    """G(z, c) as uint8 [N, C, H, W] (`images_to_uint8`)."""
+    return images_to_uint8(G(z, c, **G_kwargs))
 
 
 def compute_feature_stats_for_generator(

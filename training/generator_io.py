@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from dnnlib.cli import OptionError
+from metrics.metric_utils import images_to_uint8
 from training import distributed
 from training.checkpoint import load_network_pkl_from_url
 from training.networks import Generator
@@ -71,5 +72,4 @@ def class_label(G: torch.nn.Module, class_idx: int | None, device: torch.device)
 
 def to_uint8_images(img: torch.Tensor) -> np.ndarray:
     """[N, C, H, W] images in [-1, 1] -> [N, H, W, C] uint8 (x * 127.5 + 128, clamped to 0..255, truncated)."""
-    img = (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)
-    return img.cpu().numpy()
+    return images_to_uint8(img).permute(0, 2, 3, 1).cpu().numpy()

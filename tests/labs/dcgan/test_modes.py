@@ -14,7 +14,7 @@ from labs.common.data import load_images, stack_images
 from labs.common.snapshot import load_snapshot
 from labs.dcgan import cli as dcgan
 from labs.dcgan.cli import STACK_SEED
-from metrics import domain_classifier
+from metrics import domain_classifier, metric_utils
 
 
 def _brightness_classifier(images: torch.Tensor) -> torch.Tensor:
@@ -55,7 +55,7 @@ def test_cli_counts_modes_and_kl_of_a_stacked_run(tmp_path):
     classifier = domain_classifier.load(str(tmp_path / "det.pt"))
     counts = {}
     with torch.no_grad():
-        images = modes.to_uint8(G(z))
+        images = metric_utils.images_to_uint8(G(z))
         for image in images:
             digits = [int(classifier(image[k : k + 1][None]).argmax()) for k in range(3)]
             key = digits[0] * 16 + digits[1] * 4 + digits[2]
