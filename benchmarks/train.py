@@ -6,12 +6,18 @@ the `tiny` preset. Figures and ratios come from one run.
     python benchmarks/train.py --device=cuda --iters=64 --configs=ref32,auto64,paper256 --fp16=both
 
 Columns: seconds per kimg (lower is better), images per second, and on CUDA the peak memory allocated by
-torch during the timed iterations.
+torch during the timed iterations. Timing alternates plain and AdaptiveMix measurements (`--repeats` pairs)
+and reports medians, so a load change on the machine hits both columns alike.
+
+`--profile` then traces `--iters` more iterations of each with `torch.profiler` and prints the share of the
+self CPU time per op family (convolution, bias_act, upfirdn2d, modulation, optimiser, other; see
+torch_utils/profiling.py for how backward and double-backward ops are attributed to their forward op).
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import time
 
@@ -20,6 +26,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from torch_utils.profiling import FAMILIES, op_family_times
 from training.loss import StyleGAN2Loss
 from training.networks import Discriminator, Generator
 from training.training_loop import build_phases, run_phase
@@ -62,34 +69,42 @@ def build(cfg: dict, device: torch.device, adaptivemix: bool, fp16: bool):
     D = D.train().requires_grad_(False).to(device)
     gamma = 0.0002 * cfg["res"] ** 2 / cfg["batch"]
     loss = StyleGAN2Loss(device, G, D, r1_gamma=gamma, adaptivemix=adaptivemix)
-    opt = dict(class_name="torch.optim.Adam", lr=0.0025, betas=[0, 0.99], eps=1e-8)
+    opt = dict(class_name="torch.optim.Adam", lr=0.0025, betas=[0, 0.99], eps=1e-8, fused=True)  # as train.py
     return G, loss, build_phases(G, D, opt, opt, G_reg_interval=4, D_reg_interval=16)
 
 
-def sec_per_kimg(
-    cfg: dict, device: torch.device, adaptivemix: bool, fp16: bool, iters: int, warmup: int
-) -> tuple[float, float]:
-    """(seconds per 1000 training images, peak CUDA memory in GiB over the timed iterations; NaN on the CPU)."""
-    torch.manual_seed(0)
-    G, loss, phases = build(cfg, device, adaptivemix, fp16)
-    batch = cfg["batch"]
-    real = torch.randn([batch, 3, cfg["res"], cfg["res"]], device=device).clamp(-1, 1)
-    c = torch.zeros([batch, 0], device=device)
-    elapsed = 0.0
-    for batch_idx in range(warmup + iters):
-        if batch_idx == warmup and device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
+class Trainer:
+    """One config's G+D training loop on a fixed random batch, stepped in the loop's phase proportions."""
+
+    def __init__(self, cfg: dict, device: torch.device, adaptivemix: bool, fp16: bool):
+        torch.manual_seed(0)
+        self.G, self.loss, self.phases = build(cfg, device, adaptivemix, fp16)
+        self.device = device
+        self.batch = cfg["batch"]
+        self.real = torch.randn([self.batch, 3, cfg["res"], cfg["res"]], device=device).clamp(-1, 1)
+        self.c = torch.zeros([self.batch, 0], device=device)
+        self.step = 0
+
+    def run(self, iters: int) -> float:
+        """Seconds per 1000 training images over `iters` iterations."""
         start = time.perf_counter()
-        for phase in phases:
-            if batch_idx % phase.interval == 0:
-                z = torch.randn([batch, G.z_dim], device=device)
-                run_phase(phase, loss, [real], [c], [z], [c])
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if batch_idx >= warmup:
-            elapsed += time.perf_counter() - start
-    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
-    return elapsed / (iters * batch) * 1000, peak
+        for _ in range(iters):
+            for phase in self.phases:
+                if self.step % phase.interval == 0:
+                    z = torch.randn([self.batch, self.G.z_dim], device=self.device)
+                    run_phase(phase, self.loss, [self.real], [self.c], [z], [self.c])
+            self.step += 1
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return (time.perf_counter() - start) / (iters * self.batch) * 1000
+
+    def family_shares(self, iters: int) -> dict[str, float]:
+        """Fraction of the self CPU time per op family over `iters` profiled iterations."""
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+            self.run(iters)
+        times = op_family_times(prof.events())
+        total = sum(times.values())
+        return {family: t / total for family, t in times.items()}
 
 
 @click.command()
@@ -102,6 +117,8 @@ def sec_per_kimg(
     help="timed iterations per measurement (a multiple of 16 keeps the phase mix exact)",
 )
 @click.option("--warmup", default=2, type=int)
+@click.option("--repeats", default=1, type=int, help="alternating plain/AdaptiveMix timing pairs; medians reported")
+@click.option("--profile", is_flag=True, help="also print each op family's share of the CPU time")
 @click.option("--configs", default="ref32,tiny32", help=f"comma list of {', '.join(CONFIGS)}")
 @click.option(
     "--fp16",
@@ -110,7 +127,7 @@ def sec_per_kimg(
     type=click.Choice(["on", "off", "both"]),
     help="fp16 in the 4 highest-resolution blocks (takes effect on CUDA only)",
 )
-def main(device, threads, iters, warmup, configs, fp16_mode):
+def main(device, threads, iters, warmup, repeats, profile, configs, fp16_mode):
     torch.set_num_threads(threads)
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -124,15 +141,37 @@ def main(device, threads, iters, warmup, configs, fp16_mode):
         f"{'config':<9} {'fp16':<4} {'batch':>5} {'plain s/kimg':>13} {'img/s':>8} {'GiB':>6} "
         f"{'amix s/kimg':>12} {'img/s':>8} {'GiB':>6} {'amix/plain':>11}"
     )
+    shares = []
     for key in configs.split(","):
         for fp16 in {"on": [True], "off": [False], "both": [True, False]}[fp16_mode]:
-            plain, plain_mem = sec_per_kimg(CONFIGS[key], device, False, fp16, iters, warmup)
-            amix, amix_mem = sec_per_kimg(CONFIGS[key], device, True, fp16, iters, warmup)
+            trainers = {mode: Trainer(CONFIGS[key], device, mode == "amix", fp16) for mode in ("plain", "amix")}
+            times = {mode: [] for mode in trainers}
+            peaks = {}
+            for trainer in trainers.values():
+                trainer.run(warmup)
+            for _ in range(repeats):
+                for mode, trainer in trainers.items():
+                    if device.type == "cuda":
+                        torch.cuda.reset_peak_memory_stats(device)
+                    times[mode].append(trainer.run(iters))
+                    peaks[mode] = (
+                        torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
+                    )
+            plain, amix = statistics.median(times["plain"]), statistics.median(times["amix"])
             print(
                 f"{key:<9} {'on' if fp16 else 'off':<4} {CONFIGS[key]['batch']:>5} {plain:>13.2f} {1000 / plain:>8.1f} "
-                f"{plain_mem:>6.2f} {amix:>12.2f} {1000 / amix:>8.1f} {amix_mem:>6.2f} {amix / plain:>10.2f}x",
+                f"{peaks['plain']:>6.2f} {amix:>12.2f} {1000 / amix:>8.1f} {peaks['amix']:>6.2f} {amix / plain:>10.2f}x",
                 flush=True,
             )
+            if profile:
+                for mode, trainer in trainers.items():
+                    shares.append((f"{key} {mode}", trainer.family_shares(iters)))
+    if shares:
+        print(f"\nshare of self CPU time per op family ({iters} profiled iterations each)")
+        print(f"{'run':<14}" + "".join(f"{family:>13}" for family in FAMILIES) + f"{'non-conv':>10}")
+        for name, share in shares:
+            cells = "".join(f"{share[family]:>12.1%} " for family in FAMILIES)
+            print(f"{name:<14}{cells}{1 - share['convolution']:>9.1%}")
 
 
 if __name__ == "__main__":

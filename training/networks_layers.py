@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import torch
 
-from torch_utils import misc
+from torch_utils import misc, profiling
 from torch_utils.ops import bias_act, conv2d_resample, fma, normalize_2nd_moment, upfirdn2d
 
 DEFAULT_RESAMPLE_FILTER = (1, 3, 3, 1)
@@ -45,6 +45,7 @@ def block_precision(
     return dtype, memory_format
 
 
+@profiling.scope("modulated_conv2d")
 def modulated_conv2d(
     x: torch.Tensor,
     weight: torch.Tensor,

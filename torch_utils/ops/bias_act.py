@@ -3,7 +3,11 @@
 The gain step is skipped when gain == 1 exactly; clamp=None disables clamping. Defaults per activation
 (alpha, gain) are in `activation_funcs` (e.g. lrelu: 0.2, sqrt(2), which keeps the signal variance).
 
-* `'ref'`: plain differentiable PyTorch ops (gradients of every order), any device and dtype.
+* `'ref'`: plain PyTorch, any device and dtype. For the piecewise-linear activations (linear, relu, lrelu) with
+  a positive gain it is one autograd Function: the forward works in place on one fresh tensor and the
+  backward masks the incoming gradient in one pass per step, reading the slope from the output's sign (as
+  the CUDA kernel does); its second derivative is zero, as theirs is almost everywhere. Other activations
+  compose differentiable ops (gradients of every order).
 * `'cuda'`: the kernel in `bias_act.cu` (CUDA tensors, when the plugin builds; else `'ref'`), float32
   internal math, first- and second-order gradients through custom autograd Functions.
 """
@@ -17,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 import dnnlib
+from torch_utils import profiling
 from torch_utils.ops import _self_check
 from torch_utils.ops._plugins import check_impl, cuda_plugin
 
@@ -62,6 +67,7 @@ activation_funcs: dict[str, dnnlib.EasyDict] = {
 }
 
 
+@profiling.scope("bias_act")
 def bias_act(
     x: torch.Tensor,
     b: torch.Tensor | None = None,
@@ -100,7 +106,68 @@ def bias_act(
     plugin = cuda_plugin(impl, x, "bias_act")
     if plugin is not None:
         return _bias_act_cuda(plugin, x, b, dim, spec, alpha, gain, clamp)
+    if act in _PIECEWISE_LINEAR and gain > 0 and alpha >= 0:
+        if torch.is_grad_enabled() and (x.requires_grad or (b is not None and b.requires_grad)):
+            return _BiasActPiecewiseLinear.apply(x, b, dim, act, alpha, gain, clamp)
+        return _piecewise_linear_forward(x, b, dim, act, alpha, gain, clamp)
     return _bias_act_ref(x, b, dim, spec.func, alpha, gain, clamp)
+
+
+_PIECEWISE_LINEAR = ("linear", "relu", "lrelu")
+
+
+def _piecewise_linear_forward(
+    x: torch.Tensor, b: torch.Tensor | None, dim: int, act: str, alpha: float, gain: float, clamp: float
+) -> torch.Tensor:
+    """The reference order (bias, activation, gain, clamp) on one fresh tensor: the first step allocates, the
+    rest work in place, so the result equals `_bias_act_ref` bit for bit. Needs at least one step to do (the
+    caller returns `x` for linear, gain 1, no clamp, no bias), so the result is never `x` itself."""
+    y = x + b.reshape([-1 if i == dim else 1 for i in range(x.ndim)]) if b is not None else None
+    if act == "relu":
+        y = F.relu(x) if y is None else y.relu_()
+    elif act == "lrelu":
+        y = F.leaky_relu(x, alpha) if y is None else F.leaky_relu_(y, alpha)
+    if gain != 1:
+        y = x * gain if y is None else y.mul_(gain)
+    if clamp >= 0:
+        y = x.clamp(-clamp, clamp) if y is None else y.clamp_(-clamp, clamp)
+    return y
+
+
+class _BiasActPiecewiseLinear(torch.autograd.Function):
+    """bias_act for linear/relu/lrelu with gain > 0, saving only the output y (when a slope or clamp needs it).
+
+    dx = dy * gain * slope * [-clamp < y < clamp] with slope 1 where y > 0 and alpha (relu: 0) elsewhere, since
+    a positive gain and the clamp keep the sign of act(x + b); db = dx summed over every axis but `dim`. The
+    masks are constants of y, so the backward is linear in dy: differentiating it again (R1, path length)
+    gives the same masks for dy and zero for x, which is the exact second derivative away from the kinks.
+    """
+
+    @staticmethod
+    def forward(ctx, x, b, dim, act, alpha, gain, clamp):  # type: ignore[override]
+        y = _piecewise_linear_forward(x, b, dim, act, alpha, gain, clamp)
+        ctx.save_for_backward(y if act != "linear" or clamp >= 0 else None)
+        ctx.args = (dim, act, alpha, gain, clamp)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):  # type: ignore[override]
+        (y,) = ctx.saved_tensors
+        dim, act, alpha, gain, clamp = ctx.args
+        y = y.detach() if y is not None else None  # the masks' derivative is zero: keep them off the graph
+        dx = dy
+        if clamp >= 0:
+            dx = torch.ops.aten.hardtanh_backward(dx, y, -clamp, clamp)  # 0 where |y| >= clamp
+        if act == "relu":
+            dx = torch.ops.aten.threshold_backward(dx, y, 0)  # 0 where y <= 0
+        elif act == "lrelu":
+            dx = torch.ops.aten.leaky_relu_backward(dx, y, alpha, True)  # * alpha where y <= 0
+        if gain != 1:
+            dx = dx * gain
+        db = None
+        if ctx.needs_input_grad[1]:
+            db = dx.sum([i for i in range(dx.ndim) if i != dim])
+        return (dx if ctx.needs_input_grad[0] else None), db, None, None, None, None, None
 
 
 def _bias_act_ref(

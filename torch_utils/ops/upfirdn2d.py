@@ -222,33 +222,45 @@ def _depthwise(kernel: torch.Tensor, channels: int, shape: Sequence[int]) -> tor
 
 
 def _pad_filter_downsample(x: torch.Tensor, g: torch.Tensor, p: ResampleParams) -> torch.Tensor:
-    """No upsampling: pad, then crop, then a depthwise correlation with the flipped filter and stride `down`."""
+    """No upsampling: pad, then crop, then a depthwise correlation with the flipped filter and stride `down`.
+    Padding that is the same on both sides of an axis and not negative is left to the convolution (no copy)."""
     c = x.shape[1]
-    x = F.pad(x, [max(p.padx0, 0), max(p.padx1, 0), max(p.pady0, 0), max(p.pady1, 0)])
-    x = x[:, :, max(-p.pady0, 0) : x.shape[2] - max(-p.pady1, 0), max(-p.padx0, 0) : x.shape[3] - max(-p.padx1, 0)]
+    conv_pady = p.pady0 if p.pady0 == p.pady1 >= 0 else 0
+    conv_padx = p.padx0 if p.padx0 == p.padx1 >= 0 else 0
+    pads = [p.padx0 - conv_padx, p.padx1 - conv_padx, p.pady0 - conv_pady, p.pady1 - conv_pady]
+    if any(pads):
+        x = F.pad(x, [max(v, 0) for v in pads])
+        x = x[:, :, max(-pads[2], 0) : x.shape[2] - max(-pads[3], 0), max(-pads[0], 0) : x.shape[3] - max(-pads[1], 0)]
     k = g if p.flip_filter else g.flip(list(range(g.ndim)))
     if k.ndim == 2:
-        return F.conv2d(x, _depthwise(k, c, k.shape), stride=(p.downy, p.downx), groups=c)
-    x = F.conv2d(x, _depthwise(k, c, [1, -1]), stride=(1, p.downx), groups=c)
-    return F.conv2d(x, _depthwise(k, c, [-1, 1]), stride=(p.downy, 1), groups=c)
+        kernel = _depthwise(k, c, k.shape)
+        return F.conv2d(x, kernel, stride=(p.downy, p.downx), padding=(conv_pady, conv_padx), groups=c)
+    x = F.conv2d(x, _depthwise(k, c, [1, -1]), stride=(1, p.downx), padding=(0, conv_padx), groups=c)
+    return F.conv2d(x, _depthwise(k, c, [-1, 1]), stride=(p.downy, 1), padding=(conv_pady, 0), groups=c)
 
 
 def _upsample_filter_downsample(x: torch.Tensor, g: torch.Tensor, p: ResampleParams) -> torch.Tensor:
     """Upsampling: zero insertion + true convolution as one strided depthwise transposed conv (no work on the
-    inserted zeros), then the padding/cropping as a shift of its full output, then keep every `down`-th sample."""
+    inserted zeros), then the padding/cropping as a shift of its full output, then keep every `down`-th sample.
+    A crop that is the same on both sides of an axis is left to the transposed conv's `padding` (no copy)."""
     c, h, w = x.shape[1:]
     k = g.flip(list(range(g.ndim))) if p.flip_filter else g
-    if k.ndim == 2:
-        full = F.conv_transpose2d(x, _depthwise(k, c, k.shape), stride=(p.upy, p.upx), groups=c)
-    else:
-        full = F.conv_transpose2d(x, _depthwise(k, c, [1, -1]), stride=(1, p.upx), groups=c)
-        full = F.conv_transpose2d(full, _depthwise(k, c, [-1, 1]), stride=(p.upy, 1), groups=c)
     fw, fh = get_filter_size(g)
-    # Output sample i (before downsampling) is full[i + fh - 1 - py0]; zeros outside `full`.
+    # Output sample i (before downsampling) is full[i + fh - 1 - py0], where `full` is the transposed conv's
+    # uncropped output ((h - 1) * up + fh rows); zeros outside it.
     start_y, start_x = fh - 1 - p.pady0, fw - 1 - p.padx0
     end_y, end_x = h * p.upy + p.pady1, w * p.upx + p.padx1  # = start + (output size before downsampling)
-    pads = [-start_x, end_x - full.shape[3], -start_y, end_y - full.shape[2]]  # > 0 pads zeros, < 0 crops
-    y = full
+    full_h, full_w = (h - 1) * p.upy + fh, (w - 1) * p.upx + fw
+    pads = [-start_x, end_x - full_w, -start_y, end_y - full_h]  # > 0 pads zeros, < 0 crops
+    crop_x = -pads[0] if pads[0] == pads[1] < 0 else 0
+    crop_y = -pads[2] if pads[2] == pads[3] < 0 else 0
+    pads = [pads[0] + crop_x, pads[1] + crop_x, pads[2] + crop_y, pads[3] + crop_y]
+    if k.ndim == 2:
+        kernel = _depthwise(k, c, k.shape)
+        y = F.conv_transpose2d(x, kernel, stride=(p.upy, p.upx), padding=(crop_y, crop_x), groups=c)
+    else:
+        y = F.conv_transpose2d(x, _depthwise(k, c, [1, -1]), stride=(1, p.upx), padding=(0, crop_x), groups=c)
+        y = F.conv_transpose2d(y, _depthwise(k, c, [-1, 1]), stride=(p.upy, 1), padding=(crop_y, 0), groups=c)
     if any(v > 0 for v in pads):
         y = F.pad(y, [max(v, 0) for v in pads])
     if any(v < 0 for v in pads):
