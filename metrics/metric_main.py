@@ -19,6 +19,7 @@ import torch
 
 import dnnlib
 from metrics import (
+    classifier_confidence,
     detectors,
     frechet_inception_distance,
     inception_score,
@@ -244,6 +245,17 @@ def is50k(opts):
     opts = _with_dataset_override(opts, max_size=None, xflip=False)
     mean, std = inception_score.compute_is(opts, num_gen=50000, num_splits=10)
     return dict(is50k_mean=mean, is50k_std=std)
+
+
+@register_metric(
+    "Classifier confidence (mean top-class probability, generated / real) and class coverage (classes with "
+    ">= 3 % of 10k generated images); meant for a domain classifier as --detector",
+    call=PROBABILITIES,
+)
+def conf10k(opts):
+    opts = _with_dataset_override(opts, max_size=None, xflip=False)
+    result = classifier_confidence.compute_confidence(opts, num_gen=10000)
+    return {f"conf10k_{key}": value for key, value in result.items()}
 
 
 # ----------------------------------------------------------------------------

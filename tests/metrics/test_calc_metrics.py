@@ -58,7 +58,7 @@ def _invoke(*args: str):
 @pytest.mark.filterwarnings("ignore:Matrix is singular")  # 24 samples of tiny features: singular covariances.
 def test_all_metric_kinds_run_offline_with_a_domain_detector(setup, monkeypatch):
     monkeypatch.setenv("DNNLIB_CACHE_DIR", str(setup["root"] / "cache"))
-    metrics = "fid50k_full,kid50k_full,pr50k3_full,is50k,ppl2_wend"
+    metrics = "fid50k_full,kid50k_full,pr50k3_full,is50k,conf10k,ppl2_wend"
     args = [
         f"--network={setup['network']}",
         f"--metrics={metrics}",
@@ -99,18 +99,22 @@ def test_all_metric_kinds_run_offline_with_a_domain_detector(setup, monkeypatch)
     assert 0 <= pr["pr50k3_full_precision"] <= 1 and 0 <= pr["pr50k3_full_recall"] <= 1
     is_result = records["is50k"]["results"]
     assert 1 <= is_result["is50k_mean"] <= 2 and is_result["is50k_std"] >= 0  # Two classes: IS in [1, 2].
+    conf = records["conf10k"]["results"]
+    assert 0.5 <= conf["conf10k_gen"] <= 1 and 0.5 <= conf["conf10k_real"] <= 1  # Two classes: max p >= 1/2.
+    assert conf["conf10k_ratio"] == pytest.approx(conf["conf10k_gen"] / conf["conf10k_real"])
+    assert conf["conf10k_classes"] in (1, 2) and 0 <= conf["conf10k_minshare"] <= 0.5
     assert records["ppl2_wend"]["results"]["ppl2_wend"] > 0
     cached = glob.glob(str(setup["root"] / "cache" / "gan-metrics" / "data-det-*.npz"))
-    # FID keeps mean/cov; KID and PR keep all features of the same detector call (one shared file);
-    # IS and PPL use no real images.
-    assert len(cached) == 2
+    # FID keeps mean/cov; KID and PR keep all features of the same detector call (one shared file); conf10k
+    # keeps the real images' class probabilities; IS and PPL use no real images.
+    assert len(cached) == 3
 
     # A second run reuses the cached statistics and appends a line.
     result = _invoke(*args[:1], "--metrics=fid50k_full", *args[2:], "--verbose=False")
     assert result.exit_code == 0, result.output
     assert "dataset features" not in result.output
     assert len((setup["run_dir"] / "metric-fid50k_full.jsonl").read_text().splitlines()) == 2
-    assert len(glob.glob(str(setup["root"] / "cache" / "gan-metrics" / "*.npz"))) == 2
+    assert len(glob.glob(str(setup["root"] / "cache" / "gan-metrics" / "*.npz"))) == 3
 
 
 def test_unknown_metric_lists_valid_names(setup):

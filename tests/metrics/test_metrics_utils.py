@@ -167,6 +167,7 @@ def test_registry_order_and_validation():
         "prdc50k_full",
         "ppl2_wend",
         "is50k",
+        "conf10k",
         "fid50k",
         "kid50k",
         "pr50k3",
