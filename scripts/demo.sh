@@ -29,7 +29,7 @@ fi
 
 echo "[demo] training for $kimg kimg with AdaptiveMix (--cfg=tiny)"
 python train.py --outdir=runs/demo --data="$data" --cfg=tiny --kimg="$kimg" --snap=10 --adaptivemix=1 --aug=ada \
-    --metrics=fid50k_full --metric-detector="$detector" --metric-images=2000 --workers=1
+    --metrics=fid50k_full,conf10k --metric-detector="$detector" --metric-images=2000 --workers=1
 run_dir=$(ls -d runs/demo/[0-9]*/ | sort | tail -n 1)
 snapshot=$(ls "$run_dir"network-snapshot-*.pkl | sort | tail -n 1)
 
@@ -45,7 +45,7 @@ images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)  
 save_image_grid(images.repeat(3, axis=2).repeat(3, axis=3), sys.argv[2], drange=(0, 255), grid=(8, len(images) // 8))
 EOF
 echo "[demo] metrics of the last snapshot (domain detector, 2000 images)"
-python calc_metrics.py --metrics=fid50k_full,kid50k_full --network="$snapshot" --detector="$detector" --num-images=2000
+python calc_metrics.py --metrics=fid50k_full,kid50k_full,conf10k --network="$snapshot" --detector="$detector" --num-images=2000
 
 echo "[demo] drawing the run's curves -> ${run_dir}progress.png"
 python -m training.report "$run_dir"
@@ -55,5 +55,5 @@ echo "[demo] done."
 echo "  snapshot:      $snapshot"
 echo "  samples:       ${run_dir}samples-grid.png (seeds 0-31; one PNG each in ${run_dir}samples/)"
 echo "  fakes grid:    $(ls "$run_dir"fakes[0-9]*.png | sort | tail -n 1) (the training loop's snapshot grid)"
-echo "  metric lines:  ${run_dir}metric-fid50k_full.jsonl"
+echo "  metric lines:  ${run_dir}metric-fid50k_full.jsonl, ${run_dir}metric-conf10k.jsonl (classifier confidence, classes covered)"
 echo "  curves:        ${run_dir}progress.png (losses, augmentation p, AdaptiveMix term, FID against kimg and time)"
