@@ -1,5 +1,8 @@
 """Where training time goes: named profiler scopes and a per-op-family split of a `torch.profiler` trace.
 
+    @profiling.scope("bias_act")             # a named range in traces, around every call of the function
+    def bias_act(...): ...
+
     with torch.profiler.profile() as prof:
         train_some_steps()
     shares = op_family_times(prof.events())   # {'convolution': us, 'bias_act': us, ...}
@@ -13,14 +16,14 @@ innermost named scope (`bias_act`, `modulation`, `optimiser`), then `other`.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Iterator
+import functools
+from collections.abc import Callable, Iterable
 
 import torch
 
 FAMILIES = ("convolution", "bias_act", "upfirdn2d", "modulation", "optimiser", "other")
 
-_UPFIRDN2D_NAMES = ("_UpFirDn2d", "_UpFirDn2dBackward")
+_UPFIRDN2D_NAME = "_UpFirDn2d"  # upfirdn2d's autograd Function (its backward calls it again)
 _CONVOLUTION_NAMES = (
     "aten::convolution",
     "aten::convolution_backward",
@@ -31,24 +34,29 @@ _SCOPE_FAMILIES = {"bias_act": "bias_act", "modulated_conv2d": "modulation"}
 _BACKWARD_PREFIX = "autograd::engine::evaluate_function: "
 
 
-@contextlib.contextmanager
-def scope(name: str) -> Iterator[None]:
-    """A named range in a `torch.profiler` trace; free (no dispatcher call) when no profiler is running."""
-    if not torch.autograd._profiler_enabled():
-        yield
-        return
-    with torch.profiler.record_function(name):
-        yield
+def scope(name: str) -> Callable[[Callable], Callable]:
+    """Decorator: each call of the function is a range named `name` in a `torch.profiler` trace. Without a
+    running profiler the wrapper only checks a flag and calls the function (these wrap per-layer hot paths)."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            if not torch.autograd._profiler_enabled():
+                return fn(*args, **kwargs)
+            with torch.profiler.record_function(name):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 def _direct_family(name: str) -> tuple[int, str] | None:
     """(precedence rank, family) that an event's own name implies, or None."""
-    if name in _UPFIRDN2D_NAMES or name.startswith("_UpFirDn2dCuda"):
+    if name == _UPFIRDN2D_NAME:
         return 0, "upfirdn2d"
     if name in _CONVOLUTION_NAMES:
         return 1, "convolution"
-    if name.startswith("_BiasAct"):
-        return 2, "bias_act"
     if name in _SCOPE_FAMILIES:
         return 2, _SCOPE_FAMILIES[name]
     if name.startswith("Optimizer."):

@@ -30,9 +30,12 @@ def test_backward_and_double_backward_count_with_their_forward_op():
     b = torch.zeros(8, requires_grad=True)
     big = torch.randn(256, 256, 64)
 
+    @profiling.scope("modulated_conv2d")
+    def scale(t):
+        return t * 3.0  # a large elementwise op: modulation
+
     def step():
-        with profiling.scope("modulated_conv2d"):
-            scaled = big * 3.0  # a large elementwise op: modulation
+        scaled = scale(big)
         y = F.conv2d(x, w, padding=1)  # convolution, and its gradients too
         y = bias_act.bias_act(y, b, act="lrelu", clamp=256, impl="ref")
         y = upfirdn2d.filter2d(y, upfirdn2d.setup_filter([1, 3, 3, 1]), impl="ref")  # a depthwise conv: upfirdn2d
