@@ -109,7 +109,8 @@ class StyleGAN2Loss:
         self.adaptivemix = None  # The release form's mixed call.
         self.eq6 = None  # The paper form's term (Eq. 6).
         if adaptivemix and adaptivemix_form == "release":
-            self.adaptivemix = AdaptiveMixDiscriminatorCall(noise_std=noise_std)
+            # D's blocks (F) are per-sample (minibatch std sits in the head J), so F(x_hat) and F(x) can share a pass.
+            self.adaptivemix = AdaptiveMixDiscriminatorCall(noise_std=noise_std, joint_pass=True)
         elif adaptivemix:
             self.eq6 = CrossMixShrinkage(noise_std=noise_std)
         self.apa = apa
@@ -164,8 +165,7 @@ class StyleGAN2Loss:
             logits = self.D.head(features, c).flatten()
             return logits, None, split_features(features)[0] if need_features else None
         result = self.adaptivemix(lambda t: self.D.features(t, c), self.D.head, x, c)
-        features = split_features(self.D.features(x, c))[0] if need_features else None
-        return result.logits.flatten(), self.adaptivemix.shrinkage(result), features
+        return result.logits.flatten(), self.adaptivemix.shrinkage(result), result.feat if need_features else None
 
     def _paper_terms(
         self,
