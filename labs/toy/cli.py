@@ -182,7 +182,7 @@ def build_configs(datasets, objectives, variants, seeds, **settings) -> list[Toy
     show_default=True,
     help="Network preset: pacgan for the pacgan-* data sets, lab otherwise",
 )
-@click.option("--steps", type=click.IntRange(min=1), help="G steps per run [preset: lab 400, pacgan 6000]")
+@click.option("--steps", type=click.IntRange(min=1), help="G steps per run [preset: lab 400, pacgan 8000]")
 @click.option("--batch", type=click.IntRange(min=2), help="Batch size (D's inputs per step) [preset: 128, 100]")
 @click.option("--n-critic", type=click.IntRange(min=1), default=1, show_default=True, help="D steps per G step")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam learning rate [preset: 1e-3, 1e-4]")

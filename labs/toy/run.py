@@ -36,7 +36,7 @@ VARIANTS = (
 PACK = re.compile(r"pack([1-9][0-9]*)")  # `packM`: D judges M points at once (PacGAN).
 # Each preset's defaults: (G steps, batch, Adam lr, Adam betas). `pacgan`: PacGAN's optimiser and batch; its steps
 # are where the plain GAN stopped improving in this lab's learning curves (docs/experiments.md).
-PRESETS = {"lab": (400, 128, 1e-3, (0.5, 0.9)), "pacgan": (6000, 100, 1e-4, (0.8, 0.999))}
+PRESETS = {"lab": (400, 128, 1e-3, (0.5, 0.9)), "pacgan": (8000, 100, 1e-4, (0.8, 0.999))}
 NUM_EVAL = 2500
 MAP_SIZE = 96
 CLIP = 0.01
