@@ -428,14 +428,20 @@ def compute_feature_stats_for_generator(
     detector_url: str,
     detector_kwargs: dict,
     batch_size: int = 64,
-    batch_gen: int = 4,
+    batch_gen: int | None = None,
     **stats_kwargs: Any,
 ) -> FeatureStats:
     """Detector features of generated images until `stats_kwargs['max_items']` are collected.
 
     Per step each rank makes `batch_size` images in calls of `batch_gen`: z ~ N(0, I) (torch RNG) and labels
     of random dataset items (NumPy RNG). No seeding here: results follow the global RNG state.
+    `batch_gen` defaults to 4 on a GPU (the original's guard against running out of GPU memory) and to
+    `batch_size` on the CPU, where G's per-call overhead dominates small calls (a 2,000-image pass of the
+    demo's tiny G: 4.9-5.6 s in calls of 4, 3.1-3.4 s in calls of 64). The grouping changes which random
+    draws make which image, not the distribution the images come from.
     """
+    if batch_gen is None:
+        batch_gen = 4 if opts.device.type == "cuda" else batch_size
     if batch_size % batch_gen != 0:
         raise ValueError(f"batch_size ({batch_size}) must be a multiple of batch_gen ({batch_gen})")
     G = copy.deepcopy(opts.G).eval().requires_grad_(False).to(opts.device)

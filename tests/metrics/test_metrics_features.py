@@ -120,6 +120,30 @@ def test_generated_images_are_converted_with_round_half_up(tmp_path, monkeypatch
     np.testing.assert_array_equal(features, np.tile(features[:1], (70, 1)))
 
 
+@pytest.mark.parametrize("batch_gen, expected_calls", [(None, [64, 64]), (4, [4] * 32), (16, [16] * 8)])
+def test_generator_call_size_defaults_to_the_whole_step_on_the_cpu(tmp_path, monkeypatch, batch_gen, expected_calls):
+    """On the CPU, G makes a step's 64 images in one call unless `batch_gen` says otherwise (4 is the GPU default)."""
+    data = str(tmp_path / "data")
+    write_labelled_image_folder(data, num_images=4, resolution=4)
+    monkeypatch.setattr(metric_utils, "get_feature_detector", lambda _opts, _url: PixelDetector())
+    calls = []
+
+    class RecordingGenerator(ConstantGenerator):
+        def forward(self, z, c, **kwargs):
+            calls.append(z.shape[0])
+            return super().forward(z, c, **kwargs)
+
+    opts = metric_utils.MetricOptions(
+        G=RecordingGenerator(), dataset_kwargs=dict(class_name=DATASET_CLASS, path=data), device="cpu"
+    )
+    kwargs = {} if batch_gen is None else dict(batch_gen=batch_gen)
+    stats = metric_utils.compute_feature_stats_for_generator(
+        opts, "pixels", {}, capture_all=True, max_items=70, **kwargs
+    )
+    assert stats.get_all().shape == (70, 3 * 16)
+    assert calls[: len(expected_calls)] == expected_calls and sum(calls) == 128
+
+
 # ----------------------------------------------------------------------------
 # Several processes (gloo on CPU).
 
