@@ -6,7 +6,10 @@ lowest value for metrics where lower is better (FID, KID, MMD, error), else the 
 mean of the last three evaluations at or before the common training time T (the smallest last-evaluation time
 among all runs that have the metric), so that a slower method is compared after the same compute. For each
 pair of groups and each of these three measures, the per-seed differences (second group minus first) go
-through `paired_difference`. The evaluation of the untrained start (`train.py`'s first snapshot: progress below
+through `paired_difference`. With step costs (`with_step_costs`, `python -m labs.compare --step-cost`), the
+clock of `equal_time` is progress times the run's cost per unit instead of wall-clock hours: the measure
+becomes equal compute, for runs whose wall clocks are not comparable (a shared machine, pauses, other
+hardware). The evaluation of the untrained start (`train.py`'s first snapshot: progress below
 1 % of the run's last evaluation) is left out of all three when the run has later ones: it says nothing about
 the method and would dominate a mean of three.
 """
@@ -106,6 +109,36 @@ def summarize_run(run: Run, metric: str, time_h: float) -> RunSummary | None:
     before = y[hours <= time_h + 1e-9] if not math.isnan(time_h) else np.array([])
     equal = float(before[-LAST_N:].mean()) if len(before) else float("nan")
     return RunSummary(float(y[-LAST_N:].mean()), float(y[i]), float(x[i]), equal, int(ok.sum()))
+
+
+def parse_step_cost(spec: str) -> tuple[str, str, float]:
+    """'adaptivemix=True:1.55' -> ('adaptivemix', 'True', 1.55): runs whose option `adaptivemix` (the full
+    flattened name or its last part) reads `True` cost 1.55x a plain run per unit of progress."""
+    match = re.fullmatch(r"([^=:]+)=([^:]*):([0-9.eE+-]+)", spec)
+    factor = float(match.group(3)) if match and re.fullmatch(r"[0-9.eE+-]+", match.group(3)) else float("nan")
+    if not match or not factor > 0:
+        raise ValueError(f"step cost {spec!r}: write OPTION=VALUE:FACTOR with FACTOR > 0, e.g. adaptivemix=True:1.55")
+    return match.group(1), match.group(2), factor
+
+
+def run_step_cost(run: Run, costs: list[tuple[str, str, float]]) -> float:
+    """The product of the factors whose option the run has with that value (1 when none matches)."""
+    factor = 1.0
+    for name, value, cost in costs:
+        if any((key == name or key.rsplit(".", 1)[-1] == name) and str(v) == value for key, v in run.options.items()):
+            factor *= cost
+    return factor
+
+
+def with_step_costs(runs: list[Run], costs: list[tuple[str, str, float]]) -> list[Run]:
+    """Copies of `runs` whose metric clocks (`Curve.hours`) are progress x `run_step_cost`, in the runs' unit
+    of progress at cost 1 (e.g. plain-run kimg), so that `equal_time` compares equal compute."""
+    out = []
+    for run in runs:
+        factor = run_step_cost(run, costs)
+        metrics = {k: dataclasses.replace(c, hours=c.x * factor) for k, c in run.metrics.items()}
+        out.append(dataclasses.replace(run, metrics=metrics))
+    return out
 
 
 def metric_names(runs: list[Run]) -> list[str]:
@@ -241,8 +274,9 @@ def pair_lines(pair: PairComparison) -> list[str]:
     return lines
 
 
-def format_text(runs: list[Run]) -> str:
-    """The whole comparison as plain text (what `python -m labs.compare` prints)."""
+def format_text(runs: list[Run], clock: str = "h of training") -> str:
+    """The whole comparison as plain text (what `python -m labs.compare` prints); `clock` names the unit of the
+    equal-time clock (hours, or progress at cost 1 after `with_step_costs`)."""
     groups = group_runs(runs)
     keys = differing_options(groups)
     out = ["Groups (runs with the same options, seed aside):"]
@@ -253,7 +287,7 @@ def format_text(runs: list[Run]) -> str:
         out += [
             "",
             f"== {metric} ({better} is better; final = mean of the last {LAST_N} evaluations; "
-            f"equal time = at T = {_fmt(time_h)} h of training)",
+            f"equal time = at T = {_fmt(time_h)} {clock})",
         ]
         out.append(_table(["group", "seeds", "final", "best", "equal time"], group_table_rows(groups, metric, time_h)))
         out.append(

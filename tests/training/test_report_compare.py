@@ -132,3 +132,35 @@ def test_labs_compare_prints_groups_and_pairs(experiment, tmp_path):
     assert "seed 3 only in A" in out and "running" in out
     bad = CliRunner().invoke(compare_main, [str(tmp_path / "nothing")])
     assert bad.exit_code != 0 and "no run here" in bad.output
+
+
+def test_step_costs_turn_equal_time_into_equal_compute(experiment):
+    """With AdaptiveMix costing 2x per kimg, the clock is kimg x cost: amix-s3's last evaluation (kimg 2) sets
+    T = 4 plain-kimg, so plain runs are compared up to kimg 4 and AdaptiveMix runs up to kimg 2."""
+    costs = [rc.parse_step_cost("adaptivemix=True:2")]
+    assert costs == [("adaptivemix", "True", 2.0)]
+    runs = rc.with_step_costs(experiment, costs)
+    by_name = {r.name: r for r in runs}
+    assert [rc.run_step_cost(r, costs) for r in (by_name["plain-s0"], by_name["amix-s0"])] == [1.0, 2.0]
+    np.testing.assert_array_equal(by_name["amix-s0"].metrics["fid50k_full"].hours, [0, 4, 8, 12, 16])
+    time = rc.common_time(runs, "fid50k_full")
+    assert time == 4.0
+    # Plain seed 0 up to kimg 4: 100 and 90 (the start left out); AdaptiveMix seed 0 up to kimg 2: 90.
+    assert rc.summarize_run(by_name["plain-s0"], "fid50k_full", time).equal_time == pytest.approx(95.0)
+    assert rc.summarize_run(by_name["amix-s0"], "fid50k_full", time).equal_time == pytest.approx(90.0)
+    # The originals keep their wall-clock hours.
+    assert next(r for r in experiment if r.name == "amix-s0").metrics["fid50k_full"].hours[1] * 3600 == 60.0
+
+
+@pytest.mark.parametrize("spec", ["adaptivemix:2", "adaptivemix=True", "adaptivemix=True:0", "adaptivemix=True:x"])
+def test_bad_step_cost_is_one_line(spec, experiment, tmp_path):
+    with pytest.raises(ValueError, match="OPTION=VALUE:FACTOR"):
+        rc.parse_step_cost(spec)
+    result = CliRunner().invoke(compare_main, [str(tmp_path), f"--step-cost={spec}"])
+    assert result.exit_code == 2 and "OPTION=VALUE:FACTOR" in result.output
+
+
+def test_labs_compare_with_step_cost(experiment, tmp_path):
+    result = CliRunner().invoke(compare_main, [str(tmp_path), "--step-cost=adaptivemix=True:2"])
+    assert result.exit_code == 0, result.output
+    assert "equal time = at T = 4 kimg at cost 1 (--step-cost)" in result.output
