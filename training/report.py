@@ -2,6 +2,7 @@
 
     python -m training.report RUN_DIR                       # (re)draw RUN_DIR/progress.png, also for an old run
     python -m training.report RUN_DIR... --out=report.html  # one self-contained HTML file comparing the runs
+    python -m training.report RUN_DIR... --figure=fig.png --metrics=fid50k_full,conf10k_ratio   # one PNG
 
 A RUN_DIR is a `train.py` run folder, a lab folder with results.jsonl (labs.dcgan, labs.ssl, labs.toy), or a
 folder holding such folders. The training loop calls `ProgressFigure.update()` after every snapshot, so every
@@ -90,14 +91,48 @@ def write_report(paths: list[str], out: str) -> str:
     return format_text(runs)
 
 
+def write_metrics_figure(paths: list[str], out: str, metrics: list[str], labels: list[str] | None = None) -> None:
+    """The `metrics` of all runs under `paths` against progress, grouped as in the report, as one PNG `out`;
+    `labels` names the groups in order (A, B, ...) instead of their differing options."""
+    from training import report_compare as rc
+    from training.report_plots import metrics_figure
+
+    runs = read_runs(paths)
+    missing = [m for m in metrics if not any(m in r.metrics for r in runs)]
+    if missing:
+        known = ", ".join(rc.metric_names(runs)) or "none"
+        raise ValueError(f"--metrics: no run has {', '.join(missing)} (these runs have: {known})")
+    groups = rc.group_runs(runs)
+    keys = rc.differing_options(groups)
+    names = {g.label: rc.describe_group(g, keys, width=60) for g in groups}
+    if labels is not None:
+        if len(labels) != len(groups):
+            listed = "; ".join(names.values())
+            raise ValueError(f"--labels: {len(labels)} labels for {len(groups)} groups ({listed})")
+        names = {g.label: f"{g.label}: {text}" for g, text in zip(groups, labels)}
+    atomic.write_bytes(out, metrics_figure(groups, names, metrics))
+
+
 @click.command()
 @click.argument("run_dirs", nargs=-1, required=True, metavar="RUN_DIR...")
 @click.option("--out", metavar="HTML", help="Write a comparison report of all runs to this HTML file")
-def main(run_dirs: tuple[str, ...], out: str | None) -> None:
+@click.option("--figure", metavar="PNG", help="Write the --metrics of all runs against progress to this PNG")
+@click.option("--metrics", metavar="LIST", help="Comma-separated metric names for --figure (e.g. fid50k_full)")
+@click.option("--labels", metavar="TEXT;TEXT", help="--figure's group names in order (A, B, ...), ';'-separated")
+def main(
+    run_dirs: tuple[str, ...], out: str | None, figure: str | None, metrics: str | None, labels: str | None
+) -> None:
     """Draw progress.png for each RUN_DIR, or with --out compare all runs in one HTML file."""
     if not plots_available():
         raise click.ClickException("figures need matplotlib: pip install -e .[plots] (or pip install matplotlib)")
+    if (figure is None) != (metrics is None):
+        raise click.UsageError("--figure and --metrics go together: --figure=fig.png --metrics=fid50k_full")
     try:
+        if figure is not None:
+            names = labels.split(";") if labels is not None else None
+            write_metrics_figure(list(run_dirs), figure, [m for m in metrics.split(",") if m], names)
+            print(f"wrote {figure}")
+            return
         if out is not None:
             print(write_report(list(run_dirs), out))
             print(f"wrote {out}")

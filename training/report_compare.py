@@ -68,9 +68,10 @@ def differing_options(groups: list[Group]) -> list[str]:
 
 
 def describe_group(group: Group, keys: list[str], width: int = 70) -> str:
-    """'A: noise_std=0.05, variant=release' from the differing options (last part of each name; shortened to
-    `width` characters)."""
-    text = ", ".join(f"{k.rsplit('.', 1)[-1]}={group.options[k]}" for k in keys if k in group.options)
+    """'A: noise_std=0.05, variant=release' from the differing options (last part of each name, each
+    'name=value' once; shortened to `width` characters)."""
+    parts = dict.fromkeys(f"{k.rsplit('.', 1)[-1]}={group.options[k]}" for k in keys if k in group.options)
+    text = ", ".join(parts)
     text = text if len(text) <= width else text[: width - 3] + "..."
     return f"{group.label}: {text or group.runs[0].name}"
 

@@ -235,6 +235,25 @@ def comparison_figure(groups: list[Group], names: dict[str, str], metric: str) -
     return _png(fig)
 
 
+def metrics_figure(groups: list[Group], names: dict[str, str], metrics: list[str]) -> bytes:
+    """One panel per metric, every run against progress (groups coloured, seeds thin, group mean ± SD bold with
+    a band), two panels a row: for docs, where the runs' wall clocks are not comparable."""
+    rows = math.ceil(len(metrics) / 2)
+    height = 3.6 * rows + 1
+    fig = _figure(15, height)
+    axes = np.atleast_1d(fig.subplots(rows, 2, gridspec_kw=_margins(height))).ravel()
+    for ax, metric in zip(axes, metrics):
+        drawn = _overlay(ax, groups, names, lambda r, m=metric: r.metrics.get(m), None)
+        _scale(ax, drawn)
+        better = "lower" if lower_is_better(metric) else "higher"
+        ax.set(xlabel=groups[0].runs[0].unit, ylabel=metric, title=f"{metric} ({better} is better)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    for ax in axes[len(metrics) :]:
+        ax.set_axis_off()
+    return _png(fig)
+
+
 def stats_comparison_figure(groups: list[Group], names: dict[str, str]) -> bytes | None:
     """G loss, D loss, augmentation p and s/kimg of every train.py run, overlaid by group (None without them)."""
     wanted = [

@@ -162,3 +162,31 @@ def test_cli_rejects_a_classify_results_file(tmp_path, name):
     (tmp_path / name).write_text(json.dumps({"method": "ce", "accuracy": 0.9}) + "\n")
     result = CliRunner().invoke(report.main, [str(tmp_path)])
     assert result.exit_code == 1 and "not a labs.dcgan, labs.ssl or labs.toy results file" in result.output
+
+
+def test_cli_metrics_figure_panels_labels_and_bad_input(tmp_path, monkeypatch):
+    for seed in (0, 1):
+        fid_run(tmp_path / f"plain-s{seed}", seed, {2: 100.0 + seed, 4: 90.0})
+        fid_run(tmp_path / f"amix-s{seed}", seed, {2: 80.0, 4: 70.0 - seed}, AMIX, sec=20.0)
+    from training import report_plots
+
+    seen = {}
+    draw = report_plots.metrics_figure
+    monkeypatch.setattr(
+        report_plots, "metrics_figure", lambda g, names, m: seen.update(names=names) or draw(g, names, m)
+    )
+    out = tmp_path / "fig.png"
+    args = [str(tmp_path), f"--figure={out}", "--metrics=fid50k_full", "--labels=AdaptiveMix;plain"]
+    result = CliRunner().invoke(report.main, args)
+    assert result.exit_code == 0, result.output
+    assert seen["names"] == {"A": "A: AdaptiveMix", "B": "B: plain"}  # Groups in folder order: amix-s0 first.
+    pixels = decode(out.read_bytes())
+    assert pixels.shape[:2] == (round(80 * 4.6), 80 * 15)  # One row of two panels (one empty) at 80 dpi.
+    assert_drawn(pixels, (600, 200))
+    # An unknown metric, a wrong label count or a lone option is one line.
+    bad = CliRunner().invoke(report.main, [str(tmp_path), f"--figure={out}", "--metrics=fid50k_full,kid"])
+    assert bad.exit_code == 1 and "no run has kid (these runs have: fid50k_full)" in bad.output
+    bad = CliRunner().invoke(report.main, [str(tmp_path), f"--figure={out}", "--metrics=fid50k_full", "--labels=x"])
+    assert bad.exit_code == 1 and "1 labels for 2 groups" in bad.output
+    bad = CliRunner().invoke(report.main, [str(tmp_path), f"--figure={out}"])
+    assert bad.exit_code == 2 and "--figure and --metrics go together" in bad.output

@@ -164,3 +164,9 @@ def test_labs_compare_with_step_cost(experiment, tmp_path):
     result = CliRunner().invoke(compare_main, [str(tmp_path), "--step-cost=adaptivemix=True:2"])
     assert result.exit_code == 0, result.output
     assert "equal time = at T = 4 kimg at cost 1 (--step-cost)" in result.output
+
+
+def test_group_description_names_each_setting_once():
+    options = {"D_kwargs.channel_base": 512, "G_kwargs.synthesis_kwargs.channel_base": 512, "G_opt_kwargs.lr": 0.005}
+    group = rc.Group("A", options, [])
+    assert rc.describe_group(group, sorted(options)) == "A: channel_base=512, lr=0.005"
