@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import click
 
-from training.report_compare import format_text, parse_step_cost, with_step_costs
+from training.report_compare import costed_runs, format_text
 from training.report_runs import read_runs
 
 
@@ -37,15 +37,10 @@ from training.report_runs import read_runs
 def main(run_dirs: tuple[str, ...], step_costs: tuple[str, ...]) -> None:
     """Print the comparison of the runs under RUN_DIR... (grouped by options minus seed, paired by seed)."""
     try:
-        costs = [parse_step_cost(spec) for spec in step_costs]
-        runs = read_runs(list(run_dirs))
+        runs, clock = costed_runs(read_runs(list(run_dirs)), list(step_costs))
     except (ValueError, OSError) as err:
         raise click.UsageError(str(err)) from None
-    if not costs:
-        print(format_text(runs))
-        return
-    units = sorted({run.unit for run in runs})
-    print(format_text(with_step_costs(runs, costs), clock=f"{'/'.join(units)} at cost 1 (--step-cost)"))
+    print(format_text(runs, clock))
 
 
 if __name__ == "__main__":

@@ -81,14 +81,15 @@ class ProgressFigure:
         self.last_cost = self.last_end - start
 
 
-def write_report(paths: list[str], out: str) -> str:
-    """Compare the runs under `paths` in one HTML file `out`; returns the plain-text summary."""
-    from training.report_compare import format_text
+def write_report(paths: list[str], out: str, step_costs: list[str] = ()) -> str:
+    """Compare the runs under `paths` in one HTML file `out`; returns the plain-text summary. `step_costs`
+    ('OPTION=VALUE:FACTOR', as `labs.compare --step-cost`) put equal time on a clock of progress x cost."""
+    from training.report_compare import costed_runs, format_text
     from training.report_html import build_report
 
-    runs = read_runs(paths)
-    atomic.write_text(out, build_report(runs))
-    return format_text(runs)
+    runs, clock = costed_runs(read_runs(paths), list(step_costs))
+    atomic.write_text(out, build_report(runs, clock if step_costs else None))
+    return format_text(runs, clock)
 
 
 def write_metrics_figure(paths: list[str], out: str, metrics: list[str], labels: list[str] | None = None) -> None:
@@ -119,14 +120,28 @@ def write_metrics_figure(paths: list[str], out: str, metrics: list[str], labels:
 @click.option("--figure", metavar="PNG", help="Write the --metrics of all runs against progress to this PNG")
 @click.option("--metrics", metavar="LIST", help="Comma-separated metric names for --figure (e.g. fid50k_full)")
 @click.option("--labels", metavar="TEXT;TEXT", help="--figure's group names in order (A, B, ...), ';'-separated")
+@click.option(
+    "--step-cost",
+    "step_costs",
+    multiple=True,
+    metavar="OPTION=VALUE:FACTOR",
+    help="With --out: runs with this option value cost FACTOR x per unit of progress (equal time = equal compute)",
+)
 def main(
-    run_dirs: tuple[str, ...], out: str | None, figure: str | None, metrics: str | None, labels: str | None
+    run_dirs: tuple[str, ...],
+    out: str | None,
+    figure: str | None,
+    metrics: str | None,
+    labels: str | None,
+    step_costs: tuple[str, ...],
 ) -> None:
     """Draw progress.png for each RUN_DIR, or with --out compare all runs in one HTML file."""
     if not plots_available():
         raise click.ClickException("figures need matplotlib: pip install -e .[plots] (or pip install matplotlib)")
     if (figure is None) != (metrics is None):
         raise click.UsageError("--figure and --metrics go together: --figure=fig.png --metrics=fid50k_full")
+    if step_costs and out is None:
+        raise click.UsageError("--step-cost changes the HTML comparison: add --out=report.html")
     try:
         if figure is not None:
             names = labels.split(";") if labels is not None else None
@@ -134,7 +149,7 @@ def main(
             print(f"wrote {figure}")
             return
         if out is not None:
-            print(write_report(list(run_dirs), out))
+            print(write_report(list(run_dirs), out, list(step_costs)))
             print(f"wrote {out}")
             return
         for run in read_runs(list(run_dirs)):

@@ -142,6 +142,16 @@ def with_step_costs(runs: list[Run], costs: list[tuple[str, str, float]]) -> lis
     return out
 
 
+def costed_runs(runs: list[Run], step_costs: list[str]) -> tuple[list[Run], str]:
+    """(runs, clock unit) for the command lines' `--step-cost OPTION=VALUE:FACTOR` list: the runs unchanged and
+    'h of training' without costs, else `with_step_costs` and 'kimg at cost 1 (--step-cost)' (the runs' unit)."""
+    costs = [parse_step_cost(spec) for spec in step_costs]
+    if not costs:
+        return runs, "h of training"
+    units = "/".join(sorted({run.unit for run in runs}))
+    return with_step_costs(runs, costs), f"{units} at cost 1 (--step-cost)"
+
+
 def metric_names(runs: list[Run]) -> list[str]:
     return list(dict.fromkeys(m for r in runs for m in r.metrics))
 

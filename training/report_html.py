@@ -84,8 +84,9 @@ def pair_table(pair: rc.PairComparison) -> str:
     )
 
 
-def build_report(runs: list[Run]) -> str:
-    """The report's HTML text."""
+def build_report(runs: list[Run], clock: str | None = None) -> str:
+    """The report's HTML text; `clock` names the unit of equal time when `runs` come from
+    `report_compare.with_step_costs` (None: wall-clock hours)."""
     groups = rc.group_runs(runs)
     keys = rc.differing_options(groups)
     names = {g.label: rc.describe_group(g, keys, width=60) for g in groups}
@@ -109,8 +110,8 @@ def build_report(runs: list[Run]) -> str:
         better = "lower" if rc.lower_is_better(metric) else "higher"
         parts += [
             f"<h2>{html.escape(metric)} ({better} is better)</h2>",
-            _img(report_plots.comparison_figure(groups, names, metric), f"{metric} curves"),
-            f"<p>Equal time T = {time_h:.3g} h of training.</p>",
+            _img(report_plots.comparison_figure(groups, names, metric, clock), f"{metric} curves"),
+            f"<p>Equal time T = {time_h:.3g} {html.escape(clock or 'h of training')}.</p>",
             "<h4>Per group (mean ± SD over its runs)</h4>",
             _table(["group", "seeds", "final", "best", "equal time"], rc.group_table_rows(groups, metric, time_h)),
             "<h4>Per run</h4>",

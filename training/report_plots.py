@@ -216,14 +216,18 @@ def _overlay(ax, groups: list[Group], names: dict[str, str], get, time_factor: f
     return drawn
 
 
-def comparison_figure(groups: list[Group], names: dict[str, str], metric: str) -> bytes:
-    """`metric` of every run against progress and against training time; groups coloured, seeds thin, group
-    mean ± SD bold with a band."""
+def comparison_figure(groups: list[Group], names: dict[str, str], metric: str, clock: str | None = None) -> bytes:
+    """`metric` of every run against progress and against training time (or, with `clock`, against the runs'
+    cost-weighted progress of `report_compare.with_step_costs`, in the unit `clock` names); groups coloured,
+    seeds thin, group mean ± SD bold with a band."""
     unit = groups[0].runs[0].unit
     fig = _figure(15, 5)
     axes = fig.subplots(1, 2, gridspec_kw=_margins(5))
     better = "lower" if lower_is_better(metric) else "higher"
-    factor, time_label = time_axis([r.metrics[metric].hours for g in groups for r in g.runs if metric in r.metrics])
+    if clock is None:
+        factor, time_label = time_axis([r.metrics[metric].hours for g in groups for r in g.runs if metric in r.metrics])
+    else:
+        factor, time_label = 1.0, clock
     for ax, time_factor in zip(axes, (None, factor)):
         drawn = _overlay(ax, groups, names, lambda r: r.metrics.get(metric), time_factor)
         _scale(ax, drawn)

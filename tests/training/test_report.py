@@ -190,3 +190,18 @@ def test_cli_metrics_figure_panels_labels_and_bad_input(tmp_path, monkeypatch):
     assert bad.exit_code == 1 and "1 labels for 2 groups" in bad.output
     bad = CliRunner().invoke(report.main, [str(tmp_path), f"--figure={out}"])
     assert bad.exit_code == 2 and "--figure and --metrics go together" in bad.output
+
+
+def test_html_report_with_step_costs_compares_equal_compute(tmp_path):
+    """AdaptiveMix at 2x per kimg: T = min(plain's 4 kimg, AdaptiveMix's 4 x 2) = 4 plain-kimg."""
+    for seed in (0, 1):
+        fid_run(tmp_path / f"plain-s{seed}", seed, {2: 100.0 + seed, 4: 90.0})
+        fid_run(tmp_path / f"amix-s{seed}", seed, {2: 80.0, 4: 70.0 - seed}, AMIX, sec=20.0)
+    out = tmp_path / "report.html"
+    args = [str(tmp_path), f"--out={out}", "--step-cost=adaptivemix=True:2"]
+    result = CliRunner().invoke(report.main, args)
+    assert result.exit_code == 0, result.output
+    assert "equal time = at T = 4 kimg at cost 1 (--step-cost)" in result.output
+    assert "Equal time T = 4 kimg at cost 1 (--step-cost)." in out.read_text()
+    bad = CliRunner().invoke(report.main, [str(tmp_path), "--step-cost=adaptivemix=True:2"])
+    assert bad.exit_code == 2 and "add --out=report.html" in bad.output
