@@ -239,13 +239,22 @@ def comparison_figure(groups: list[Group], names: dict[str, str], metric: str, c
     return _png(fig)
 
 
-def metrics_figure(groups: list[Group], names: dict[str, str], metrics: list[str]) -> bytes:
-    """One panel per metric, every run against progress (groups coloured, seeds thin, group mean ± SD bold with
-    a band), two panels a row: for docs, where the runs' wall clocks are not comparable."""
-    rows = math.ceil(len(metrics) / 2)
+def _two_column_panels(count: int):
+    """A 15-inch-wide figure with `count` panels two a row (3.6 in each row); unused cells are switched off.
+    Returns (figure, the `count` axes in reading order)."""
+    rows = math.ceil(count / 2)
     height = 3.6 * rows + 1
     fig = _figure(15, height)
     axes = np.atleast_1d(fig.subplots(rows, 2, gridspec_kw=_margins(height))).ravel()
+    for ax in axes[count:]:
+        ax.set_axis_off()
+    return fig, axes[:count]
+
+
+def metrics_figure(groups: list[Group], names: dict[str, str], metrics: list[str]) -> bytes:
+    """One panel per metric, every run against progress (groups coloured, seeds thin, group mean ± SD bold with
+    a band), two panels a row: for docs, where the runs' wall clocks are not comparable."""
+    fig, axes = _two_column_panels(len(metrics))
     for ax, metric in zip(axes, metrics):
         drawn = _overlay(ax, groups, names, lambda r, m=metric: r.metrics.get(m), None)
         _scale(ax, drawn)
@@ -253,8 +262,6 @@ def metrics_figure(groups: list[Group], names: dict[str, str], metrics: list[str
         ax.set(xlabel=groups[0].runs[0].unit, ylabel=metric, title=f"{metric} ({better} is better)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    for ax in axes[len(metrics) :]:
-        ax.set_axis_off()
     return _png(fig)
 
 
@@ -269,15 +276,10 @@ def stats_comparison_figure(groups: list[Group], names: dict[str, str]) -> bytes
     present = [(n, t) for n, t in wanted if any(n in r.stats for g in groups for r in g.runs)]
     if not present:
         return None
-    rows = math.ceil(len(present) / 2)
-    height = 3.6 * rows + 1
-    fig = _figure(15, height)
-    axes = np.atleast_1d(fig.subplots(rows, 2, gridspec_kw=_margins(height))).ravel()
+    fig, axes = _two_column_panels(len(present))
     for ax, (name, title) in zip(axes, present):
         _overlay(ax, groups, names, lambda r, n=name: r.stats.get(n), None)
         ax.set(xlabel=groups[0].runs[0].unit, ylabel=title, title=f"{title} (per-tick mean)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    for ax in axes[len(present) :]:
-        ax.set_axis_off()
     return _png(fig)
