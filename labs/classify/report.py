@@ -5,7 +5,8 @@
 Every folder under RUNS_DIR with a classifier.pt and results.jsonl is one run; runs are grouped by method
 (and by the values of the `--by` training settings, e.g. `--by=noise_std` for a sigma sweep).
 `--paired="A:B;C:D"` adds, for each pair of groups, the mean ± SD, paired-t 95 % CI and p over their common seeds of the per-seed
-accuracy differences A - B (the groups as the tables name them).
+accuracy differences A - B (the groups as the tables name them), and, for every OOD score both groups were
+evaluated with, of the differences of the OOD metrics' mean over the OOD sets (AUROC, FPR95, best F1).
 Each run contributes its latest result per evaluation (attack and its settings; OOD score and set). SD is the
 sample standard deviation over the runs of a method (n - 1 in the denominator).
 """
@@ -111,18 +112,29 @@ def render(table: dict[str, list[dict[str, float]]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _paired_cell(d: PairedDifference) -> str:
+OOD_PAIRED = (("auroc", "AUROC"), ("fpr95", "FPR95"), ("f1", "best F1"))  # Of the mean over the OOD sets.
+
+
+def _paired_cell(d: PairedDifference, digits: int = 2) -> str:
     """'mean ± SD [95 % CI low, high] p=P' of the per-seed differences (SD, CI and p need two seeds)."""
     if d.n == 0:
         return "–"
     if d.n == 1:
-        return f"{d.mean:.2f}"
-    return f"{d.mean:.2f} ± {d.sd:.2f} [{d.ci_low:.2f}, {d.ci_high:.2f}] p={d.p:.2g}"
+        return f"{d.mean:.{digits}f}"
+    f = f"{{:.{digits}f}}"
+    return f"{f.format(d.mean)} ± {f.format(d.sd)} [{f.format(d.ci_low)}, {f.format(d.ci_high)}] p={d.p:.2g}"
+
+
+def _paired(rows_a: dict, rows_b: dict, seeds: list, column: str) -> PairedDifference:
+    """`paired_difference` of `column` over the seeds in which both groups have it."""
+    common = [s for s in seeds if column in rows_a[s] and column in rows_b[s]]
+    return paired_difference([rows_a[s][column] for s in common], [rows_b[s][column] for s in common])
 
 
 def render_paired(table: dict[str, list[dict[str, float]]], pairs: list[tuple[str, str]]) -> str:
-    """Per-seed differences A - B of every accuracy column over the seeds both groups ran: mean ± SD, the paired-t
-    95 % CI and p (`training.paired_stats.paired_difference`)."""
+    """Per-seed differences A - B of every accuracy column, and of the OOD metrics' mean over the sets for each
+    score both groups have, over the seeds both groups ran: mean ± SD, the paired-t 95 % CI and p
+    (`training.paired_stats.paired_difference`)."""
     lines = []
     for a, b in pairs:
         missing = [g for g in (a, b) if g not in table]
@@ -139,18 +151,27 @@ def render_paired(table: dict[str, list[dict[str, float]]], pairs: list[tuple[st
             },
             key=_column_order,
         )
-        common = {c: [s for s in seeds if c in rows_a[s] and c in rows_b[s]] for c in cols}
-        stats = {
-            c: paired_difference([rows_a[s][c] for s in common[c]], [rows_b[s][c] for s in common[c]]) for c in cols
-        }
+        seed_text = ", ".join(str(int(s)) for s in seeds)
         lines += [
             f"| {a} − {b} | seeds | " + " | ".join(f"{c} Δ points" for c in cols) + " |",
             "|---" * (2 + len(cols)) + "|",
-            f"| paired | {', '.join(str(int(s)) for s in seeds)} | "
-            + " | ".join(_paired_cell(stats[c]) for c in cols)
+            f"| paired | {seed_text} | "
+            + " | ".join(_paired_cell(_paired(rows_a, rows_b, seeds, c)) for c in cols)
             + " |",
             "",
         ]
+        scores = sorted(
+            {k.split("|")[0] for r in rows_a.values() for k in r if k.endswith("|mean|auroc")}
+            & {k.split("|")[0] for r in rows_b.values() for k in r if k.endswith("|mean|auroc")}
+        )
+        for score in scores:
+            cells = [_paired_cell(_paired(rows_a, rows_b, seeds, f"{score}|mean|{m}"), 3) for m, _ in OOD_PAIRED]
+            lines += [
+                f"| {a} − {b}, OOD score {score} | seeds | " + " | ".join(f"{t} Δ" for _, t in OOD_PAIRED) + " |",
+                "|---" * (2 + len(OOD_PAIRED)) + "|",
+                f"| paired | {seed_text} | " + " | ".join(cells) + " |",
+                "",
+            ]
     return "\n".join(lines)
 
 

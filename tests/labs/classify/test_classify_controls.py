@@ -102,3 +102,25 @@ def test_report_groups_name_the_orthogonal_head_settings_only_for_orthogonal_met
     assert _group(config, ("orth_scale", "noise_std")) == "ce, noise_std=0.05"
     assert _group({**config, "method": "orth-mixup"}, ("orth_scale",)) == "orth-mixup, orth_scale=8.0"
     assert _group({"method": "orth"}, ("orth_scale",)) == "orth, orth_scale=-"
+
+
+def test_paired_differences_include_the_ood_means_of_each_shared_score():
+    def row(seed, auroc, fpr95, f1, msp=None):
+        r = {"seed": seed, "clean": 80.0, "adaptivemix|mean|auroc": auroc, "adaptivemix|mean|fpr95": fpr95}
+        r["adaptivemix|mean|f1"] = f1
+        if msp is not None:
+            r["msp|mean|auroc"] = msp  # Only one group has msp: no msp row.
+        return r
+
+    table = {
+        "a": [row(0, 0.90, 0.20, 0.91, msp=0.7), row(1, 0.80, 0.30, 0.85, msp=0.6)],
+        "b": [row(0, 0.85, 0.25, 0.90), row(1, 0.79, 0.28, 0.86)],
+    }
+    text = render_paired(table, [("a", "b")])
+    diffs = np.array([0.05, 0.01])
+    mean, sd = diffs.mean(), diffs.std(ddof=1)
+    half = scipy.stats.t.ppf(0.975, 1) * sd / np.sqrt(2)
+    p = scipy.stats.ttest_rel([0.90, 0.80], [0.85, 0.79]).pvalue
+    assert "| a − b, OOD score adaptivemix | seeds | AUROC Δ | FPR95 Δ | best F1 Δ |" in text
+    assert f"| paired | 0, 1 | {mean:.3f} ± {sd:.3f} [{mean - half:.3f}, {mean + half:.3f}] p={p:.2g} | " in text
+    assert "OOD score msp" not in text
