@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import click
 
@@ -81,7 +81,7 @@ class ProgressFigure:
         self.last_cost = self.last_end - start
 
 
-def write_report(paths: list[str], out: str, step_costs: list[str] = ()) -> str:
+def write_report(paths: list[str], out: str, step_costs: Sequence[str] = ()) -> str:
     """Compare the runs under `paths` in one HTML file `out`; returns the plain-text summary. `step_costs`
     ('OPTION=VALUE:FACTOR', as `labs.compare --step-cost`) put equal time on a clock of progress x cost."""
     from training.report_compare import costed_runs, format_text
