@@ -7,8 +7,7 @@ the `tiny` preset. Figures and ratios come from one run.
 
 Columns: seconds per kimg (lower is better), images per second, and on CUDA the peak memory allocated by
 torch during the timed iterations. Timing alternates plain and AdaptiveMix measurements (`--repeats` pairs)
-and reports medians, so a load change on the machine hits both columns alike. `--two-pass` adds AdaptiveMix with
-F(x̂) and F(x) as two calls (`joint_pass=False`) to the alternation, the baseline of the joint call.
+and reports medians, so a load change on the machine hits both columns alike.
 
 `--profile` then traces `--iters` more iterations of each with `torch.profiler` and prints the share of the
 self CPU time per op family (convolution, bias_act, upfirdn2d, modulation, optimiser, other; see
@@ -120,11 +119,6 @@ class Trainer:
 @click.option("--warmup", default=2, type=int)
 @click.option("--repeats", default=1, type=int, help="alternating plain/AdaptiveMix timing pairs; medians reported")
 @click.option("--profile", is_flag=True, help="also print each op family's share of the CPU time")
-@click.option(
-    "--two-pass",
-    is_flag=True,
-    help="also time AdaptiveMix with F(x_hat) and F(x) as two calls (joint_pass=False), alternating with the others",
-)
 @click.option("--configs", default="ref32,tiny32", help=f"comma list of {', '.join(CONFIGS)}")
 @click.option(
     "--fp16",
@@ -133,7 +127,7 @@ class Trainer:
     type=click.Choice(["on", "off", "both"]),
     help="fp16 in the 4 highest-resolution blocks (takes effect on CUDA only)",
 )
-def main(device, threads, iters, warmup, repeats, profile, two_pass, configs, fp16_mode):
+def main(device, threads, iters, warmup, repeats, profile, configs, fp16_mode):
     torch.set_num_threads(threads)
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -150,10 +144,7 @@ def main(device, threads, iters, warmup, repeats, profile, two_pass, configs, fp
     shares = []
     for key in configs.split(","):
         for fp16 in {"on": [True], "off": [False], "both": [True, False]}[fp16_mode]:
-            modes = ("plain", "amix", "amix-two") if two_pass else ("plain", "amix")
-            trainers = {mode: Trainer(CONFIGS[key], device, mode != "plain", fp16) for mode in modes}
-            if two_pass:
-                trainers["amix-two"].loss.adaptivemix.joint_pass = False
+            trainers = {mode: Trainer(CONFIGS[key], device, mode == "amix", fp16) for mode in ("plain", "amix")}
             times = {mode: [] for mode in trainers}
             peaks = {}
             for trainer in trainers.values():
@@ -172,14 +163,6 @@ def main(device, threads, iters, warmup, repeats, profile, two_pass, configs, fp
                 f"{peaks['plain']:>6.2f} {amix:>12.2f} {1000 / amix:>8.1f} {peaks['amix']:>6.2f} {amix / plain:>10.2f}x",
                 flush=True,
             )
-            if two_pass:
-                two = statistics.median(times["amix-two"])
-                print(
-                    f"{'':<9} AdaptiveMix with two F calls: {two:.2f} s/kimg (joint / two calls {amix / two:.3f}); "
-                    f"per repeat, joint {', '.join(f'{t:.1f}' for t in times['amix'])}, "
-                    f"two calls {', '.join(f'{t:.1f}' for t in times['amix-two'])}",
-                    flush=True,
-                )
             if profile:
                 for mode, trainer in trainers.items():
                     shares.append((f"{key} {mode}", trainer.family_shares(iters)))

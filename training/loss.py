@@ -109,8 +109,7 @@ class StyleGAN2Loss:
         self.adaptivemix = None  # The release form's mixed call.
         self.eq6 = None  # The paper form's term (Eq. 6).
         if adaptivemix and adaptivemix_form == "release":
-            # D's blocks (F) are per-sample (minibatch std sits in the head J), so F(x_hat) and F(x) can share a pass.
-            self.adaptivemix = AdaptiveMixDiscriminatorCall(noise_std=noise_std, joint_pass=True)
+            self.adaptivemix = AdaptiveMixDiscriminatorCall(noise_std=noise_std)
         elif adaptivemix:
             self.eq6 = CrossMixShrinkage(noise_std=noise_std)
         self.apa = apa

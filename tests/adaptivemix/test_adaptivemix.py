@@ -147,11 +147,10 @@ def test_mix_and_mix_pair_formulas():
 # The mixed discriminator call (release).
 
 
-@pytest.mark.parametrize("joint_pass", [False, True])
 @pytest.mark.parametrize("noise_std, with_extras", [(0.0, True), (0.3, True), (0.3, False)])
-def test_mixed_call_logits_target_and_shrinkage_by_hand(noise_std, with_extras, joint_pass):
+def test_mixed_call_logits_target_and_shrinkage_by_hand(noise_std, with_extras):
     x, c = batch()
-    amix = AdaptiveMixDiscriminatorCall(noise_std=noise_std, joint_pass=joint_pass)
+    amix = AdaptiveMixDiscriminatorCall(noise_std=noise_std)
     reseed(11)
     result = amix(make_features_fn(with_extras=with_extras), head_fn, x, c)
     shrink = amix.shrinkage(result)
@@ -211,7 +210,7 @@ def test_without_stop_gradient_the_target_passes_gradient():
 
 
 # ------------------------------------------------------------------------------------------------------------
-# The real StyleGAN2 discriminator: 2 F passes (or one on the concatenated batch) equal the release's 3.
+# The real StyleGAN2 discriminator: 2 F passes equal the release's 3.
 
 
 def tiny_discriminator() -> Discriminator:
@@ -252,14 +251,13 @@ def literal_three_pass_call(D, x, c, perm, lam, eps):
     return logits, target, shrink
 
 
-@pytest.mark.parametrize("joint_pass", [False, True])
-def test_two_pass_call_matches_literal_three_pass_call_on_stylegan2_discriminator(joint_pass):
+def test_two_pass_call_matches_literal_three_pass_call_on_stylegan2_discriminator():
     D = tiny_discriminator()
     generator = torch.Generator().manual_seed(2)
     x = torch.randn([4, 3, 16, 16], generator=generator).requires_grad_(True)
     c = torch.randn([4, 2], generator=generator)
     params = [x, *D.parameters()]
-    amix = AdaptiveMixDiscriminatorCall(noise_std=0.05, joint_pass=joint_pass)
+    amix = AdaptiveMixDiscriminatorCall(noise_std=0.05)
 
     reseed(9)
     result = amix(lambda t: D.features(t, c), D.head, x, c)

@@ -69,8 +69,7 @@ def test_adaptivemix_loss_matches_release_gradients_with_fewer_feature_passes(re
         torch.device("cpu"), G, D, r1_gamma=ref["r1_gamma"], adaptivemix=True, noise_std=ref["noise_std"]
     )
     worst = run_reference_phases(ref, loss, G, D, ["Gmain", "Dmain", "Dreg"])
-    # The release recomputes F(x[perm]); gathering it from F(x), and computing F(x_hat) and F(x) in one batch,
-    # changes rounding only (~1e-6 of the scale).
+    # The release recomputes F(x[perm]); gathering it from F(x) changes rounding only (~1e-6 of the scale).
     assert worst["Gmain"] < 1e-5 and worst["Dmain"] < 1e-5, worst
     # Dreg (R1 through the mixed call: a second-order gradient through two F passes and the mix) amplifies the
     # convolutions' rounding: on an AMD EPYC with torch 2.13 it is 4.2e-5 with oneDNN's kernels and 2.0e-5 with
@@ -78,5 +77,36 @@ def test_adaptivemix_loss_matches_release_gradients_with_fewer_feature_passes(re
     # more than 1e-5. A wrong term (a missing mix, a wrong permutation or penalty) errs by O(1e-2) or more.
     assert worst["Dreg"] < 1e-4, worst
     torch.testing.assert_close(G.mapping.w_avg, ref["w_avg_after"], rtol=0, atol=1e-6)
-    # Gmain, Dgen, Dreal, Dreg: 4 mixed calls x 1 joint F pass on [x_hat; x] (the release makes 3 passes per call).
-    assert len(calls) == 4
+    # Gmain, Dgen, Dreal, Dreg: 4 mixed calls x 2 F passes (the release makes 3 per call).
+    assert len(calls) == 8
+
+
+def test_feature_statistics_with_adaptivemix_reuse_the_mixed_calls_features(reference_dir):
+    """With feature matching, G's features F(x) come from the mixed call: Gmain runs F 3 times (F(x_hat), F(x),
+    F(real) for the real side), not a fourth time on x, and they equal a fresh F(x) on the same input."""
+    ref, G, D = load_reference(reference_dir / "adaptivemix_step_1.pt")
+    loss = StyleGAN2Loss(torch.device("cpu"), G, D, r1_gamma=0.0, adaptivemix=True, fm_weight=1.0)
+    calls, seen = [], {}
+    features = D.features
+    D.features = lambda *args, **kwargs: calls.append(1) or features(*args, **kwargs)
+    amix, generator_terms = loss.adaptivemix, loss.terms.generator
+
+    class Recorder:
+        """The mixed call, remembering its input x."""
+
+        def __call__(self, features_fn, head_fn, x, c):
+            seen["x"] = x.detach().clone()
+            return amix(features_fn, head_fn, x, c)
+
+        def __getattr__(self, name):
+            return getattr(amix, name)
+
+    loss.adaptivemix = Recorder()
+    loss.terms.generator = lambda real, gen, *a: seen.update(gen=gen.detach().clone()) or generator_terms(real, gen, *a)
+    G.requires_grad_(True)
+    torch.manual_seed(0)
+    loss.accumulate_gradients("Gmain", ref["real"], ref["gen_c"], ref["gen_z"], ref["gen_c"], sync=True, gain=1.0)
+    assert len(calls) == 3
+    with torch.no_grad():
+        fresh = features(seen["x"], ref["gen_c"])[0]
+    torch.testing.assert_close(seen["gen"], fresh, rtol=1e-5, atol=1e-6)
