@@ -2,4 +2,5 @@
 
 from labs.toy.cli import main
 
-main()
+if __name__ == "__main__":  # --jobs spawns workers that import this module again: only the parent runs main.
+    main()

@@ -2,13 +2,16 @@
 
     python -m labs.toy --dataset=grid9 --objective=ns --variant=adaptivemix --seed=0 --outdir=out/toy
     python -m labs.toy --dataset=all --objective=all --variant=all --seed=0-2 --steps=1000 --outdir=out/grid
-    python -m labs.toy --runs=pacgan-grid:ns:plain,pack2,pack4:0-9 --outdir=out/pacgan   # the published protocol
+    python -m labs.toy --runs=pacgan-grid:ns:plain,pack2,pack4:0-9 --outdir=out/pacgan --jobs=2  # the published protocol
 
 Every list option (comma-separated, or 'all') spans a grid: datasets x objectives x variants x seeds
 (`--runs=DATASETS:OBJECTIVES:VARIANTS:SEEDS` says the same in one option). Each run appends one line to
 `OUTDIR/results.jsonl`, saves its final 2500 generated points as `OUTDIR/samples-<run>.npy` ([N, 2] float32)
-and a panel `OUTDIR/fig-<run>.png` (D's confidence map, data in white, samples in red); a grid also writes
-`OUTDIR/figure-<dataset>.png` (rows: objectives, columns: variants, first seed) and prints mean +- SD tables.
+and D's confidence map as `OUTDIR/confidence-<run>.npy`, and draws a panel `OUTDIR/fig-<run>.png` (D's
+confidence map, data in white, samples in red); a grid also writes `OUTDIR/figure-<dataset>.png` (rows:
+objectives, columns: variants, first seed) and prints mean +- SD tables. A run already in OUTDIR with the same
+configuration is read back instead of rerun, so the same command resumes an interrupted grid. `--jobs=N` trains N
+runs at once, in N processes of one thread each: the numbers are those of `--jobs=1`.
 
 Network presets (`--arch`): `lab` (small MLPs, Adam 1e-3, batch 128, 400 steps) for grid9/ring8/circles and
 `pacgan` (PacGAN's networks and optimiser: G 4 x 400 ReLU + batch norm from z ~ N(0, I_2), D 3 maxout layers
@@ -29,8 +32,10 @@ Losses, AdaptiveMix and the technique terms are those of the DCGAN lab (`labs.co
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import time
+from dataclasses import asdict
 
 import click
 import numpy as np
@@ -62,45 +67,103 @@ def append_jsonl(path: str, record: dict) -> None:
         f.write(old + json.dumps(record) + "\n")
 
 
-def run_grid(configs: list[ToyConfig], outdir: str, log=print) -> list[dict]:
-    """Run every config, writing results, samples and panels to `outdir`; returns the result lines.
+def run_grid(configs: list[ToyConfig], outdir: str, log=print, jobs: int = 1) -> list[dict]:
+    """Run every config, writing results, samples and panels to `outdir`; returns the result lines in config order.
 
-    Runs use one CPU thread (the networks are too small to gain from more, and threads waiting on each other
-    slow them down several times on a busy machine); the previous thread count is restored afterwards.
+    A config whose result line (same configuration), samples and confidence map are already in `outdir` is read
+    back, not rerun, so an interrupted grid resumes where it stopped. Runs use one CPU thread each (the networks
+    are too small to gain from more, and threads waiting on each other slow them down several times on a busy
+    machine); with `jobs` > 1 that many worker processes train at once. Every run is seeded and single-threaded,
+    so its numbers do not depend on `jobs`; result lines are appended as runs finish.
     """
     os.makedirs(outdir, exist_ok=True)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _run_all(configs, outdir, log)
+        return _run_all(configs, outdir, log, jobs)
     finally:
         torch.set_num_threads(threads)
 
 
-def _run_all(configs: list[ToyConfig], outdir: str, log) -> list[dict]:
-    results, panels = [], {}
+def _train(cfg: ToyConfig) -> tuple[dict, np.ndarray, np.ndarray]:
+    """run_toy with its wall-clock seconds in the result line (a worker process's task)."""
+    torch.set_num_threads(1)
+    start = time.time()
+    result, samples, confidence = run_toy(cfg)
+    result["seconds"] = round(time.time() - start, 2)
+    # As results.jsonl stores it (tuples become lists), so that fresh and read-back lines are alike.
+    return json.loads(json.dumps(result)), samples, confidence
+
+
+def _done_before(cfg: ToyConfig, outdir: str) -> tuple[dict, np.ndarray, np.ndarray] | None:
+    """The result, samples and confidence map of an earlier run of exactly `cfg` in `outdir`, None if absent."""
+    path = os.path.join(outdir, "results.jsonl")
+    files = [os.path.join(outdir, f"{kind}-{cfg.name}.npy") for kind in ("samples", "confidence")]
+    if not os.path.exists(path) or not all(os.path.exists(f) for f in files):
+        return None
+    wanted = json.loads(json.dumps(asdict(cfg)))  # Tuples as lists, as the file has them.
+    for line in open(path, encoding="utf-8"):
+        record = json.loads(line)
+        if all(record.get(key) == value for key, value in wanted.items()):
+            return record, np.load(files[0]), np.load(files[1])
+    return None
+
+
+def _run_all(configs: list[ToyConfig], outdir: str, log, jobs: int) -> list[dict]:
     figures = figures_available(log)
+    outcomes: dict[int, tuple[dict, np.ndarray, np.ndarray]] = {}
+    todo = []
     for i, cfg in enumerate(configs):
-        start = time.time()
-        result, samples, confidence = run_toy(cfg)
-        result["seconds"] = round(time.time() - start, 2)
-        with atomic_path(os.path.join(outdir, f"samples-{cfg.name}.npy"), suffix=".npy") as tmp:
-            np.save(tmp, samples)
-        data = make_dataset(cfg.dataset)
-        title = f"{cfg.name}: {result['modes']}/{result['num_modes']} modes, {result['hq_pct']:.1f}% HQ"
-        if figures:
-            path = os.path.join(outdir, f"fig-{cfg.name}.png")
-            save_run_figure(path, confidence, data.extent, data_points(data), samples, title)
-        append_jsonl(os.path.join(outdir, "results.jsonl"), result)
-        panels[(cfg.dataset, cfg.objective, cfg.variant, cfg.seed)] = (confidence, samples)
-        results.append(result)
+        earlier = _done_before(cfg, outdir)
+        if earlier is None:
+            todo.append(i)
+        else:
+            outcomes[i] = earlier
+            log(f"[{len(outcomes)}/{len(configs)}] {cfg.name}: done before, read back from {outdir}")
+    for i, outcome in _trained(configs, todo, jobs):
+        _save_run(configs[i], outcome, outdir, figures)
+        outcomes[i] = outcome
+        result = outcome[0]
         log(
-            f"[{i + 1}/{len(configs)}] {cfg.name}: modes {result['modes']}/{result['num_modes']}, "
+            f"[{len(outcomes)}/{len(configs)}] {configs[i].name}: modes {result['modes']}/{result['num_modes']}, "
             f"HQ {result['hq_pct']:.1f}%, KL {result['kl']:.3f}, MMD {result['mmd']:.4f} ({result['seconds']:.1f}s)"
         )
     if figures:
+        panels = {
+            (cfg.dataset, cfg.objective, cfg.variant, cfg.seed): (outcomes[i][2], outcomes[i][1])
+            for i, cfg in enumerate(configs)
+        }
         write_figures(configs, panels, outdir)
-    return results
+    return [outcomes[i][0] for i in range(len(configs))]
+
+
+def _trained(configs: list[ToyConfig], todo: list[int], jobs: int):
+    """(index, (result, samples, confidence)) for each config in `todo`, as runs finish."""
+    tasks = [(i, configs[i]) for i in todo]
+    if jobs == 1 or len(tasks) <= 1:
+        yield from map(_train_indexed, tasks)
+        return
+    # Spawned workers: fresh interpreters, so no thread-pool state is inherited from this process.
+    with multiprocessing.get_context("spawn").Pool(min(jobs, len(tasks))) as pool:
+        yield from pool.imap_unordered(_train_indexed, tasks)
+
+
+def _train_indexed(task: tuple[int, ToyConfig]) -> tuple[int, tuple[dict, np.ndarray, np.ndarray]]:
+    return task[0], _train(task[1])
+
+
+def _save_run(cfg: ToyConfig, outcome: tuple[dict, np.ndarray, np.ndarray], outdir: str, figures: bool) -> None:
+    """One finished run's files: samples and confidence map (.npy), panel (PNG), and its results.jsonl line."""
+    result, samples, confidence = outcome
+    for kind, array in (("samples", samples), ("confidence", confidence)):
+        with atomic_path(os.path.join(outdir, f"{kind}-{cfg.name}.npy"), suffix=".npy") as tmp:
+            np.save(tmp, array)
+    if figures:
+        data = make_dataset(cfg.dataset)
+        title = f"{cfg.name}: {result['modes']}/{result['num_modes']} modes, {result['hq_pct']:.1f}% HQ"
+        path = os.path.join(outdir, f"fig-{cfg.name}.png")
+        save_run_figure(path, confidence, data.extent, data_points(data), samples, title)
+    append_jsonl(os.path.join(outdir, "results.jsonl"), result)
 
 
 def figures_available(log) -> bool:
@@ -219,7 +282,14 @@ def build_configs(datasets, objectives, variants, seeds, **settings) -> list[Toy
     "--noise-std", type=click.FloatRange(min=0), default=NOISE_STD, show_default=True, help="AdaptiveMix target noise"
 )
 @click.option("--outdir", required=True, help="Where results.jsonl, samples and figures go")
-def main(dataset, objective, variant, seeds, adaptivemix, pack, runs, outdir, **settings):
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Runs trained at once, one process and one thread each (results do not depend on it)",
+)
+def main(dataset, objective, variant, seeds, adaptivemix, pack, runs, outdir, jobs, **settings):
     """Train toy 2D GANs and report modes covered, % high-quality samples, mode KL and MMD."""
     try:
         if runs:
@@ -245,5 +315,5 @@ def main(dataset, objective, variant, seeds, adaptivemix, pack, runs, outdir, **
                 check_variant(var, objectives[0], strict=True)
     except ValueError as error:
         raise click.UsageError(str(error)) from None
-    results = run_grid(configs, outdir)
+    results = run_grid(configs, outdir, jobs=jobs)
     print(format_tables(results))

@@ -60,7 +60,9 @@ class Maxout(nn.Module):
         self.linear = nn.Linear(in_features, out_features * pieces)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x).unflatten(1, (-1, self.pieces)).amax(dim=2)
+        # max (not amax): its backward routes each gradient through the saved argmax index, where amax's builds
+        # an equality mask over all pieces; the two differ only at exact ties.
+        return self.linear(x).unflatten(1, (-1, self.pieces)).max(dim=2).values
 
 
 class PacGANGenerator(nn.Module):

@@ -335,3 +335,42 @@ def test_runs_without_matplotlib_say_once_that_figures_are_off(tmp_path, monkeyp
     results = toy.run_grid(configs, str(tmp_path), log=lines.append)
     assert len(results) == 2 and sum("figures are off" in line for line in lines) == 1
     assert not list(tmp_path.glob("*.png")) and (tmp_path / "samples-grid9-ns-plain-s1.npy").exists()
+
+
+def test_maxout_gradient_reaches_only_the_winning_piece():
+    layer = Maxout(3, 4, 5)
+    x = torch.randn(6, 3)
+    weights = torch.randn(6, 4)
+    (layer(x) * weights).sum().backward()
+    with torch.no_grad():
+        winners = layer.linear(x).view(6, 4, 5).argmax(dim=2)  # [6, 4]
+    expected = torch.zeros(20, 3)  # d/dW of sum_ij weights_ij z_i,(j, winner): weights_ij x_i on the winning row.
+    for i in range(6):
+        for j in range(4):
+            expected[j * 5 + winners[i, j]] += weights[i, j] * x[i]
+    assert torch.allclose(layer.linear.weight.grad, expected, atol=1e-6)
+
+
+def test_grid_resumes_from_its_results_and_jobs_do_not_change_numbers(tmp_path, monkeypatch):
+    configs = toy.build_configs(["pacgan-ring"], ["ns"], ["plain"], [0, 1], steps=3, batch=8)
+    first = toy.run_grid(configs, str(tmp_path / "serial"), log=lambda line: None)
+    parallel = toy.run_grid(configs, str(tmp_path / "parallel"), log=lambda line: None, jobs=2)
+    drop = ("seconds",)
+    assert [{k: v for k, v in r.items() if k not in drop} for r in first] == [
+        {k: v for k, v in r.items() if k not in drop} for r in parallel
+    ]
+    for cfg in configs:
+        name = f"samples-{cfg.name}.npy"
+        assert np.array_equal(np.load(tmp_path / "serial" / name), np.load(tmp_path / "parallel" / name))
+
+    def no_training(cfg):
+        raise AssertionError(f"{cfg.name} was trained again")
+
+    monkeypatch.setattr(toy, "run_toy", no_training)
+    lines = []
+    again = toy.run_grid(configs, str(tmp_path / "serial"), log=lines.append)
+    assert again == first and sum("read back" in line for line in lines) == 2
+    assert len((tmp_path / "serial" / "results.jsonl").read_text().splitlines()) == 2
+    longer = toy.build_configs(["pacgan-ring"], ["ns"], ["plain"], [0], steps=4, batch=8)
+    with pytest.raises(AssertionError, match="trained again"):  # Another budget is another run.
+        toy.run_grid(longer, str(tmp_path / "serial"), log=lambda line: None)
