@@ -5,8 +5,9 @@ the preset's budget (8,000 steps), on one thread, against the lab's earlier form
     python benchmarks/toy.py --variants=plain,pack4 --steps=300 --rounds=5
 
 The earlier form (what the lab ran before it was tuned for this protocol): maxout as `amax` over the pieces
-(its backward builds an equality mask over all pieces; `max` routes each gradient through the saved index) and
-Adam's per-tensor update loop instead of the fused kernel. Both forms train the same networks on the same
+(its backward builds an equality mask over all pieces; `max` routes each gradient through the saved index),
+Adam's per-tensor update loop instead of the fused kernel, and minibatch discrimination's pairwise L1 distances
+through the [B, N, N, C] differences in forward and autograd's backward instead of `PairwiseL1`. Both forms train the same networks on the same
 batches; each round times `--steps` steps of every variant in both forms, alternating, after one untimed round.
 """
 
@@ -25,23 +26,32 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from labs.toy import networks  # noqa: E402
 from labs.toy.run import PRESETS, ToyConfig, ToyRun  # noqa: E402
+from training.techniques import minibatch_discrimination  # noqa: E402
 
 VARIANTS = "plain,adaptivemix,bures,adaptivemix+bures,mbdisc,pack2,pack4"
 
 
+class DirectL1:
+    """Pairwise L1 distances [B, N, N] of m [B, N, C] through the differences, autograd's backward."""
+
+    @staticmethod
+    def apply(m: torch.Tensor) -> torch.Tensor:
+        return (m[:, :, None] - m[:, None]).abs().sum(dim=3)
+
+
 @contextmanager
-def earlier_maxout():
-    """Maxout.forward as amax over the pieces while inside."""
-    project_forward = networks.Maxout.forward
+def earlier_form():
+    """Maxout.forward as amax over the pieces and minibatch discrimination's direct L1 while inside."""
+    project_forward, project_l1 = networks.Maxout.forward, minibatch_discrimination.PairwiseL1
 
     def amax_forward(self, x):
         return self.linear(x).unflatten(1, (-1, self.pieces)).amax(dim=2)
 
-    networks.Maxout.forward = amax_forward
+    networks.Maxout.forward, minibatch_discrimination.PairwiseL1 = amax_forward, DirectL1
     try:
         yield
     finally:
-        networks.Maxout.forward = project_forward
+        networks.Maxout.forward, minibatch_discrimination.PairwiseL1 = project_forward, project_l1
 
 
 def make_run(dataset: str, variant: str, earlier: bool) -> ToyRun:
@@ -56,7 +66,7 @@ def make_run(dataset: str, variant: str, earlier: bool) -> ToyRun:
 def time_steps(run: ToyRun, steps: int, earlier: bool) -> float:
     """Milliseconds per G step (with its D step) over `steps` steps."""
     run.cfg.steps = steps
-    with earlier_maxout() if earlier else nullcontext():
+    with earlier_form() if earlier else nullcontext():
         start = time.perf_counter()
         run.train()
         return (time.perf_counter() - start) / steps * 1000

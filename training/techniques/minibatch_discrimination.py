@@ -15,6 +15,27 @@ from __future__ import annotations
 import torch
 
 
+class PairwiseL1(torch.autograd.Function):
+    """m [B, N, C] -> l [B, N, N], l_bij = sum_c |m_bic - m_bjc|.
+
+    The forward is `torch.cdist(p=1)`, which never builds the [B, N, N, C] differences. cdist has no double
+    backward, so the backward is written out with differentiable ops (and so can be differentiated again, as
+    WGAN-GP's penalty does): with s_ijc = sign(m_ic - m_jc) = -s_jic,
+        dL/dm_kc = sum_j (G_kj + G_jk) s_kjc,   G = dL/dl.
+    """
+
+    @staticmethod
+    def forward(ctx, m: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(m)
+        return torch.cdist(m, m, p=1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (m,) = ctx.saved_tensors
+        signs = torch.sign(m[:, :, None] - m[:, None])  # [B, N, N, C]
+        return torch.einsum("bkj,bkjc->bkc", grad + grad.transpose(1, 2), signs)
+
+
 class MinibatchDiscrimination(torch.nn.Module):
     """[N, A] features -> [N, A + num_kernels]: the features followed by the B closeness sums.
 
@@ -41,8 +62,7 @@ class MinibatchDiscrimination(torch.nn.Module):
             raise ValueError(f"minibatch discrimination expects [N, {self.in_features}] features, got {tuple(x.shape)}")
         m = (x.to(torch.float32) @ self.T.to(torch.float32)).view(-1, self.num_kernels, self.kernel_dim)  # [N, B, C]
         m = m.permute(1, 0, 2).contiguous()  # [B, N, C]
-        l1 = (m[:, :, None] - m[:, None]).abs().sum(dim=3)  # [B, N, N]; not cdist: it has no double backward (WGAN-GP)
-        return torch.exp(-l1).sum(dim=2).T
+        return torch.exp(-PairwiseL1.apply(m)).sum(dim=2).T
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([x, self.closeness(x).to(x.dtype)], dim=1)
