@@ -92,13 +92,20 @@ def write_report(paths: list[str], out: str, step_costs: Sequence[str] = ()) -> 
     return format_text(runs, clock)
 
 
-def write_metrics_figure(paths: list[str], out: str, metrics: list[str], labels: list[str] | None = None) -> None:
+def write_metrics_figure(
+    paths: list[str],
+    out: str,
+    metrics: list[str],
+    labels: list[str] | None = None,
+    step_costs: Sequence[str] = (),
+) -> None:
     """The `metrics` of all runs under `paths` against progress, grouped as in the report, as one PNG `out`;
-    `labels` names the groups in order (A, B, ...) instead of their differing options."""
+    `labels` names the groups in order (A, B, ...) instead of their differing options; with `step_costs`
+    (as `write_report`'s) each metric is also drawn against cost-weighted progress (equal compute)."""
     from training import report_compare as rc
     from training.report_plots import metrics_figure
 
-    runs = read_runs(paths)
+    runs, clock = rc.costed_runs(read_runs(paths), list(step_costs))
     missing = [m for m in metrics if not any(m in r.metrics for r in runs)]
     if missing:
         known = ", ".join(rc.metric_names(runs)) or "none"
@@ -111,7 +118,7 @@ def write_metrics_figure(paths: list[str], out: str, metrics: list[str], labels:
             listed = "; ".join(names.values())
             raise ValueError(f"--labels: {len(labels)} labels for {len(groups)} groups ({listed})")
         names = {g.label: f"{g.label}: {text}" for g, text in zip(groups, labels)}
-    atomic.write_bytes(out, metrics_figure(groups, names, metrics))
+    atomic.write_bytes(out, metrics_figure(groups, names, metrics, clock if step_costs else None))
 
 
 @click.command()
@@ -125,7 +132,8 @@ def write_metrics_figure(paths: list[str], out: str, metrics: list[str], labels:
     "step_costs",
     multiple=True,
     metavar="OPTION=VALUE:FACTOR",
-    help="With --out: runs with this option value cost FACTOR x per unit of progress (equal time = equal compute)",
+    help="Runs with this option value cost FACTOR x per unit of progress: --out's equal time is equal compute, "
+    "--figure adds each metric against cost-weighted progress",
 )
 def main(
     run_dirs: tuple[str, ...],
@@ -140,12 +148,12 @@ def main(
         raise click.ClickException("figures need matplotlib: pip install -e .[plots] (or pip install matplotlib)")
     if (figure is None) != (metrics is None):
         raise click.UsageError("--figure and --metrics go together: --figure=fig.png --metrics=fid50k_full")
-    if step_costs and out is None:
-        raise click.UsageError("--step-cost changes the HTML comparison: add --out=report.html")
+    if step_costs and out is None and figure is None:
+        raise click.UsageError("--step-cost changes the comparison: add --out=report.html or --figure=fig.png")
     try:
         if figure is not None:
             names = labels.split(";") if labels is not None else None
-            write_metrics_figure(list(run_dirs), figure, [m for m in metrics.split(",") if m], names)
+            write_metrics_figure(list(run_dirs), figure, [m for m in metrics.split(",") if m], names, step_costs)
             print(f"wrote {figure}")
             return
         if out is not None:

@@ -251,15 +251,19 @@ def _two_column_panels(count: int):
     return fig, axes[:count]
 
 
-def metrics_figure(groups: list[Group], names: dict[str, str], metrics: list[str]) -> bytes:
+def metrics_figure(groups: list[Group], names: dict[str, str], metrics: list[str], clock: str | None = None) -> bytes:
     """One panel per metric, every run against progress (groups coloured, seeds thin, group mean ± SD bold with
-    a band), two panels a row: for docs, where the runs' wall clocks are not comparable."""
-    fig, axes = _two_column_panels(len(metrics))
-    for ax, metric in zip(axes, metrics):
-        drawn = _overlay(ax, groups, names, lambda r, m=metric: r.metrics.get(m), None)
+    a band), two panels a row: for docs, where the runs' wall clocks are not comparable. With `clock` (runs from
+    `report_compare.with_step_costs`), each metric is a row: against progress, then against the cost-weighted
+    progress that `clock` names (equal compute)."""
+    panels = [(metric, clocked) for metric in metrics for clocked in ((False, True) if clock else (False,))]
+    fig, axes = _two_column_panels(len(panels))
+    for ax, (metric, clocked) in zip(axes, panels):
+        drawn = _overlay(ax, groups, names, lambda r, m=metric: r.metrics.get(m), 1.0 if clocked else None)
         _scale(ax, drawn)
         better = "lower" if lower_is_better(metric) else "higher"
-        ax.set(xlabel=groups[0].runs[0].unit, ylabel=metric, title=f"{metric} ({better} is better)")
+        xlabel = clock if clocked else groups[0].runs[0].unit
+        ax.set(xlabel=xlabel, ylabel=metric, title=f"{metric} ({better} is better)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     return _png(fig)

@@ -173,7 +173,7 @@ def test_cli_metrics_figure_panels_labels_and_bad_input(tmp_path, monkeypatch):
     seen = {}
     draw = report_plots.metrics_figure
     monkeypatch.setattr(
-        report_plots, "metrics_figure", lambda g, names, m: seen.update(names=names) or draw(g, names, m)
+        report_plots, "metrics_figure", lambda g, names, m, clock: seen.update(names=names) or draw(g, names, m, clock)
     )
     out = tmp_path / "fig.png"
     args = [str(tmp_path), f"--figure={out}", "--metrics=fid50k_full", "--labels=AdaptiveMix;plain"]
@@ -204,4 +204,33 @@ def test_html_report_with_step_costs_compares_equal_compute(tmp_path):
     assert "equal time = at T = 4 kimg at cost 1 (--step-cost)" in result.output
     assert "Equal time T = 4 kimg at cost 1 (--step-cost)." in out.read_text()
     bad = CliRunner().invoke(report.main, [str(tmp_path), "--step-cost=adaptivemix=True:2"])
-    assert bad.exit_code == 2 and "add --out=report.html" in bad.output
+    assert bad.exit_code == 2 and "add --out=report.html or --figure=fig.png" in bad.output
+
+
+def test_metrics_figure_with_step_costs_adds_the_equal_compute_panel(tmp_path, monkeypatch):
+    """AdaptiveMix at 2x per kimg: its curve's clock is kimg x 2, plain's kimg; one row of two drawn panels."""
+    for seed in (0, 1):
+        fid_run(tmp_path / f"plain-s{seed}", seed, {2: 100.0 + seed, 4: 90.0})
+        fid_run(tmp_path / f"amix-s{seed}", seed, {2: 80.0, 4: 70.0 - seed}, AMIX, sec=20.0)
+    from training import report_plots
+
+    seen = {}
+    draw = report_plots.metrics_figure
+
+    def spy(groups, names, metrics, clock=None):
+        seen.update(
+            clock=clock, hours={g.label: [list(r.metrics["fid50k_full"].hours) for r in g.runs] for g in groups}
+        )
+        return draw(groups, names, metrics, clock)
+
+    monkeypatch.setattr(report_plots, "metrics_figure", spy)
+    out = tmp_path / "fig.png"
+    args = [str(tmp_path), f"--figure={out}", "--metrics=fid50k_full", "--step-cost=adaptivemix=True:2"]
+    result = CliRunner().invoke(report.main, args)
+    assert result.exit_code == 0, result.output
+    assert seen["clock"] == "kimg at cost 1 (--step-cost)"
+    assert seen["hours"] == {"A": [[4.0, 8.0], [4.0, 8.0]], "B": [[2.0, 4.0], [2.0, 4.0]]}
+    pixels = decode(out.read_bytes())
+    assert pixels.shape[:2] == (round(80 * 4.6), 80 * 15)
+    for half in (pixels[:, :600], pixels[:, 600:]):  # Both panels hold curves, not an empty right cell.
+        assert_drawn(half, (300, 200))
