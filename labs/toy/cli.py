@@ -47,7 +47,7 @@ from dnnlib.seeds import parse_range
 from labs.toy.data import DATASETS, make_dataset
 from labs.toy.render import save_grid_figure, save_run_figure
 from labs.toy.run import OBJECTIVES, PRESETS, VARIANTS, ToyConfig, check_variant, run_toy
-from labs.toy.tables import format_tables
+from labs.toy.tables import format_published_comparison, format_tables
 
 
 def parse_list(text: str, choices: tuple[str, ...], what: str) -> list[str]:
@@ -317,3 +317,6 @@ def main(dataset, objective, variant, seeds, adaptivemix, pack, runs, outdir, jo
         raise click.UsageError(str(error)) from None
     results = run_grid(configs, outdir, jobs=jobs)
     print(format_tables(results))
+    published = format_published_comparison(results)
+    if published:
+        print("\n" + published)

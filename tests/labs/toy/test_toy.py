@@ -11,7 +11,7 @@ from labs.toy import cli as toy
 from labs.toy.data import make_dataset, mmd2, mode_kl, toy_metrics
 from labs.toy.networks import Maxout
 from labs.toy.run import PRESETS, ToyConfig, ToyRun, check_variant, technique_set
-from labs.toy.tables import format_tables
+from labs.toy.tables import PUBLISHED, format_published_comparison, format_tables
 
 
 def _around_modes(dataset, modes, per_mode, spread, rng):
@@ -374,3 +374,24 @@ def test_grid_resumes_from_its_results_and_jobs_do_not_change_numbers(tmp_path, 
     longer = toy.build_configs(["pacgan-ring"], ["ns"], ["plain"], [0], steps=4, batch=8)
     with pytest.raises(AssertionError, match="trained again"):  # Another budget is another run.
         toy.run_grid(longer, str(tmp_path / "serial"), log=lambda line: None)
+
+
+def test_published_comparison_puts_our_cells_above_pacgans_rows():
+    base = {"dataset": "pacgan-ring", "objective": "ns", "num_modes": 8, "mmd": 0.1}
+    rows = [
+        dict(base, variant="plain", seed=0, modes=8, hq_pct=80.0, kl=0.02),
+        dict(base, variant="plain", seed=1, modes=7, hq_pct=70.0, kl=0.04),
+        dict(base, variant="pack4", seed=0, modes=8, hq_pct=90.0, kl=0.01),
+        dict(base, variant="plain", seed=0, objective="hinge", modes=1, hq_pct=1.0, kl=2.0),  # Another objective.
+        dict(base, dataset="grid9", variant="plain", seed=0, modes=9, hq_pct=50.0, kl=0.1, num_modes=9),
+    ]
+    lines = format_published_comparison(rows).splitlines()
+    assert lines[0] == "### pacgan-ring: this lab (ns) beside the published numbers"
+    assert lines[4:] == [
+        "| plain | 2 | 7.5 ± 0.5 | 75.0 ± 5.0 | 0.03 ± 0.01 |",
+        "| pack4 | 1 | 8.0 | 90.0 | 0.01 |",
+        "| GAN (PacGAN Table 1) | 10 | 6.3 | 98.2 | 0.45 |",
+        "| PacGAN4 (PacGAN Table 1) | 10 | 7.8 | 95.9 | 0.07 |",
+    ]
+    assert format_published_comparison([rows[-1]]) == ""  # No published numbers for the lab's own sets.
+    assert set(PUBLISHED) == {"pacgan-ring", "pacgan-grid"}
