@@ -6,6 +6,12 @@ F is `D.features` (the 4x4 features before the epilogue). Reals are the first `-
 (the order of its sorted file names), mapped to [-1, 1] as in training; fakes come from `G_ema` with seeds
 from `--seed` (labels of the reals for a conditional G). Compactness is reported for the reals per class
 (when the dataset has labels), all reals, the fakes and both together. `--json` also writes the numbers.
+
+Both measures are in F's own units: a D whose F is multiplied by a constant a (and its head by 1/a, the same
+discriminator) has every Lipschitz ratio and every SD multiplied by a. The report therefore adds them relative
+to F's scale (the SD of all features, real and generated): each Lipschitz ratio divided by it, and the per-class
+and generated SDs divided by the SD of the reals. These do not change under such a rescaling, so a method that
+only shrinks F as a whole lowers the absolute columns and leaves the relative ones.
 """
 
 from __future__ import annotations
@@ -65,16 +71,27 @@ def analyze(
     f_real = feature_vectors(features_fn, reals, batch_size).cpu()
     f_fake = feature_vectors(features_fn, fakes, batch_size).cpu()
     per_class = feature_compactness(f_real, classes)
+    compactness = {
+        "real_mean_class": per_class.mean_class,
+        "real": per_class.total,
+        "generated": feature_compactness(f_fake).total,
+        "total": feature_compactness(torch.cat([f_real, f_fake])).total,
+    }
     return {
         "lipschitz": lipschitz,
-        "compactness": {
-            "real_mean_class": per_class.mean_class,
-            "real": per_class.total,
-            "generated": feature_compactness(f_fake).total,
-            "total": feature_compactness(torch.cat([f_real, f_fake])).total,
-        },
+        "compactness": compactness,
         "compactness_per_class": {str(k): v for k, v in per_class.per_class.items()},
+        "relative": relative_to_scale(lipschitz, compactness),
     }
+
+
+def relative_to_scale(lipschitz: dict[str, float], compactness: dict[str, float]) -> dict[str, float]:
+    """The measures divided by F's scale, unchanged when F is multiplied by a constant: `lipschitz_<kind>` =
+    ratio / SD of all features; `real_mean_class` and `generated` = their SD / the SD of the reals."""
+    out = {f"lipschitz_{kind}": value / compactness["total"] for kind, value in lipschitz.items()}
+    out["real_mean_class"] = compactness["real_mean_class"] / compactness["real"]
+    out["generated"] = compactness["generated"] / compactness["real"]
+    return out
 
 
 def format_report(result: dict) -> str:
@@ -84,6 +101,8 @@ def format_report(result: dict) -> str:
     lines += [f"  {group:<16} {value:.4f}" for group, value in result["compactness"].items()]
     if result["compactness_per_class"]:
         lines.append("  per class: " + ", ".join(f"{k}: {v:.4f}" for k, v in result["compactness_per_class"].items()))
+    lines.append("Relative to F's scale (Lipschitz ratios / SD of all features, SDs / SD of the reals):")
+    lines += [f"  {name:<20} {value:.4f}" for name, value in result["relative"].items()]
     return "\n".join(lines)
 
 

@@ -108,6 +108,20 @@ def test_labs_analyze_end_to_end(tmp_path):
     reals, labels, classes = analyze.load_reals(analyze.ImageFolderDataset(str(data), use_labels=True), 12)
     direct = analyze.analyze(D, G, reals, labels, classes, seed=0)
     assert numbers["lipschitz"]["both"] == pytest.approx(direct["lipschitz"]["both"], rel=1e-5)
+    assert numbers["relative"]["lipschitz_both"] == pytest.approx(
+        direct["lipschitz"]["both"] / direct["compactness"]["total"], rel=1e-5
+    )
+    # F multiplied by 3: the absolute measures triple, the relative ones stay.
+    features = D.features  # (feature map, the rest the epilogue needs): scale the map.
+    D.features = lambda x, c: (3 * features(x, c)[0], *features(x, c)[1:])
+    tripled = analyze.analyze(D, G, reals, labels, classes, seed=0)
+    for kind in ("real", "generated", "both", "mixed"):
+        assert tripled["lipschitz"][kind] == pytest.approx(3 * direct["lipschitz"][kind], rel=1e-4)
+    for name, value in direct["relative"].items():
+        assert tripled["relative"][name] == pytest.approx(value, rel=1e-4)
+    assert direct["relative"]["real_mean_class"] == pytest.approx(
+        direct["compactness"]["real_mean_class"] / direct["compactness"]["real"]
+    )
     bad = CliRunner().invoke(
         analyze.main,
         ["--network", str(pkl), "--data", str(make_image_zip(tmp_path / "e.zip", resolution=8)), "--device", "cpu"],
