@@ -164,10 +164,15 @@ def test_cli_rejects_a_classify_results_file(tmp_path, name):
     assert result.exit_code == 1 and "not a labs.dcgan, labs.ssl or labs.toy results file" in result.output
 
 
-def test_cli_metrics_figure_panels_labels_and_bad_input(tmp_path, monkeypatch):
+def two_seed_pairs(folder) -> None:
+    """Plain and AdaptiveMix runs of seeds 0 and 1 with fid50k_full at 2 and 4 kimg (AdaptiveMix at 20 s a tick)."""
     for seed in (0, 1):
-        fid_run(tmp_path / f"plain-s{seed}", seed, {2: 100.0 + seed, 4: 90.0})
-        fid_run(tmp_path / f"amix-s{seed}", seed, {2: 80.0, 4: 70.0 - seed}, AMIX, sec=20.0)
+        fid_run(folder / f"plain-s{seed}", seed, {2: 100.0 + seed, 4: 90.0})
+        fid_run(folder / f"amix-s{seed}", seed, {2: 80.0, 4: 70.0 - seed}, AMIX, sec=20.0)
+
+
+def test_cli_metrics_figure_panels_labels_and_bad_input(tmp_path, monkeypatch):
+    two_seed_pairs(tmp_path)
     from training import report_plots
 
     seen = {}
@@ -194,9 +199,7 @@ def test_cli_metrics_figure_panels_labels_and_bad_input(tmp_path, monkeypatch):
 
 def test_html_report_with_step_costs_compares_equal_compute(tmp_path):
     """AdaptiveMix at 2x per kimg: T = min(plain's 4 kimg, AdaptiveMix's 4 x 2) = 4 plain-kimg."""
-    for seed in (0, 1):
-        fid_run(tmp_path / f"plain-s{seed}", seed, {2: 100.0 + seed, 4: 90.0})
-        fid_run(tmp_path / f"amix-s{seed}", seed, {2: 80.0, 4: 70.0 - seed}, AMIX, sec=20.0)
+    two_seed_pairs(tmp_path)
     out = tmp_path / "report.html"
     args = [str(tmp_path), f"--out={out}", "--step-cost=adaptivemix=True:2"]
     result = CliRunner().invoke(report.main, args)
@@ -209,9 +212,7 @@ def test_html_report_with_step_costs_compares_equal_compute(tmp_path):
 
 def test_metrics_figure_with_step_costs_adds_the_equal_compute_panel(tmp_path, monkeypatch):
     """AdaptiveMix at 2x per kimg: its curve's clock is kimg x 2, plain's kimg; one row of two drawn panels."""
-    for seed in (0, 1):
-        fid_run(tmp_path / f"plain-s{seed}", seed, {2: 100.0 + seed, 4: 90.0})
-        fid_run(tmp_path / f"amix-s{seed}", seed, {2: 80.0, 4: 70.0 - seed}, AMIX, sec=20.0)
+    two_seed_pairs(tmp_path)
     from training import report_plots
 
     seen = {}
