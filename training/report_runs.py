@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from dnnlib.util import load_error_reason, load_weights_only
-from training.saved_names import current_names, move_adaptivemix_kwargs
+from training.saved_names import current_names, move_adaptivemix_kwargs, with_added_fields
 
 TRAIN_FILES = ("stats.jsonl", "training_options.json")
 LAB_RESULTS = "results.jsonl"
@@ -86,8 +86,9 @@ def flatten(options: dict, prefix: str = "") -> dict[str, Any]:
 
 def split_options(kind: str, options: dict) -> tuple[dict[str, Any], int | None]:
     """(options that define the group, seed) from a run's raw options; names and layouts saved before the one
-    vocabulary read as today's (`training.saved_names`), so old and new runs of one configuration group together."""
-    options = current_names(options)
+    vocabulary read as today's, and options added since read with the value those runs used
+    (`training.saved_names`), so old and new runs of one configuration group together."""
+    options = with_added_fields(kind, current_names(options))
     if kind == "train":
         try:
             move_adaptivemix_kwargs(options)

@@ -3,7 +3,8 @@
 AdaptiveMix is `adaptivemix` everywhere (`ada` means ADA only), the non-saturating objective is `ns`, one-sided
 label smoothing is `label_smoothing` and historical averaging `hist_avg_weight`, in train.py and in every lab.
 Readers of saved configurations (lab snapshots, labs.toy's results.jsonl, the run reports) map the old names
-with `current_names`, so files written before keep reading. train.py's training_options.json held AdaptiveMix's
+with `current_names`, so files written before keep reading; options a lab gained later are filled in with the
+value those runs used (`with_added_fields`). train.py's training_options.json held AdaptiveMix's
 settings in `adaptivemix_kwargs` for the training loop to unpack; today they are the loss's own keyword
 arguments in `loss_kwargs` (`adaptivemix`, `adaptivemix_form`, `adaptivemix_weight`, `noise_std`): every
 reader of a saved file calls `move_adaptivemix_kwargs`, which brings the old layout into today's, so the rest
@@ -25,6 +26,9 @@ RENAMED_FIELDS = {
     "ha_weight": "hist_avg_weight",  # labs.toy config.
 }
 RENAMED_OBJECTIVES = {"std": "ns"}  # labs.toy's name of the non-saturating GAN.
+# Options a lab gained after runs were saved, with the value that does what those runs did (the code before the
+# option): labs.dcgan's packing and stacking (off) and AdaptiveMix's noise scale (absolute, the paper's sigma).
+ADDED_FIELDS = {"dcgan": {"pack": 1, "stack": 1, "losses": {"noise_scale": "absolute"}}}
 
 
 def current_names(config: dict[str, Any]) -> dict[str, Any]:
@@ -37,6 +41,24 @@ def current_names(config: dict[str, Any]) -> dict[str, Any]:
         elif key == "objective" and isinstance(value, str):
             value = RENAMED_OBJECTIVES.get(value, value)
         out[key] = value
+    return out
+
+
+def with_added_fields(kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `config` (today's names) with the options `kind`'s lab gained later filled in where missing
+    (`ADDED_FIELDS`), so that runs saved before and after an option was added group as one configuration. An
+    empty config (options unknown) stays empty."""
+    return _fill(config, ADDED_FIELDS.get(kind, {})) if config else dict(config)
+
+
+def _fill(config: dict[str, Any], added: dict[str, Any]) -> dict[str, Any]:
+    out = dict(config)
+    for key, value in added.items():
+        if isinstance(value, dict):
+            if isinstance(out.get(key), dict):
+                out[key] = _fill(out[key], value)
+        elif key not in out:
+            out[key] = value
     return out
 
 

@@ -152,7 +152,7 @@ def test_lab_folders(tmp_path):
     save_lab_snapshot(dcgan, {"objective": "ns", "seed": 3, "kimg": 3.0, "eval_every": 1.0, "lr": 2e-4})
     (run,) = read_lab_folder(str(dcgan))
     assert (run.kind, run.unit, run.seed, run.status) == ("dcgan", "kimg", 3, "finished")
-    assert run.options == {"objective": "ns", "lr": 2e-4}
+    assert run.options == {"objective": "ns", "lr": 2e-4, "pack": 1, "stack": 1}  # Options added since: filled.
     np.testing.assert_allclose(run.metrics["fid"].hours, [1 / 60, 2 / 60, 3 / 60])
     ssl = tmp_path / "ssl"
     ssl.mkdir()

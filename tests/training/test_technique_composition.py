@@ -6,7 +6,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from training.saved_names import current_names
+from training.saved_names import current_names, with_added_fields
 from training.techniques.composition import TechniqueTerms
 
 
@@ -109,3 +109,19 @@ def test_old_names_of_saved_configurations_map_to_todays():
         "adaptivemix_distance": "mse",
     }
     assert current_names({"objective": "wgan", "run": "grid9-std-plain-s0"})["objective"] == "wgan"
+
+
+def test_options_added_later_are_filled_with_the_value_older_runs_used():
+    old = {"objective": "wgan", "seed": 0, "losses": {"adaptivemix": False, "noise_std": 0.05}}
+    new = {
+        "objective": "wgan",
+        "seed": 1,
+        "pack": 1,
+        "stack": 1,
+        "losses": {**old["losses"], "noise_scale": "absolute"},
+    }
+    assert with_added_fields("dcgan", old) == dict(new, seed=0)
+    packed = dict(new, pack=2, losses={**new["losses"], "noise_scale": "relative"})
+    assert with_added_fields("dcgan", packed) == packed  # Values present are kept.
+    assert with_added_fields("toy", old) == old  # Nothing listed for that lab.
+    assert "pack" not in old and with_added_fields("dcgan", {}) == {}  # Input unchanged; unknown stays unknown.

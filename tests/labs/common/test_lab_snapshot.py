@@ -141,7 +141,7 @@ def test_the_reports_read_a_snapshots_config_without_lab_code(tmp_path, monkeypa
     (folder / "results.jsonl").write_text('{"kimg": 1, "fid": 10.0}\n')
     Run(width=5).save(str(folder / "snapshot.pt"))
     (run,) = read_lab_folder(str(folder))
-    assert run.options == {"width": 5} and run.notes == []
+    assert run.options == {"width": 5, "pack": 1, "stack": 1} and run.notes == []  # pack, stack: added since.
     monkeypatch.chdir(tmp_path)
     for name, content in _bad_files(tmp_path).items():
         if name == "no rng":  # It holds a config, all the reports read.
@@ -154,7 +154,7 @@ def test_the_reports_read_a_snapshots_config_without_lab_code(tmp_path, monkeypa
     Run(width=5).save(str(folder / "snapshot.pt"))
     code = (
         "import sys; from training.report_runs import read_lab_folder; "
-        f"assert read_lab_folder({str(folder)!r})[0].options == {{'width': 5}}; "
+        f"assert read_lab_folder({str(folder)!r})[0].options == {{'width': 5, 'pack': 1, 'stack': 1}}; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'labs'))"
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
